@@ -1,0 +1,167 @@
+"""The library entry point: one call from a loaded table to groupings, their diff and a summary.
+
+Contract: :func:`analyze` resolves the forest, builds the delivery (batching + routing), runs the reference
+strategy (default ``service``) and the compared one (default ``sentryexporter``) and diffs them.
+:meth:`Analysis.summary` returns plain JSON-ready data under stable keys (documented in the README); the
+CLI renders exactly that, so the command line and the Python API never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tracegroup import tree
+from tracegroup.batching import Delivery, default_batching, deliver
+from tracegroup.diff import VERDICTS, Diff, diff
+from tracegroup.grouping import STRATEGIES, Context, Grouping, Options, group
+from tracegroup.model import SpanTable, kind_name, span_hex
+from tracegroup.routes import Routes
+
+
+@dataclass
+class Analysis:
+    table: SpanTable
+    forest: tree.Forest
+    delivery: Delivery
+    reference: Grouping
+    compared: Grouping
+    diff: Diff
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self, top: int = 10) -> dict[str, Any]:
+        """Every number of the report, JSON-ready (keys documented in the README)."""
+        t, d = self.table, self.diff
+        n = len(t)
+        counts = d.counts()
+        misgrouped = counts["split"] + counts["merged"] + counts["orphaned"]
+        blamed = int(d.blamed.sum())
+        tx = d.transactions()
+        per_service = d.by("service")
+        per_service.insert(0, "name", t.services)
+        per_service = per_service.sort_values(["blamed", "spans"], ascending=False)
+        per_trace = d.by("trace")
+        per_trace["not_ok"] = per_trace["spans"] - per_trace["ok"]
+        worst = per_trace[per_trace["not_ok"] > 0].sort_values(["not_ok", "spans"], ascending=False).head(top)
+        head_names = self._trace_heads(worst.index.to_numpy())
+        return {
+            "input": {
+                "files": [
+                    {
+                        "path": s.path,
+                        "format": s.format,
+                        "batches": s.batches,
+                        "spans": s.spans,
+                        "warnings": s.warnings,
+                        "notes": s.notes,
+                    }
+                    for s in t.sources
+                ],
+                "spans": n,
+                "traces": t.n_traces,
+                "services": len(t.services),
+                "batches": len(t.batches),
+            },
+            "options": self.options,
+            "reference": {
+                "strategy": self.reference.strategy,
+                "transactions": int(len(self.reference.roots())),
+                "incomplete_transactions": int(tx["incomplete"].sum()),
+            },
+            "compared": {
+                "strategy": self.compared.strategy,
+                "transactions": int(len(self.compared.roots())),
+                "sentry_events": int(len(self.compared.roots())),
+                "one_span_transactions": int(
+                    ((self.compared.sizes() == 1) & (self.compared.root == np.arange(n))).sum()
+                ),
+                "exporter_calls": self.delivery.n_calls,
+                **{k: v for k, v in self.compared.notes.items() if k != "exporter_calls"},
+            },
+            "verdicts": counts,
+            "misgrouped": {"spans": misgrouped, "ratio": _ratio(n, misgrouped)},
+            "dropped": {"spans": counts["dropped"], "ratio": _ratio(n, counts["dropped"])},
+            "blamed": {"spans": blamed, "ratio": _ratio(n, blamed)},
+            "in_incomplete_transactions": int((d.incomplete & (d.verdict != 0)).sum()),
+            "transactions": {
+                "total": int(len(tx)),
+                "intact": int(tx["intact"].sum()),
+                "broken": int((~tx["intact"]).sum()),
+                "cut_into_max": int(tx["cut_into"].max()) if len(tx) else 0,
+            },
+            "causes": d.causes().to_dict(orient="records"),
+            "per_service": [
+                {k: (v if isinstance(v, str) else int(v)) for k, v in row.items()}
+                for row in per_service.to_dict(orient="records")
+            ],
+            "worst_traces": [
+                {
+                    "trace_id": t.trace_hex[int(code)],
+                    "head": head_names.get(int(code), ""),
+                    **{
+                        k: int(row[k])
+                        for k in ("spans", "not_ok", *VERDICTS, "transactions", "compared_transactions")
+                    },
+                }
+                for code, row in worst.iterrows()
+            ],
+            "anomalies": self.forest.counts(),
+        }
+
+    def _trace_heads(self, traces: np.ndarray) -> dict[int, str]:
+        """``service: name`` of the first parentless span (else the first span) of each given trace."""
+        t = self.table
+        if not len(traces):
+            return {}
+        out: dict[int, str] = {}
+        rows = np.flatnonzero(np.isin(t.trace, traces))
+        heads: dict[int, int] = {}
+        for r in rows[self.forest.parent[rows] < 0].tolist():
+            heads.setdefault(int(t.trace[r]), r)
+        for code, r in heads.items():
+            kind = kind_name(int(t.kind[r]))
+            out[code] = (
+                f"{t.service_name(r) or '(no service)'}: {t.span(r).name} ({kind}, {span_hex(t.span_id[r])})"
+            )
+        return out
+
+
+def _ratio(n: int, x: int) -> float:
+    return round(x / n, 6) if n else 0.0
+
+
+def analyze(
+    table: SpanTable,
+    *,
+    compare: str = "sentryexporter",
+    reference: str = "service",
+    batching: str | None = None,
+    routing: str | Routes = "none",
+    boundary: str = "service",
+    forest: tree.Forest | None = None,
+) -> Analysis:
+    """Group ``table`` by ``reference`` and ``compare`` and diff them (see the module docstring)."""
+    for name in (compare, reference):
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r} (choose from {', '.join(sorted(STRATEGIES))})")
+    if boundary not in ("service", "service+remote"):
+        raise ValueError(f"unknown boundary {boundary!r} (service or service+remote)")
+    forest = forest if forest is not None else tree.build(table)
+    batching = batching or default_batching(table)
+    delivery = deliver(table, batching, routing)
+    projects = {}
+    if isinstance(routing, Routes):
+        projects = {s: r.name for s in table.services if (r := routing.route_of(s)) is not None}
+    ctx = Context(table, forest, delivery, Options(boundary=boundary, project_of_service=projects))
+    ref = group(ctx, reference)
+    cmp = group(ctx, compare)
+    options = {
+        "reference": ref.strategy,
+        "compare": cmp.strategy,
+        "batching": batching,
+        "routing": delivery.routing,
+        "boundary": boundary,
+    }
+    return Analysis(table, forest, delivery, ref, cmp, diff(table, ref, cmp), options)

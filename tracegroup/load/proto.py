@@ -1,0 +1,158 @@
+"""Binary readers: compression layers, the file exporter's length-prefixed stream, bare OTLP protobuf.
+
+Contract: :func:`decode_binary` takes the raw bytes of one file and returns a
+:class:`~tracegroup.load.base.Decoded` of serialized ``TracesData`` messages, or raises ``LoadError``.
+Detection is by content only:
+
+- gzip magic ``1f 8b`` or zstd magic ``28 b5 2f fd`` at offset 0: decompress (streaming, so frames without a
+  recorded content size work; several gzip members are concatenated) and detect again inside;
+- ``{`` or ``[`` as first non-blank byte: JSON, handed to :mod:`tracegroup.load.jsonfmt`;
+- a sequence of 4-byte big-endian lengths each followed by a ``TracesData`` (optionally one zstd frame per
+  message): the collector file exporter's ``format: proto`` stream;
+- else one bare ``TracesData`` / ``ExportTraceServiceRequest`` (an OTLP/HTTP body).
+
+A stream truncated or corrupt after at least one good message keeps the good messages and adds a warning.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import zstandard
+from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from tracegroup.load.base import Decoded, LoadError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def gunzip(data: bytes, name: str, warnings: list[str]) -> bytes:
+    """Decompress all gzip members; a truncated last member keeps what it held, with a warning."""
+    out: list[bytes] = []
+    while data[:2] == GZIP_MAGIC:
+        d = zlib.decompressobj(wbits=31)
+        try:
+            out.append(d.decompress(data))
+        except zlib.error as err:
+            if not out:
+                raise LoadError(f"{name}: corrupt gzip data ({err})") from None
+            warnings.append(f"{name}: corrupt gzip member after {sum(map(len, out))} bytes, rest ignored")
+            break
+        if not d.eof:
+            warnings.append(f"{name}: gzip stream is truncated, using the {len(out[-1])} bytes it held")
+            break
+        data = d.unused_data
+    return b"".join(out)
+
+
+def unzstd(data: bytes, name: str, warnings: list[str]) -> bytes:
+    """Decompress a zstd stream of one or more frames; a truncated stream keeps what it held."""
+    out: list[bytes] = []
+    while data:
+        d = zstandard.ZstdDecompressor().decompressobj()
+        try:
+            out.append(d.decompress(data))
+        except zstandard.ZstdError as err:
+            if not out:
+                raise LoadError(f"{name}: corrupt zstd data ({err})") from None
+            warnings.append(f"{name}: corrupt zstd frame after {sum(map(len, out))} bytes, rest ignored")
+            break
+        if not d.eof:
+            if not out[-1] and len(out) == 1:
+                raise LoadError(f"{name}: zstd stream is truncated before any data")
+            warnings.append(f"{name}: zstd stream is truncated, using the data it held")
+            break
+        data = d.unused_data
+    return b"".join(out)
+
+
+def parse_traces(payload: bytes) -> TracesData | None:
+    """``TracesData`` when ``payload`` is one (no unknown top-level fields), else None."""
+    try:
+        td = TracesData.FromString(payload)
+    except DecodeError:
+        return None
+    if len(UnknownFieldSet(td)):
+        return None
+    return td
+
+
+def read_framed(data: bytes, name: str, warnings: list[str]) -> tuple[list[bytes], bool] | None:
+    """Split a length-prefixed stream into messages; None when ``data`` is not such a stream.
+
+    Returns the messages and whether they were zstd-compressed per message.
+    """
+    messages: list[bytes] = []
+    per_message_zstd = False
+    pos, size = 0, len(data)
+    while pos < size:
+        if pos + 4 > size:
+            problem = f"{size - pos} stray bytes at the end"
+        else:
+            length = int.from_bytes(data[pos : pos + 4], "big")
+            end = pos + 4 + length
+            if end > size:
+                problem = f"message {len(messages) + 1} is truncated ({size - pos - 4} of {length} bytes)"
+            else:
+                payload = data[pos + 4 : end]
+                if payload[:4] == ZSTD_MAGIC:
+                    per_message_zstd = True
+                    try:
+                        d = zstandard.ZstdDecompressor().decompressobj()
+                        payload = d.decompress(payload)
+                        ok = d.eof
+                    except zstandard.ZstdError:
+                        ok = False
+                    if not ok:
+                        payload = b"\xff"  # unparseable, reported below
+                # Only the first message is parsed here, to recognise the format; the loader parses the
+                # rest once, while extracting, and handles a bad one like a truncation.
+                if messages or length == 0 or parse_traces(payload) is not None:
+                    messages.append(payload)
+                    pos = end
+                    continue
+                problem = f"message {len(messages) + 1} at byte {pos} is not an OTLP TracesData message"
+        if not messages:
+            return None
+        warnings.append(f"{name}: {problem}; kept the {len(messages)} complete messages before it")
+        break
+    return messages, per_message_zstd
+
+
+def decode_binary(data: bytes, name: str) -> Decoded:
+    """Detect the layers of one file's bytes and return its messages (see the module docstring)."""
+    warnings: list[str] = []
+    layers: list[str] = []
+    while True:
+        if not data.strip():
+            what = "is empty" if not layers else f"holds no data inside its {layers[-1]} layer"
+            raise LoadError(f"{name}: file {what}")
+        if data[:2] == GZIP_MAGIC:
+            layers.append("gzip")
+            data = gunzip(data, name, warnings)
+        elif data[:4] == ZSTD_MAGIC:
+            layers.append("zstd")
+            data = unzstd(data, name, warnings)
+        else:
+            break
+    prefix = "+".join(layers + [""])
+    if data.lstrip()[:1] in (b"{", b"["):
+        from tracegroup.load.jsonfmt import decode_json
+
+        decoded = decode_json(data, name)
+        decoded.format = prefix + decoded.format
+        decoded.warnings[:0] = warnings
+        return decoded
+    framed = read_framed(data, name, warnings)
+    if framed is not None:
+        messages, per_message_zstd = framed
+        fmt = "otlp-proto-stream" + ("+zstd-messages" if per_message_zstd else "")
+        return Decoded(prefix + fmt, messages, warnings)
+    if parse_traces(data) is not None:
+        return Decoded(prefix + "otlp-proto", [data], warnings)
+    raise LoadError(
+        f"{name}: not a trace dump (not OTLP protobuf, a file exporter stream, OTLP/JSON, Jaeger or Zipkin)"
+    )

@@ -1,0 +1,168 @@
+"""Renderers: an analysis summary or a load report as one screen of text, or as JSON.
+
+Contract: renderers take the plain dicts that :meth:`tracegroup.analysis.Analysis.summary` and
+:func:`info` build and only format them; they compute nothing of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from tracegroup.model import SpanTable
+from tracegroup.tree import ANOMALY_KINDS, Forest
+
+
+def info(table: SpanTable, forest: Forest, examples: int = 5) -> dict[str, Any]:
+    """What ``tracegroup info`` reports: files, formats, batches, spans, traces, services, anomalies."""
+    per_service = np.bincount(table.service, minlength=len(table.services))
+    anomalies = {}
+    for kind, rows in forest.anomalies.items():
+        anomalies[kind] = {
+            "count": int(len(rows)),
+            "meaning": ANOMALY_KINDS[kind],
+            "examples": [
+                {
+                    "trace_id": table.trace_hex[int(table.trace[r])],
+                    "span_id": f"{int(table.span_id[r]):016x}",
+                    "service": table.service_name(r),
+                }
+                for r in rows[:examples].tolist()
+            ],
+        }
+    notes: dict[str, int] = {}
+    for s in table.sources:
+        for k, v in s.notes.items():
+            notes[k] = notes.get(k, 0) + v
+    return {
+        "files": [
+            {
+                "path": s.path,
+                "format": s.format,
+                "batches": s.batches,
+                "spans": s.spans,
+                "warnings": s.warnings,
+            }
+            for s in table.sources
+        ],
+        "batches": len(table.batches),
+        "spans": len(table),
+        "traces": table.n_traces,
+        "services": {name: int(c) for name, c in zip(table.services, per_service, strict=True)},
+        "cross_service_links": int(
+            (table.service[forest.parent[forest.parent >= 0]] != table.service[forest.parent >= 0]).sum()
+        ),
+        "notes": notes,
+        "anomalies": anomalies,
+    }
+
+
+def to_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, default=_default) + "\n"
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating | np.bool_):
+        return o.item()
+    raise TypeError(type(o).__name__)
+
+
+def _pct(x: int, n: int) -> str:
+    return f"{100 * x / n:.1f}%" if n else "0%"
+
+
+def _files_line(files: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for f in files:
+        out.append(f"  {f['path']}: {f['format']}, {f['batches']:,} batches, {f['spans']:,} spans")
+        out.extend(f"  warning: {w}" for w in f["warnings"])
+    return out
+
+
+def info_text(d: dict[str, Any]) -> str:
+    lines = ["Input"] + _files_line(d["files"])
+    lines.append(
+        f"{d['spans']:,} spans in {d['traces']:,} traces, {len(d['services'])} services, "
+        f"{d['batches']:,} batches, {d['cross_service_links']:,} cross-service parent links"
+    )
+    for k, v in d["notes"].items():
+        lines.append(f"  {k.replace('_', ' ')}: {v:,}")
+    lines.append("Services")
+    for name, c in sorted(d["services"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {c:>10,}  {name or '(no service name)'}")
+    found = {k: v for k, v in d["anomalies"].items() if v["count"]}
+    lines.append("Anomalies" + ("" if found else ": none"))
+    for k, v in found.items():
+        ex = ", ".join(f"{e['trace_id']}/{e['span_id']}" for e in v["examples"][:3])
+        lines.append(f"  {v['count']:>10,}  {k}: {v['meaning']} (e.g. {ex})")
+    return "\n".join(lines) + "\n"
+
+
+def analysis_text(s: dict[str, Any], top: int = 10) -> str:
+    inp, ref, cmp, v = s["input"], s["reference"], s["compared"], s["verdicts"]
+    n = inp["spans"]
+    o = s["options"]
+    lines = ["Input"] + _files_line(inp["files"])
+    anomalies = ", ".join(f"{c:,} {k.replace('_', ' ')}" for k, c in s["anomalies"].items() if c) or "none"
+    lines.append(
+        f"{n:,} spans, {inp['traces']:,} traces, {inp['services']} services, {inp['batches']:,} batches; "
+        f"anomalies: {anomalies}"
+    )
+    lines.append(
+        f"Compared {cmp['strategy']} (batching {o['batching']}, routing {o['routing']}, "
+        f"{cmp['exporter_calls']:,} exporter calls) with {ref['strategy']} (boundary {o['boundary']})"
+    )
+    lines.append(f"  {'':<22}{ref['strategy']:>18}{cmp['strategy']:>22}")
+    lines.append(f"  {'transactions':<22}{ref['transactions']:>18,}{cmp['transactions']:>22,}")
+    lines.append(
+        f"  {'Sentry events':<22}{ref['transactions']:>18,}{cmp['sentry_events']:>22,}"
+        f"   ({cmp['one_span_transactions']:,} one-span)"
+    )
+    lines.append(f"  {'incomplete':<22}{ref['incomplete_transactions']:>18,}")
+    lines.append("Verdicts: " + ", ".join(f"{k} {c:,} ({_pct(c, n)})" for k, c in v.items()))
+    lines.append(
+        f"Mis-grouped {s['misgrouped']['spans']:,} ({_pct(s['misgrouped']['spans'], n)}), "
+        f"dropped {s['dropped']['spans']:,} ({_pct(s['dropped']['spans'], n)}); "
+        f"blamed on {cmp['strategy']}: {s['blamed']['spans']:,} ({_pct(s['blamed']['spans'], n)}), "
+        f"{s['in_incomplete_transactions']:,} more in incomplete transactions"
+    )
+    t = s["transactions"]
+    lines.append(
+        f"Transactions: {t['total']:,}, intact {t['intact']:,}, broken {t['broken']:,}"
+        + (f" (worst cut into {t['cut_into_max']:,} pieces)" if t["cut_into_max"] > 1 else "")
+    )
+    if s["causes"]:
+        lines.append("Causes")
+        merged: dict[tuple[str, str], list[int]] = {}
+        for c in s["causes"]:
+            acc = merged.setdefault((c["verdict"], c["cause"]), [0, 0])
+            acc[0] += c["spans"]
+            acc[1] += c["in_incomplete"]
+        for (verdict, cause), (spans, inc) in sorted(merged.items(), key=lambda kv: -kv[1][0])[: top + 5]:
+            extra = f" ({inc:,} in incomplete transactions)" if inc else ""
+            lines.append(f"  {spans:>10,} {verdict:<9} {cause}{extra}")
+    lines.append("Per service")
+    lines.append(
+        f"  {'service':<24}{'spans':>10}{'tx':>8}{'cmp tx':>8}{'split':>8}{'merged':>8}{'orphan':>8}"
+        f"{'dropped':>8}{'bad':>8}"
+    )
+    for r in s["per_service"]:
+        bad = r["spans"] - r["ok"]
+        lines.append(
+            f"  {(r['name'] or '(no service)')[:23]:<24}{r['spans']:>10,}{r['transactions']:>8,}"
+            f"{r['compared_transactions']:>8,}{r['split']:>8,}{r['merged']:>8,}{r['orphaned']:>8,}"
+            f"{r['dropped']:>8,}{_pct(bad, r['spans']):>8}"
+        )
+    if s["worst_traces"]:
+        lines.append("Worst traces")
+        for w in s["worst_traces"][:top]:
+            lines.append(
+                f"  {w['trace_id']}  {w['not_ok']:,}/{w['spans']:,} spans not ok (split {w['split']:,}, "
+                f"merged {w['merged']:,}, orphaned {w['orphaned']:,}, dropped {w['dropped']:,}); "
+                f"{w['transactions']} -> {w['compared_transactions']} transactions; {w['head']}"
+            )
+    return "\n".join(lines) + "\n"
