@@ -38,7 +38,9 @@ def batch(*spans: S) -> bytes:
         if rs is None or s.service != current:
             rs = td.resource_spans.add()
             if s.service is not None:
-                rs.resource.attributes.append(KeyValue(key="service.name", value=AnyValue(string_value=s.service)))
+                rs.resource.attributes.append(
+                    KeyValue(key="service.name", value=AnyValue(string_value=s.service))
+                )
             rs.scope_spans.add().scope.name = "test"
             current = s.service
         sp: Span = rs.scope_spans[0].spans.add()

@@ -45,7 +45,10 @@ def ids(t: object) -> list[int]:
     [
         (framed(B1, B2, B3), "otlp-proto-stream"),
         (framed(B1, B2, B3, per_message_zstd=True), "otlp-proto-stream+zstd-messages"),
-        (zstandard.ZstdCompressor(write_content_size=False).compress(framed(B1, B2, B3)), "zstd+otlp-proto-stream"),
+        (
+            zstandard.ZstdCompressor(write_content_size=False).compress(framed(B1, B2, B3)),
+            "zstd+otlp-proto-stream",
+        ),
         (gzip.compress(framed(B1, B2, B3)), "gzip+otlp-proto-stream"),
         (gzip.compress(framed(B1, B2, B3, per_message_zstd=True)), "gzip+otlp-proto-stream+zstd-messages"),
     ],
@@ -72,7 +75,9 @@ def test_bare_request_body_and_its_gzip_copy(tmp_path: Path) -> None:
 
 def test_zstd_frames_without_content_size(tmp_path: Path) -> None:
     c = zstandard.ZstdCompressor(write_content_size=False)
-    t = load([write(tmp_path, "d", b"".join(struct.pack(">I", len(x)) + x for x in map(c.compress, (B1, B2))))])
+    t = load(
+        [write(tmp_path, "d", b"".join(struct.pack(">I", len(x)) + x for x in map(c.compress, (B1, B2))))]
+    )
     assert ids(t) == [1, 2, 3, 4, 5]
 
 
@@ -123,7 +128,10 @@ def test_empty_ids_are_reported_not_fatal(tmp_path: Path) -> None:
 
 BAD_INPUTS = {
     "empty.pb": (b"", "file is empty"),
-    "random.bin": (bytes(np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8)), "not a trace dump"),
+    "random.bin": (
+        bytes(np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8)),
+        "not a trace dump",
+    ),
     "notes.json": (b'{"hello": "world"}', "empty.pb"),
     "list.json": (b"[1, 2, 3]", ""),
     "broken.json": (b'{"resourceSpans": [', ""),
@@ -162,3 +170,36 @@ def test_missing_file_and_keep_going(tmp_path: Path) -> None:
 def test_service_attribute_option(tmp_path: Path) -> None:
     t = load([write(tmp_path, "a.pb", framed(B1))], service_attribute="team")
     assert t.services == [""]
+
+
+def test_bare_protobuf_whose_length_byte_is_a_brace(tmp_path: Path) -> None:
+    # 0x0a (a newline) then a length of 123 (0x7b, "{"): must not be mistaken for JSON.
+    for size in range(1, 120):
+        data = batch(S(1, None, "svc", name="x" * size))
+        if data[1:2] == b"{":
+            t = load([write(tmp_path, "b.pb", data)])
+            assert len(t) == 1 and t.sources[0].format == "otlp-proto"
+            break
+    else:  # pragma: no cover
+        pytest.fail("no name length made the first length byte a brace")
+
+
+def test_file_exporter_json_with_per_message_zstd(tmp_path: Path) -> None:
+    from google.protobuf import json_format
+    from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+    def as_json(m: bytes) -> bytes:
+        d = json_format.MessageToDict(TracesData.FromString(m))
+        for rs in d["resourceSpans"]:  # OTLP/JSON wants hex ids, not protobuf's base64
+            for ss in rs["scopeSpans"]:
+                for sp in ss["spans"]:
+                    for k in ("traceId", "spanId", "parentSpanId"):
+                        if k in sp:
+                            sp[k] = __import__("base64").b64decode(sp[k]).hex()
+        return json.dumps(d).encode()
+
+    import json
+
+    t = load([write(tmp_path, "j.zst", framed(as_json(B1), as_json(B2), per_message_zstd=True))])
+    assert t.sources[0].format == "otlp-json-stream+zstd-messages"
+    assert ids(t) == [1, 2, 3, 4, 5] and len(t.batches) == 2

@@ -111,9 +111,9 @@ def spans_frame(table: SpanTable, analysis: Analysis | None = None, *, details_:
     )
     if details_:
         d = details(table)
-        frame.insert(5, "name", d.pop("name"))
+        frame.insert(4, "name", d.pop("name"))
     else:
-        frame.insert(5, "name", table.names())
+        frame.insert(4, "name", table.names())
     if analysis is not None:
         from tracegroup.diff import VERDICTS
 

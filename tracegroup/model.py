@@ -54,7 +54,7 @@ class Batch:
     """One input message (one exporter call as captured): its source file and raw TracesData bytes."""
 
     source: int
-    raw: bytes
+    raw: bytes | memoryview  # views into the file buffer when uncompressed: no copy
     spans: int
 
 
@@ -77,7 +77,7 @@ class SpanTable:
     trace_id: np.ndarray  # (n,) V16, raw 16 bytes
     span_id: np.ndarray  # (n,) uint64, big-endian value of the 8 id bytes; 0 = empty/invalid
     parent_id: np.ndarray  # (n,) uint64; 0 = no parent
-    kind: np.ndarray  # (n,) int8
+    kind: np.ndarray  # (n,) int32
     flags: np.ndarray  # (n,) uint32
     start_ns: np.ndarray  # (n,) int64
     end_ns: np.ndarray  # (n,) int64
@@ -147,5 +147,5 @@ class SpanTable:
 
 
 @functools.lru_cache(maxsize=8)
-def _parse(raw: bytes) -> TracesData:
+def _parse(raw: bytes | memoryview) -> TracesData:
     return TracesData.FromString(raw)

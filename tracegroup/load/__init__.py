@@ -10,11 +10,13 @@ on the table and the other files still load.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, TracesData
 
 from tracegroup.load.base import Decoded, LoadError
 from tracegroup.load.proto import decode_binary, parse_traces
@@ -23,6 +25,9 @@ from tracegroup.model import Batch, Source, SpanTable
 __all__ = ["LoadError", "Decoded", "load", "expand_paths", "table_from_messages"]
 
 Z8 = b"\x00" * 8
+_HOT = attrgetter(
+    "trace_id", "span_id", "parent_span_id", "kind", "flags", "start_time_unix_nano", "end_time_unix_nano"
+)
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -44,35 +49,37 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 
 class _Columns:
-    """Accumulates column chunks, one numpy/bytes chunk per scope, and builds the table at the end."""
+    """Accumulates hot columns scope by scope and builds the table at the end.
+
+    Per span, one C-level ``attrgetter`` call reads the seven hot fields (measured as fast as reading
+    four fields in a Python loop); ids are joined into one bytes object per scope; per-scope constants
+    (service, batch, position) are stored once per scope and expanded with ``np.repeat``.
+    """
 
     def __init__(self, service_attribute: str) -> None:
         self.attr = service_attribute
-        self.chunks: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("kind", "flags", "start", "end", "service", "batch", "res", "scope", "idx")
-        }
         self.tid: list[bytes] = []
         self.sid: list[bytes] = []
         self.pid: list[bytes] = []
-        self.bad: list[np.ndarray] = []
+        self.nums: dict[str, list[tuple[int, ...]]] = {k: [] for k in ("kind", "flags", "start", "end")}
+        self.scopes: list[tuple[int, int, int, int, int]] = []  # (n, service, batch, resource, scope)
+        self.bad: dict[int, np.ndarray] = {}  # span offset of a scope -> bad-id mask of that scope
+        self.count = 0
         self.services: dict[str, int] = {}
 
-    def service_code(self, rs: object) -> int:
+    def service_code(self, rs: ResourceSpans) -> int:
+        """Code of the resource's service name (non-string values as text; "" when absent)."""
         name = ""
-        for kv in rs.resource.attributes:  # type: ignore[attr-defined]
+        for kv in rs.resource.attributes:
             if kv.key == self.attr:
-                v = kv.value
-                name = (
-                    v.string_value
-                    if v.WhichOneof("value") == "string_value"
-                    else str(getattr(v, v.WhichOneof("value") or "string_value"))
-                )
+                which = kv.value.WhichOneof("value")
+                name = str(getattr(kv.value, which)) if which else ""
                 break
         return self.services.setdefault(name, len(self.services))
 
     def add_message(self, td: TracesData, batch: int) -> int:
-        total = 0
-        c = self.chunks
+        before = self.count
+        nums = self.nums
         for ri, rs in enumerate(td.resource_spans):
             svc = self.service_code(rs)
             for si, ss in enumerate(rs.scope_spans):
@@ -80,64 +87,49 @@ class _Columns:
                 n = len(spans)
                 if not n:
                     continue
-                rows = [
-                    (
-                        s.trace_id,
-                        s.span_id,
-                        s.parent_span_id,
-                        s.kind,
-                        s.flags,
-                        s.start_time_unix_nano,
-                        s.end_time_unix_nano,
-                    )
-                    for s in spans
-                ]
-                tids, sids, pids, kinds, flags, starts, ends = zip(*rows, strict=True)
-                tid = b"".join(tids)
-                sid = b"".join(sids)
-                pid = b"".join([p or Z8 for p in pids])
-                bad = None
+                tids, sids, pids, kinds, flags, starts, ends = zip(*map(_HOT, spans), strict=True)
+                tid, sid, pid = b"".join(tids), b"".join(sids), b"".join([p or Z8 for p in pids])
                 if len(tid) != 16 * n or len(sid) != 8 * n or len(pid) != 8 * n:
-                    tid, sid, pid, bad = _fix_ids(tids, sids, pids)
+                    tid, sid, pid, self.bad[self.count] = _fix_ids(tids, sids, pids)
                 self.tid.append(tid)
                 self.sid.append(sid)
                 self.pid.append(pid)
-                self.bad.append(bad if bad is not None else np.zeros(n, dtype=bool))
-                c["kind"].append(np.array(kinds, dtype=np.int8))
-                c["flags"].append(np.array(flags, dtype=np.uint32))
-                c["start"].append(np.array(starts, dtype=np.uint64).astype(np.int64))
-                c["end"].append(np.array(ends, dtype=np.uint64).astype(np.int64))
-                c["service"].append(np.full(n, svc, dtype=np.int32))
-                c["batch"].append(np.full(n, batch, dtype=np.int32))
-                c["res"].append(np.full(n, ri, dtype=np.int32))
-                c["scope"].append(np.full(n, si, dtype=np.int32))
-                c["idx"].append(np.arange(n, dtype=np.int32))
-                total += n
-        return total
+                nums["kind"].append(kinds)
+                nums["flags"].append(flags)
+                nums["start"].append(starts)
+                nums["end"].append(ends)
+                self.scopes.append((n, svc, batch, ri, si))
+                self.count += n
+        return self.count - before
 
     def table(self, batches: list[Batch], sources: list[Source]) -> SpanTable:
-        def cat(key: str, dtype: type) -> np.ndarray:
-            parts = self.chunks[key]
-            return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+        def num(key: str, dtype: type) -> np.ndarray:
+            return np.fromiter(itertools.chain.from_iterable(self.nums[key]), dtype=dtype, count=self.count)
 
+        sizes = np.array([sc[0] for sc in self.scopes], dtype=np.int64)
+        per_scope = np.array(self.scopes, dtype=np.int64).reshape(-1, 5)
+        starts = np.cumsum(sizes) - sizes
+        bad = np.zeros(self.count, dtype=bool)
+        for offset, mask in self.bad.items():
+            bad[offset : offset + len(mask)] = mask
         return SpanTable(
             trace_id=np.frombuffer(b"".join(self.tid), dtype="V16"),
             span_id=np.frombuffer(b"".join(self.sid), dtype=">u8").astype(np.uint64),
             parent_id=np.frombuffer(b"".join(self.pid), dtype=">u8").astype(np.uint64),
-            kind=cat("kind", np.int8),
-            flags=cat("flags", np.uint32),
-            start_ns=cat("start", np.int64),
-            end_ns=cat("end", np.int64),
-            service=cat("service", np.int32),
-            batch=cat("batch", np.int32),
-            res=cat("res", np.int32),
-            scope=cat("scope", np.int32),
-            idx=cat("idx", np.int32),
+            kind=num("kind", np.int32),
+            flags=num("flags", np.uint32),
+            start_ns=num("start", np.uint64).view(np.int64),
+            end_ns=num("end", np.uint64).view(np.int64),
+            service=np.repeat(per_scope[:, 1], sizes).astype(np.int32),
+            batch=np.repeat(per_scope[:, 2], sizes).astype(np.int32),
+            res=np.repeat(per_scope[:, 3], sizes).astype(np.int32),
+            scope=np.repeat(per_scope[:, 4], sizes).astype(np.int32),
+            idx=(np.arange(self.count) - np.repeat(starts, sizes)).astype(np.int32),
             services=list(self.services),
             batches=batches,
             sources=sources,
             service_attribute=self.attr,
-            bad_ids=np.concatenate(self.bad) if self.bad else np.zeros(0, dtype=bool),
+            bad_ids=bad,
         )
 
 

@@ -19,6 +19,6 @@ class LoadError(Exception):
 @dataclass
 class Decoded:
     format: str
-    messages: list[bytes]
+    messages: list[bytes | memoryview]
     warnings: list[str] = field(default_factory=list)
     notes: dict[str, int] = field(default_factory=dict)

@@ -16,6 +16,7 @@ A stream truncated or corrupt after at least one good message keeps the good mes
 
 from __future__ import annotations
 
+import re
 import zlib
 
 import zstandard
@@ -69,7 +70,7 @@ def unzstd(data: bytes, name: str, warnings: list[str]) -> bytes:
     return b"".join(out)
 
 
-def parse_traces(payload: bytes) -> TracesData | None:
+def parse_traces(payload: bytes | memoryview) -> TracesData | None:
     """``TracesData`` when ``payload`` is one (no unknown top-level fields), else None."""
     try:
         td = TracesData.FromString(payload)
@@ -80,37 +81,56 @@ def parse_traces(payload: bytes) -> TracesData | None:
     return td
 
 
-def read_framed(data: bytes, name: str, warnings: list[str]) -> tuple[list[bytes], bool] | None:
+def _frame_payload(payload: bytes | memoryview, name: str, k: int) -> tuple[bytes | memoryview | None, str]:
+    """One frame's TracesData bytes (zstd frame and JSON line handled) and what it was; None if bad."""
+    kind = "proto"
+    if payload[:4] == ZSTD_MAGIC:
+        kind = "zstd"
+        try:
+            d = zstandard.ZstdDecompressor().decompressobj()
+            payload = d.decompress(payload)
+            if not d.eof:
+                return None, kind
+        except zstandard.ZstdError:
+            return None, kind
+    if payload[:1] == b"{":  # file exporter `format: json` with compression: one JSON document per frame
+        from tracegroup.load.jsonfmt import decode_json
+
+        try:
+            return decode_json(bytes(payload), f"{name} message {k}").messages[0], kind + "+json"
+        except LoadError:
+            return None, kind + "+json"
+    return payload, kind
+
+
+def read_framed(data: bytes, name: str, warnings: list[str]) -> tuple[list[bytes | memoryview], str] | None:
     """Split a length-prefixed stream into messages; None when ``data`` is not such a stream.
 
-    Returns the messages and whether they were zstd-compressed per message.
+    Returns the messages and the stream's format name. Only the first message is parsed here, to
+    recognise the format; the loader parses the others once, while extracting, and treats a bad one like
+    a truncation.
     """
-    messages: list[bytes] = []
-    per_message_zstd = False
+    messages: list[bytes | memoryview] = []
+    fmt = "otlp-proto-stream"
+    view = memoryview(data)  # slices share the file's buffer instead of copying every message
     pos, size = 0, len(data)
     while pos < size:
         if pos + 4 > size:
             problem = f"{size - pos} stray bytes at the end"
         else:
-            length = int.from_bytes(data[pos : pos + 4], "big")
+            length = int.from_bytes(view[pos : pos + 4], "big")
             end = pos + 4 + length
             if end > size:
                 problem = f"message {len(messages) + 1} is truncated ({size - pos - 4} of {length} bytes)"
             else:
-                payload = data[pos + 4 : end]
-                if payload[:4] == ZSTD_MAGIC:
-                    per_message_zstd = True
-                    try:
-                        d = zstandard.ZstdDecompressor().decompressobj()
-                        payload = d.decompress(payload)
-                        ok = d.eof
-                    except zstandard.ZstdError:
-                        ok = False
-                    if not ok:
-                        payload = b"\xff"  # unparseable, reported below
-                # Only the first message is parsed here, to recognise the format; the loader parses the
-                # rest once, while extracting, and handles a bad one like a truncation.
-                if messages or length == 0 or parse_traces(payload) is not None:
+                payload, kind = _frame_payload(view[pos + 4 : end], name, len(messages) + 1)
+                if payload is not None and (messages or length == 0 or parse_traces(payload) is not None):
+                    if not messages:
+                        fmt = {
+                            "zstd": "otlp-proto-stream+zstd-messages",
+                            "proto+json": "otlp-json-stream",
+                            "zstd+json": "otlp-json-stream+zstd-messages",
+                        }.get(kind, fmt)
                     messages.append(payload)
                     pos = end
                     continue
@@ -119,7 +139,16 @@ def read_framed(data: bytes, name: str, warnings: list[str]) -> tuple[list[bytes
             return None
         warnings.append(f"{name}: {problem}; kept the {len(messages)} complete messages before it")
         break
-    return messages, per_message_zstd
+    return messages, fmt
+
+
+def _json(data: bytes, name: str, prefix: str, warnings: list[str]) -> Decoded:
+    from tracegroup.load.jsonfmt import decode_json
+
+    decoded = decode_json(data, name)
+    decoded.format = prefix + decoded.format
+    decoded.warnings[:0] = warnings
+    return decoded
 
 
 def decode_binary(data: bytes, name: str) -> Decoded:
@@ -127,7 +156,8 @@ def decode_binary(data: bytes, name: str) -> Decoded:
     warnings: list[str] = []
     layers: list[str] = []
     while True:
-        if not data.strip():
+        first = re.match(rb"\s*", data).end()  # type: ignore[union-attr]
+        if first == len(data):
             what = "is empty" if not layers else f"holds no data inside its {layers[-1]} layer"
             raise LoadError(f"{name}: file {what}")
         if data[:2] == GZIP_MAGIC:
@@ -139,20 +169,18 @@ def decode_binary(data: bytes, name: str) -> Decoded:
         else:
             break
     prefix = "+".join(layers + [""])
-    if data.lstrip()[:1] in (b"{", b"["):
-        from tracegroup.load.jsonfmt import decode_json
-
-        decoded = decode_json(data, name)
-        decoded.format = prefix + decoded.format
-        decoded.warnings[:0] = warnings
-        return decoded
+    looks_json = data[first : first + 1] in (b"{", b"[")
+    # A bare protobuf starts with 0x0a (a newline) and a length byte that may be "{" or "[": such files
+    # try the binary readers first, everything else that looks like JSON is JSON.
+    if looks_json and data[:1] != b"\n":
+        return _json(data, name, prefix, warnings)
     framed = read_framed(data, name, warnings)
     if framed is not None:
-        messages, per_message_zstd = framed
-        fmt = "otlp-proto-stream" + ("+zstd-messages" if per_message_zstd else "")
-        return Decoded(prefix + fmt, messages, warnings)
+        return Decoded(prefix + framed[1], framed[0], warnings)
     if parse_traces(data) is not None:
         return Decoded(prefix + "otlp-proto", [data], warnings)
+    if looks_json:
+        return _json(data, name, prefix, warnings)
     raise LoadError(
         f"{name}: not a trace dump (not OTLP protobuf, a file exporter stream, OTLP/JSON, Jaeger or Zipkin)"
     )

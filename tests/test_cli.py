@@ -1,0 +1,104 @@
+"""The command line end to end on real fixtures: analyze (text, json, fail threshold), spans, info."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from tracegroup.cli import main
+
+HOTROD = "fixtures/external/getTrace-response.json"
+DSB = "fixtures/external/traces-1695947455229.json"
+CONTRACT = [
+    "trace_id", "span_id", "parent_span_id", "service", "name", "kind", "batch", "start_ns", "end_ns",
+    "transaction", "heuristic_transaction", "verdict",
+]  # fmt: skip
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_analyze_hotrod_text_names_the_merge() -> None:
+    code, out = run("analyze", HOTROD)
+    assert code == 0
+    assert "40 spans, 1 traces, 6 services" in out
+    assert "entry span of redis-manual is CLIENT: merged into driver" in out
+    assert "merged 15 (37.5%)" in out
+
+
+def test_analyze_json_numbers_hotrod() -> None:
+    code, out = run("analyze", HOTROD, "--format", "json")
+    s = json.loads(out)
+    assert code == 0
+    assert s["input"]["spans"] == 40 and s["input"]["services"] == 6
+    assert s["reference"]["transactions"] == 28  # 1 frontend + 10 route + 14 redis + driver/customer/mysql
+    assert s["compared"]["transactions"] == 13
+    assert s["verdicts"] == {"ok": 25, "split": 0, "merged": 15, "orphaned": 0, "dropped": 0}
+    assert s["transactions"]["intact"] == 11
+    by_service = {r["name"]: r for r in s["per_service"]}
+    assert by_service["redis-manual"]["merged"] == 14 and by_service["mysql"]["merged"] == 1
+
+
+def test_routing_service_drops_entry_parts_that_are_not_server() -> None:
+    s = json.loads(run("analyze", HOTROD, "--routing", "service", "--format", "json")[1])
+    assert s["verdicts"]["dropped"] == 15  # redis-manual and mysql parts have no root: dropped whole
+    assert s["options"]["routing"] == "service"
+
+
+def test_fail_on_misgrouped_exit_codes() -> None:
+    assert run("analyze", HOTROD, "--fail-on-misgrouped", "0.5")[0] == 0
+    code, out = run("analyze", HOTROD, "--fail-on-misgrouped", "0.1")
+    assert code == 1 and "37.50% of spans" in out
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("analyze", HOTROD, "--compare", "nope")[0] == 2
+    code, out = run("analyze", HOTROD, "--routing", "missing.toml")
+    assert code == 2 and "missing.toml" in out
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_spans_formats_carry_the_contract_columns(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / f"spans.{fmt}"
+    code, text = run("spans", DSB, "--format", fmt, "-o", str(out))
+    assert code == 0, text
+    if fmt == "csv":
+        frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+    elif fmt == "jsonl":
+        frame = pd.read_json(out, lines=True, dtype=False)
+    else:
+        frame = pd.read_parquet(out)
+    assert list(frame.columns[: len(CONTRACT)]) == CONTRACT
+    assert len(frame) == 660
+    assert frame["trace_id"].str.fullmatch("[0-9a-f]{32}").all()
+    assert frame["span_id"].str.fullmatch("[0-9a-f]{16}").all()
+    assert set(frame["verdict"]) == {"ok", "merged"}
+    roots = frame[frame["parent_span_id"] == ""]
+    assert len(roots) == 20 and set(roots["service"]) == {"nginx-web-server"}
+    assert (roots["transaction"] == roots["span_id"]).all()
+
+
+def test_spans_csv_to_stdout_hand_check() -> None:
+    code, out = run("spans", HOTROD, "--no-details")
+    frame = pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False)
+    assert code == 0 and len(frame) == 40
+    redis = frame[frame["service"] == "redis-manual"]
+    # Each redis span is its own service transaction and sits in driver's exporter transaction.
+    assert (redis["transaction"] == redis["span_id"]).all()
+    driver_root = frame.loc[frame["service"] == "driver", "span_id"].item()
+    assert (redis["heuristic_transaction"] == driver_root).all()
+    assert (redis["verdict"] == "merged").all()
+
+
+def test_info_counts_real_traces() -> None:
+    code, out = run("info", DSB, "--format", "json")
+    d = json.loads(out)
+    assert code == 0 and d["spans"] == 660 and d["traces"] == 20 and len(d["services"]) == 12
+    assert d["cross_service_links"] == 220

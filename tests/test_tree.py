@@ -1,0 +1,69 @@
+"""Forest building: parent resolution within traces, anomalies, cycles, depth, networkx views."""
+
+from __future__ import annotations
+
+import networkx as nx
+from builders import S, row_of, table
+
+from tracegroup.tree import build, trace_graph
+
+
+def test_parents_resolve_within_the_trace_only() -> None:
+    # span 2's parent id 1 exists in trace 1 only; in trace 2 it is missing.
+    t = table([S(1, service="a"), S(2, 1, "a"), S(3, 1, "b", trace=2)])
+    f = build(t)
+    assert f.parent.tolist() == [-1, 0, -1]
+    assert f.anomalies["missing_parent"].tolist() == [2]
+    assert f.missing_parent.tolist() == [False, False, True]
+
+
+def test_duplicates_self_parent_cycle_and_skew() -> None:
+    t = table(
+        [
+            S(1, service="a", start=100),
+            S(2, 1, "a", start=50),  # starts before its parent: skew
+            S(2, 1, "a", start=150),  # duplicate id in the same trace
+            S(3, 2, "a", start=200),  # resolves to the first span 2
+            S(7, 7, "a"),  # self parent
+            S(8, 9, "b"),
+            S(9, 10, "b"),
+            S(10, 8, "b"),  # cycle 8 -> 9 -> 10 -> 8
+            S(11, 10, "b"),  # hangs under the cycle
+        ]
+    )
+    f = build(t)
+    assert f.anomalies["duplicate_span_id"].tolist() == [2]
+    assert f.parent[row_of(t, 3)] == 1
+    assert f.anomalies["self_parent"].tolist() == [4]
+    assert f.anomalies["parent_cycle"].tolist() == [5]  # cut at the first member in input order
+    assert f.parent.tolist() == [-1, 0, 0, 1, -1, -1, 7, 5, 7]
+    assert f.anomalies["clock_skew"].tolist() == [1]
+    assert f.depth().tolist() == [0, 1, 1, 2, 0, 0, 2, 1, 2]
+
+
+def test_no_service_name_is_an_anomaly() -> None:
+    t = table([S(1, service=""), S(2, 1, service="")])
+    assert build(t).anomalies["no_service"].tolist() == [0, 1]
+
+
+def test_trace_graph_is_a_networkx_tree() -> None:
+    t = table(
+        [S(1, service="a", name="root", kind="SERVER"), S(2, 1, "a"), S(3, 2, "b"), S(4, None, "c", trace=2)]
+    )
+    g = trace_graph(t, build(t), int(t.trace[0]))
+    assert isinstance(g, nx.DiGraph) and nx.is_arborescence(g)
+    assert sorted(g.edges) == [(0, 1), (1, 2)]
+    assert g.nodes[0]["name"] == "root" and g.nodes[0]["kind"] == "SERVER"
+    assert g.nodes[2]["service"] == "b" and g.nodes[2]["span_id"] == "0000000000000003"
+
+
+def test_deep_chain_depth_without_recursion() -> None:
+    n = 200_000
+    from builders import batch
+
+    from tracegroup.load import table_from_messages
+
+    t = table_from_messages([batch(*[S(i + 1, i or None, "a") for i in range(n)])])
+    f = build(t)
+    assert int(f.depth().max()) == n - 1
+    assert (f.parent[1:] == range(n - 1)).all()
