@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span, TracesData
 
@@ -71,9 +72,9 @@ def row_of(t: SpanTable, span: int, trace: int = 1) -> int:
     raise KeyError(span)
 
 
-def roots_by_id(t: SpanTable, root: list[int] | object) -> dict[int, int | None]:
+def roots_by_id(t: SpanTable, root: np.ndarray) -> dict[int, int | None]:
     """span id -> span id of its transaction root (None when dropped), for readable assertions."""
     out: dict[int, int | None] = {}
-    for i, r in enumerate(root):  # type: ignore[call-overload]
+    for i, r in enumerate(root.tolist()):
         out[int(t.span_id[i])] = None if r < 0 else int(t.span_id[r])
     return out

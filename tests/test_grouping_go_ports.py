@@ -26,11 +26,12 @@ are INTERNAL here.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from builders import KINDS, S, table
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from tracegroup import analyze
+from tracegroup import Analysis, analyze
 from tracegroup.grouping import Reason
 from tracegroup.load import table_from_messages
 from tracegroup.model import SpanTable
@@ -61,28 +62,25 @@ root2_child_span = S(ROOT2_CHILD, ROOT2, "api", "INTERNAL", TRACE, 4, 5, name="<
 unrelated_root = S(UNRELATED_ROOT, None, "api", "SERVER", OTHER_TRACE, 1, 2)
 
 
-def roots(t: SpanTable, root: object) -> dict[int, int | None]:
+def roots(t: SpanTable, root: np.ndarray) -> dict[int, int | None]:
     """span id -> root span id (None: not sent); span ids are unique in every table of this file."""
-    out: dict[int, int | None] = {}
-    for i, r in enumerate(root):  # type: ignore[call-overload]
-        out[int(t.span_id[i])] = None if r < 0 else int(t.span_id[r])
-    return out
+    return {int(t.span_id[i]): None if r < 0 else int(t.span_id[r]) for i, r in enumerate(root.tolist())}
 
 
-def reasons(t: SpanTable, reason: object) -> dict[int, Reason]:
-    return {int(t.span_id[i]): Reason(int(r)) for i, r in enumerate(reason)}  # type: ignore[call-overload]
+def reasons(t: SpanTable, reason: np.ndarray) -> dict[int, Reason]:
+    return {int(t.span_id[i]): Reason(r) for i, r in enumerate(reason.tolist())}
 
 
-def orphans(t: SpanTable, an: object) -> list[int]:
+def orphans(t: SpanTable, an: Analysis) -> list[int]:
     """Span ids of the one-span ORPHAN transactions, in input order (Go's ``orphanSpans``)."""
-    g = an.compared  # type: ignore[attr-defined]
+    g = an.compared
     return [int(t.span_id[i]) for i in range(len(t)) if g.reason[i] == Reason.ORPHAN and g.root[i] == i]
 
 
-def transactions(t: SpanTable, an: object) -> dict[int, set[int]]:
+def transactions(t: SpanTable, an: Analysis) -> dict[int, set[int]]:
     """Root span id -> span ids of the transaction (Go's ``transactionMap`` plus orphan transactions)."""
     out: dict[int, set[int]] = {}
-    for sid, root in roots(t, an.compared.root).items():  # type: ignore[attr-defined]
+    for sid, root in roots(t, an.compared.root).items():
         if root is not None:
             out.setdefault(root, set()).add(sid)
     return out

@@ -38,14 +38,15 @@ class Analysis:
         counts = d.counts()
         misgrouped = counts["split"] + counts["merged"] + counts["orphaned"]
         blamed = int(d.blamed.sum())
-        tx = d.transactions()
-        per_service = d.by("service")
-        per_service.insert(0, "name", t.services)
-        per_service = per_service.sort_values(["blamed", "spans"], ascending=False)
-        per_trace = d.by("trace")
-        per_trace["not_ok"] = per_trace["spans"] - per_trace["ok"]
-        worst = per_trace[per_trace["not_ok"] > 0].sort_values(["not_ok", "spans"], ascending=False).head(top)
-        head_names = self._trace_heads(worst.index.to_numpy())
+        tx = d.transaction_arrays()
+        svc = d.by_arrays("service")
+        svc_order = np.lexsort((-svc["spans"], -svc["blamed"]))
+        per_trace = d.by_arrays("trace")
+        not_ok = per_trace["spans"] - per_trace["ok"]
+        worst = np.lexsort((-per_trace["spans"], -not_ok))[: min(top, int((not_ok > 0).sum()))]
+        heads = self._trace_heads(worst)
+        n_compared = len(self.compared.roots())
+        one_span = (self.compared.sizes() == 1) & (self.compared.root == np.arange(n))
         return {
             "input": {
                 "files": [
@@ -67,16 +68,14 @@ class Analysis:
             "options": self.options,
             "reference": {
                 "strategy": self.reference.strategy,
-                "transactions": int(len(self.reference.roots())),
+                "transactions": len(tx["root"]),
                 "incomplete_transactions": int(tx["incomplete"].sum()),
             },
             "compared": {
                 "strategy": self.compared.strategy,
-                "transactions": int(len(self.compared.roots())),
-                "sentry_events": int(len(self.compared.roots())),
-                "one_span_transactions": int(
-                    ((self.compared.sizes() == 1) & (self.compared.root == np.arange(n))).sum()
-                ),
+                "transactions": n_compared,
+                "sentry_events": n_compared,
+                "one_span_transactions": int(one_span.sum()),
                 "exporter_calls": self.delivery.n_calls,
                 **{k: v for k, v in self.compared.notes.items() if k != "exporter_calls"},
             },
@@ -86,26 +85,26 @@ class Analysis:
             "blamed": {"spans": blamed, "ratio": _ratio(n, blamed)},
             "in_incomplete_transactions": int((d.incomplete & (d.verdict != 0)).sum()),
             "transactions": {
-                "total": int(len(tx)),
+                "total": len(tx["root"]),
                 "intact": int(tx["intact"].sum()),
                 "broken": int((~tx["intact"]).sum()),
-                "cut_into_max": int(tx["cut_into"].max()) if len(tx) else 0,
+                "cut_into_max": int(tx["cut_into"].max()) if len(tx["root"]) else 0,
             },
-            "causes": d.causes().to_dict(orient="records"),
+            "causes": d.cause_records(),
             "per_service": [
-                {k: (v if isinstance(v, str) else int(v)) for k, v in row.items()}
-                for row in per_service.to_dict(orient="records")
+                {"name": t.services[i], **{k: int(v[i]) for k, v in svc.items()}} for i in svc_order.tolist()
             ],
             "worst_traces": [
                 {
-                    "trace_id": t.trace_hex[int(code)],
-                    "head": head_names.get(int(code), ""),
+                    "trace_id": t.trace_hex[c],
+                    "head": heads.get(c, ""),
+                    "not_ok": int(not_ok[c]),
                     **{
-                        k: int(row[k])
-                        for k in ("spans", "not_ok", *VERDICTS, "transactions", "compared_transactions")
+                        k: int(per_trace[k][c])
+                        for k in ("spans", *VERDICTS, "transactions", "compared_transactions")
                     },
                 }
-                for code, row in worst.iterrows()
+                for c in worst.tolist()
             ],
             "anomalies": self.forest.counts(),
         }
@@ -148,7 +147,7 @@ def analyze(
             raise ValueError(f"unknown strategy {name!r} (choose from {', '.join(sorted(STRATEGIES))})")
     if boundary not in ("service", "service+remote"):
         raise ValueError(f"unknown boundary {boundary!r} (service or service+remote)")
-    forest = forest if forest is not None else tree.build(table)
+    forest = forest if forest is not None else tree.build(table, timing=False)
     batching = batching or default_batching(table)
     delivery = deliver(table, batching, routing)
     projects = {}

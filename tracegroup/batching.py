@@ -9,8 +9,9 @@ Contract: :func:`deliver` turns a table into a :class:`Delivery` for the per-cal
   :class:`~tracegroup.routes.Routes` file (services sharing a route share the exporter; services without a
   route, and no default, never reach Sentry: ``lost`` says so).
 
-Each exporter call gets an integer id; ``order`` lists delivered rows in the order the exporter walks them
-(input order inside each batch). Deterministic: same table and options, same delivery.
+Each exporter call gets an integer id; inside a call the exporter walks spans in input order unless
+``order`` says otherwise (:meth:`Delivery.rows_of_call`). Deterministic: same table and options, same
+delivery.
 """
 
 from __future__ import annotations
@@ -28,12 +29,18 @@ BATCHINGS = ("captured", "trace", "all")
 @dataclass
 class Delivery:
     call: np.ndarray  # int64 per span: exporter call id, -1 = never reached a Sentry exporter
-    order: np.ndarray  # delivered rows in exporter walk order, grouped by call
     unrouted: np.ndarray  # bool per span: lost because its service has no route
     n_calls: int
     batching: str
     routing: str
     exporters: list[str]  # exporter name per exporter index
+    order: np.ndarray | None = None  # delivered rows in walk order when that is not input order
+
+    def rows_of_call(self, c: int) -> np.ndarray:
+        """Rows of exporter call ``c`` in the order the exporter walks them."""
+        if self.order is None:
+            return np.flatnonzero(self.call == c)
+        return self.order[self.call[self.order] == c]
 
     @property
     def delivered(self) -> np.ndarray:
@@ -82,10 +89,15 @@ def route(table: SpanTable, base: np.ndarray, batching: str, routing: str | Rout
     else:
         raise ValueError(f"unknown routing {routing!r} (none, service or a routes file)")
     unrouted = exporter < 0
-    key = base * max(len(names), 1) + exporter
-    call = np.full(n, -1, dtype=np.int64)
     ok = ~unrouted
-    uniq, inv = np.unique(key[ok], return_inverse=True)
-    call[ok] = inv
-    order = np.argsort(np.where(ok, call, len(uniq)), kind="stable")[: int(ok.sum())]
-    return Delivery(call, order, unrouted, len(uniq), batching, routing_name, names)
+    key = base[ok] * max(len(names), 1) + exporter[ok]
+    call = np.full(n, -1, dtype=np.int64)
+    if len(key) and int(key.max()) < 4 * n + 1024:  # dense keys: rank by a presence table, no sort
+        present = np.zeros(int(key.max()) + 1, dtype=bool)
+        present[key] = True
+        call[ok] = (np.cumsum(present) - 1)[key]
+        n_calls = int(present.sum())
+    else:
+        uniq, call[ok] = np.unique(key, return_inverse=True)
+        n_calls = len(uniq)
+    return Delivery(call, unrouted, n_calls, batching, routing_name, names)

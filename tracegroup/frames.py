@@ -14,11 +14,12 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from tracegroup.model import KIND_NAMES, STATUS_NAMES, SpanTable, hex_ids
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from tracegroup.analysis import Analysis
 
 
@@ -92,6 +93,8 @@ def details(table: SpanTable) -> dict[str, list[Any]]:
 
 def spans_frame(table: SpanTable, analysis: Analysis | None = None, *, details_: bool = True) -> pd.DataFrame:
     """One row per span (see the module docstring)."""
+    import pandas as pd
+
     parent_hex = hex_ids(table.parent_id, 16)
     no_parent = table.parent_id == 0
     frame = pd.DataFrame(

@@ -4,8 +4,10 @@ Contract:
 - A :class:`SpanTable` holds one row per input span, in input order (batch by batch, then resource,
   scope and span order inside each batch). Row ``i`` of every column describes the same span.
 - Hot columns are numpy arrays, extracted once at load time: ids as raw integers/bytes (never hex strings),
-  kind, OTLP flags, start/end in ns, service as an integer code into :attr:`SpanTable.services`, batch index
-  and the span's position inside its batch message (resource, scope, span index).
+  kind, service as an integer code into :attr:`SpanTable.services`, batch index and the span's position
+  inside its batch message (resource, scope, span index): exactly what the groupings need.
+- Warm columns (OTLP flags, start/end in ns) are decoded in one extra pass the first time anything
+  asks for one of them (remote-parent rules, clock skew, simulation, plots).
 - Everything else (name, status, attributes, resource attributes, scope, events, links) stays in the raw
   OTLP ``TracesData`` bytes of each batch and is decoded on demand by :meth:`SpanTable.details` (all spans,
   one pass) or :meth:`SpanTable.span` (one span). This keeps a load of millions of spans close to the cost
@@ -15,9 +17,13 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -78,9 +84,6 @@ class SpanTable:
     span_id: np.ndarray  # (n,) uint64, big-endian value of the 8 id bytes; 0 = empty/invalid
     parent_id: np.ndarray  # (n,) uint64; 0 = no parent
     kind: np.ndarray  # (n,) int32
-    flags: np.ndarray  # (n,) uint32
-    start_ns: np.ndarray  # (n,) int64
-    end_ns: np.ndarray  # (n,) int64
     service: np.ndarray  # (n,) int32 code into ``services``
     batch: np.ndarray  # (n,) int32 index into ``batches``
     res: np.ndarray  # (n,) int32 resource index in the batch message
@@ -91,21 +94,72 @@ class SpanTable:
     sources: list[Source]
     service_attribute: str = "service.name"
     bad_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # wrong-length/empty ids
+    _parsed: dict[int, TracesData] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.span_id)
 
-    # ----------------------------------------------------------------- derived columns, cached
+    # ----------------------------------------------------------------- columns decoded on first use
+    @functools.cached_property
+    def _warm(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """flags, start and end of every span: one more pass over the messages, only when asked for."""
+        parts: list[tuple[tuple[int, ...], ...]] = []
+        with gc_paused():
+            for b in self.batches:
+                for rs in TracesData.FromString(b.raw).resource_spans:
+                    for ss in rs.scope_spans:
+                        if len(ss.spans):
+                            parts.append(tuple(zip(*map(_WARM, ss.spans), strict=True)))
+        n = len(self)
+
+        def col(k: int, dtype: type) -> np.ndarray:
+            return np.fromiter(itertools.chain.from_iterable(p[k] for p in parts), dtype=dtype, count=n)
+
+        return col(0, np.uint32), col(1, np.uint64).view(np.int64), col(2, np.uint64).view(np.int64)
+
+    @property
+    def flags(self) -> np.ndarray:
+        """OTLP ``Span.flags`` (uint32): bits 0x100/0x200 carry the parent-remote flag."""
+        return self._warm[0]
+
+    @property
+    def start_ns(self) -> np.ndarray:
+        return self._warm[1]
+
+    @property
+    def end_ns(self) -> np.ndarray:
+        return self._warm[2]
+
     @functools.cached_property
     def trace(self) -> np.ndarray:
         """Trace code per span (int64), codes numbered by first appearance in input order."""
         if not len(self):
             return np.zeros(0, dtype=np.int64)
-        _, first, inverse = np.unique(self.trace_id, return_index=True, return_inverse=True)
+        # Factorize on the low 64 bits (fast); fall back to all 128 when two traces share them.
+        halves = self.trace_id.view(np.uint64).reshape(-1, 2)
+        _, first, inverse = np.unique(halves[:, 1], return_index=True, return_inverse=True)
+        if not np.array_equal(halves[first[inverse], 0], halves[:, 0]):
+            _, first, inverse = np.unique(self.trace_id, return_index=True, return_inverse=True)
         order = np.argsort(first, kind="stable")
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
         return rank[inverse].astype(np.int64)
+
+    @functools.cached_property
+    def id_ranks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Span ids as dense ranks, shared by every parent lookup: (sorted distinct span ids, rank of each
+        span's id, rank of each parent id, whether the parent id is some span's id at all, and — when
+        every span id in the table is distinct — the row holding each rank, else None)."""
+        order = np.argsort(self.span_id, kind="stable")
+        ids = self.span_id[order]
+        new = np.ones(len(ids), dtype=bool)
+        new[1:] = ids[1:] != ids[:-1]
+        uniq = ids[new]
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[order] = np.cumsum(new) - 1
+        p_rank = np.minimum(np.searchsorted(uniq, self.parent_id), max(len(uniq) - 1, 0))
+        known = (self.parent_id != 0) & (uniq[p_rank] == self.parent_id) if len(uniq) else new
+        return uniq, rank, p_rank.astype(np.int64), known, order if len(uniq) == len(ids) else None
 
     @property
     def n_traces(self) -> int:
@@ -123,7 +177,13 @@ class SpanTable:
 
     # ----------------------------------------------------------------- lazy decoding
     def _message(self, b: int) -> TracesData:
-        return _parse(self.batches[b].raw)
+        """Batch ``b`` parsed; the last few stay cached (keyed by index: hashing megabytes is not free)."""
+        cache = self._parsed
+        if b not in cache:
+            if len(cache) >= 8:
+                del cache[next(iter(cache))]
+            cache[b] = TracesData.FromString(self.batches[b].raw)
+        return cache[b]
 
     def span(self, i: int) -> PbSpan:
         """The full OTLP span of row ``i`` (decodes its batch message; the last few are cached)."""
@@ -146,6 +206,16 @@ class SpanTable:
                         yield b, rs, ss, s
 
 
-@functools.lru_cache(maxsize=8)
-def _parse(raw: bytes | memoryview) -> TracesData:
-    return TracesData.FromString(raw)
+_WARM = attrgetter("flags", "start_time_unix_nano", "end_time_unix_nano")
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building millions of small acyclic objects (it would rescan them)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

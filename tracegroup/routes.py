@@ -109,4 +109,8 @@ def load_routes(path: str | Path) -> Routes:
     default = _route(data["default"], name, "default") if "default" in data else None
     if default is not None and not data["default"].get("name"):
         default.name = "default"
+    names = [r.name for r in routes] + ([default.name] if default else [])
+    for route_name in names:
+        if names.count(route_name) > 1:
+            raise LoadError(f"{name}: two routes are named {route_name!r}: each route is one exporter")
     return Routes(routes, default, name)

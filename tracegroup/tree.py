@@ -15,11 +15,14 @@ Contract:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 
 from tracegroup.model import SpanTable, kind_name, span_hex
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 #: Anomaly kinds, in report order, with their one-line explanation.
 ANOMALY_KINDS: dict[str, str] = {
@@ -72,25 +75,35 @@ def jump_to_roots(up: np.ndarray) -> np.ndarray:
     return up
 
 
-def _resolve(table: SpanTable) -> tuple[np.ndarray, np.ndarray]:
-    """Parent row per span (or -1), and the rows that are duplicates of an earlier (trace, span id)."""
-    n = len(table)
-    if n == 0:
+def lookup_parents(table: SpanTable, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Parents by span id inside groups (traces, or exporter calls), vectorised.
+
+    ``group[i]`` is the group of row ``i`` (``-1``: the row takes no part). For each taking part, the row
+    of the first span, in input order, of the same group whose span id is its parent id, else -1; and the
+    rows that repeat an earlier (group, span id) pair. When every span id of the table is distinct (the
+    usual case) the parent candidate is unique and only its group is checked: no sort of (group, id) keys.
+    """
+    n = len(group)
+    uniq, s_rank, p_rank, p_known, row_of_rank = table.id_ranks
+    member = group >= 0
+    if not n:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    uniq, s_rank = np.unique(table.span_id, return_inverse=True)
+    if row_of_rank is not None:
+        cand = row_of_rank[p_rank]
+        found = p_known & member & (group[cand] == group)
+        return np.where(found, cand, -1).astype(np.int64), np.zeros(0, dtype=np.int64)
+    rows = np.flatnonzero(member)
     width = np.int64(len(uniq))
-    key = table.trace * width + s_rank
+    key = group[rows] * width + s_rank[rows]
     order = np.argsort(key, kind="stable")
     skey = key[order]
-    dup_sorted = np.flatnonzero(skey[1:] == skey[:-1]) + 1
-    duplicates = np.sort(order[dup_sorted])
-    pid = table.parent_id
-    pr = np.minimum(np.searchsorted(uniq, pid), len(uniq) - 1)
-    pkey = table.trace * width + pr
-    pos = np.minimum(np.searchsorted(skey, pkey), n - 1)
-    found = (pid != 0) & (uniq[pr] == pid) & (skey[pos] == pkey) & ~table.bad_ids
-    parent = np.where(found, order[pos], -1).astype(np.int64)
-    return parent, duplicates
+    duplicates = rows[order[np.flatnonzero(skey[1:] == skey[:-1]) + 1]]
+    pkey = group[rows] * width + p_rank[rows]
+    pos = np.minimum(np.searchsorted(skey, pkey), max(len(skey) - 1, 0))
+    found = p_known[rows] & (skey[pos] == pkey) if len(skey) else np.zeros(0, dtype=bool)
+    parent = np.full(n, -1, dtype=np.int64)
+    parent[rows] = np.where(found, rows[order[pos]], -1)
+    return parent, np.sort(duplicates)
 
 
 def _cut_cycles(parent: np.ndarray) -> list[int]:
@@ -123,32 +136,39 @@ def _cut_cycles(parent: np.ndarray) -> list[int]:
     return sorted(cuts)
 
 
-def build(table: SpanTable) -> Forest:
-    """Resolve parents and collect anomalies (see the module docstring)."""
-    parent, duplicates = _resolve(table)
+def build(table: SpanTable, timing: bool = True) -> Forest:
+    """Resolve parents and collect anomalies (see the module docstring).
+
+    ``timing=False`` skips the clock-skew check, the only one that needs start times: the grouping
+    commands then never decode the warm columns.
+    """
+    parent, duplicates = lookup_parents(table, table.trace)
+    parent[table.bad_ids] = -1
     rows = np.arange(len(table))
     self_parent = np.flatnonzero(parent == rows)
     parent[self_parent] = -1
     cycles = np.array(_cut_cycles(parent), dtype=np.int64)
     has_pid = table.parent_id != 0
     missing = has_pid & (parent < 0)
-    child = np.flatnonzero(parent >= 0)
-    skew = child[table.start_ns[child] < table.start_ns[parent[child]]]
     no_service_codes = [i for i, s in enumerate(table.services) if s == ""]
     anomalies = {
         "missing_parent": np.flatnonzero(missing & ~table.bad_ids),
         "duplicate_span_id": duplicates,
         "self_parent": self_parent,
         "parent_cycle": cycles,
-        "clock_skew": skew,
         "no_service": np.flatnonzero(np.isin(table.service, no_service_codes)),
         "empty_id": np.flatnonzero(table.bad_ids | (table.span_id == 0)),
     }
+    if timing:
+        child = np.flatnonzero(parent >= 0)
+        anomalies["clock_skew"] = child[table.start_ns[child] < table.start_ns[parent[child]]]
     return Forest(parent, missing, anomalies)
 
 
 def trace_graph(table: SpanTable, forest: Forest, trace: int) -> nx.DiGraph:
     """One trace as a networkx DiGraph (edges parent -> child, nodes are row indices) with span data."""
+    import networkx as nx
+
     rows = np.flatnonzero(table.trace == trace)
     g = nx.DiGraph()
     names = table.names(rows)

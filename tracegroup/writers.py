@@ -10,14 +10,18 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 NESTED = ("attributes", "resource_attributes", "events", "links")
 
 
 def _flatten(frame: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     out = frame.copy()
     for col in NESTED:
         if col in out:

@@ -85,9 +85,8 @@ class Grouping:
         return self.root >= 0
 
     def roots(self) -> np.ndarray:
-        """Rows that root a transaction (sorted)."""
-        r = self.root[self.root >= 0]
-        return np.unique(r)
+        """Rows that root a transaction (sorted): the spans that are their own root."""
+        return np.flatnonzero(self.root == np.arange(len(self.root)))
 
     def sizes(self) -> np.ndarray:
         """Span count of each span's transaction (0 when dropped)."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from tracegroup.grouping import Context, Grouping, Reason, register
 from tracegroup.model import KIND_CONSUMER, KIND_SERVER
-from tracegroup.tree import jump_to_roots
+from tracegroup.tree import jump_to_roots, lookup_parents
 
 
 def _root_rule(ctx: Context, era: str) -> tuple[np.ndarray, np.ndarray]:
@@ -45,39 +45,23 @@ def emulate(ctx: Context, era: str = "2023") -> Grouping:
     t, d = ctx.table, ctx.delivery
     n = len(t)
     is_root, rule_reason = _root_rule(ctx, era)
-    root = np.full(n, -1, dtype=np.int64)
-    reason = np.full(n, Reason.DROPPED_UNROUTED, dtype=np.int8)
-    rows = d.order
-    dup_calls = np.zeros(0, dtype=np.int64)
-    if len(rows):
-        call = d.call[rows]
-        sid = t.span_id[rows]
-        # Local parent inside the call, by span id only: key (call, span id rank).
-        uniq, s_rank = np.unique(sid, return_inverse=True)
-        width = np.int64(len(uniq))
-        key = call * width + s_rank
-        order = np.argsort(key, kind="stable")
-        skey = key[order]
-        dup_calls = np.unique(call[order[1:][skey[1:] == skey[:-1]]])
-        pid = t.parent_id[rows]
-        pr = np.minimum(np.searchsorted(uniq, pid), len(uniq) - 1)
-        pkey = call * width + pr
-        pos = np.minimum(np.searchsorted(skey, pkey), len(rows) - 1)
-        found = (pid != 0) & (uniq[pr] == pid) & (skey[pos] == pkey)
-        local = np.arange(len(rows))
-        rr = is_root[rows]
-        up = np.where(rr | ~found, local, order[pos])
-        top = jump_to_roots(up)
-        attached = rr[top]
-        calls_with_root = np.zeros(d.n_calls, dtype=bool)
-        calls_with_root[call[rr]] = True
-        sent = calls_with_root[call]
-        r = np.where(attached, rows[top], rows)
-        root[rows] = np.where(sent, r, -1)
-        why = np.where(rr, rule_reason[rows], np.where(attached, Reason.JOINED, Reason.ORPHAN))
-        reason[rows] = np.where(sent, why, Reason.DROPPED_NO_ROOT)
-        for c in dup_calls.tolist():
-            _literal_call(t.span_id, t.parent_id, is_root, rule_reason, rows[call == c], root, reason)
+    call = d.call
+    delivered = call >= 0
+    # Parent inside the same call by span id only (the Go maps' key).
+    parent, dups = lookup_parents(t, call)
+    rows = np.arange(n)
+    rr = is_root & delivered
+    top = jump_to_roots(np.where(rr | (parent < 0), rows, parent))
+    attached = rr[top]
+    calls_with_root = np.bincount(call[rr], minlength=max(d.n_calls, 1)) > 0
+    sent = delivered & calls_with_root[np.maximum(call, 0)]
+    root = np.where(sent, np.where(attached, top, rows), -1)
+    why = np.where(rr, rule_reason, np.where(attached, Reason.JOINED, Reason.ORPHAN))
+    reason = np.where(sent, why, np.where(delivered, Reason.DROPPED_NO_ROOT, Reason.DROPPED_UNROUTED))
+    reason = reason.astype(np.int8)
+    dup_calls = np.unique(call[dups])
+    for c in dup_calls.tolist():  # walk order inside the call matters only here
+        _literal_call(t.span_id, t.parent_id, is_root, rule_reason, d.rows_of_call(c), root, reason)
     g = Grouping("sentryexporter" if era == "2023" else "sentryexporter-2021", root, reason)
     g.notes["exporter_calls"] = d.n_calls
     g.notes["calls_with_duplicate_span_ids"] = len(dup_calls)
