@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import networkx as nx
+import numpy as np
 from builders import S, row_of, table
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracegroup.tree import build, trace_graph
 
@@ -67,3 +70,31 @@ def test_deep_chain_depth_without_recursion() -> None:
     f = build(t)
     assert int(f.depth().max()) == n - 1
     assert (f.parent[1:] == range(n - 1)).all()
+
+
+@given(
+    st.lists(st.integers(0, 2**64 - 1), min_size=0, max_size=3000, unique=True),
+    st.lists(st.integers(0, 2**64 - 1), max_size=500),
+    st.booleans(),
+)
+@settings(max_examples=60, deadline=None)
+def test_search_sorted_matches_numpy(ids: list[int], extra: list[int], sequential: bool) -> None:
+    from tracegroup.model import search_sorted
+
+    if sequential:  # crowded buckets: the fallback path
+        ids = list(range(1, len(ids) + 1))
+    u = np.array(sorted(ids), dtype=np.uint64)
+    rng = np.random.default_rng(len(ids))
+    q = np.concatenate(
+        [u[rng.integers(0, max(len(u), 1), len(u))] if len(u) else u, np.array(extra, dtype=np.uint64)]
+    )
+    assert (search_sorted(u, q) == np.searchsorted(u, q)).all()
+
+
+def test_search_sorted_bucket_path_on_random_ids() -> None:
+    from tracegroup.model import search_sorted
+
+    rng = np.random.default_rng(3)
+    u = np.unique(rng.integers(0, 2**63, 50_000, dtype=np.uint64) * np.uint64(2))
+    q = np.concatenate([u, u + np.uint64(1), rng.integers(0, 2**64 - 1, 50_000, dtype=np.uint64)])
+    assert (search_sorted(u, q) == np.searchsorted(u, q)).all()

@@ -110,14 +110,16 @@ class Analysis:
         }
 
     def _trace_heads(self, traces: np.ndarray) -> dict[int, str]:
-        """``service: name`` of the first parentless span (else the first span) of each given trace."""
+        """``service: name`` of each given trace's head: its first span without a parent id, else its first
+        span whose parent is missing from the dump."""
         t = self.table
         if not len(traces):
             return {}
         out: dict[int, str] = {}
         rows = np.flatnonzero(np.isin(t.trace, traces))
+        rows = rows[self.forest.parent[rows] < 0]
         heads: dict[int, int] = {}
-        for r in rows[self.forest.parent[rows] < 0].tolist():
+        for r in np.concatenate([rows[t.parent_id[rows] == 0], rows[t.parent_id[rows] != 0]]).tolist():
             heads.setdefault(int(t.trace[r]), r)
         for code, r in heads.items():
             kind = kind_name(int(t.kind[r]))

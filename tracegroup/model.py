@@ -137,7 +137,8 @@ class SpanTable:
             return np.zeros(0, dtype=np.int64)
         # Factorize on the low 64 bits (fast); fall back to all 128 when two traces share them.
         halves = self.trace_id.view(np.uint64).reshape(-1, 2)
-        _, first, inverse = np.unique(halves[:, 1], return_index=True, return_inverse=True)
+        _, inverse, order, new = factorize(halves[:, 1])
+        first = order[new]
         if not np.array_equal(halves[first[inverse], 0], halves[:, 0]):
             _, first, inverse = np.unique(self.trace_id, return_index=True, return_inverse=True)
         order = np.argsort(first, kind="stable")
@@ -150,16 +151,10 @@ class SpanTable:
         """Span ids as dense ranks, shared by every parent lookup: (sorted distinct span ids, rank of each
         span's id, rank of each parent id, whether the parent id is some span's id at all, and — when
         every span id in the table is distinct — the row holding each rank, else None)."""
-        order = np.argsort(self.span_id, kind="stable")
-        ids = self.span_id[order]
-        new = np.ones(len(ids), dtype=bool)
-        new[1:] = ids[1:] != ids[:-1]
-        uniq = ids[new]
-        rank = np.empty(len(ids), dtype=np.int64)
-        rank[order] = np.cumsum(new) - 1
-        p_rank = np.minimum(np.searchsorted(uniq, self.parent_id), max(len(uniq) - 1, 0))
+        uniq, rank, order, new = factorize(self.span_id)
+        p_rank = np.minimum(search_sorted(uniq, self.parent_id), max(len(uniq) - 1, 0))
         known = (self.parent_id != 0) & (uniq[p_rank] == self.parent_id) if len(uniq) else new
-        return uniq, rank, p_rank.astype(np.int64), known, order if len(uniq) == len(ids) else None
+        return uniq, rank, p_rank.astype(np.int64), known, order if len(uniq) == len(self) else None
 
     @property
     def n_traces(self) -> int:
@@ -204,6 +199,42 @@ class SpanTable:
                 for ss in rs.scope_spans:
                     for s in ss.spans:
                         yield b, rs, ss, s
+
+
+def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Dense ranks by one stable argsort: (sorted distinct values, rank of each value, the argsort, and a
+    mask over it marking the first — lowest-row — occurrence of each distinct value)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    new = np.ones(len(ordered), dtype=bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    rank = np.empty(len(ordered), dtype=np.int64)
+    rank[order] = np.cumsum(new) - 1
+    return ordered[new], rank, order, new
+
+
+def search_sorted(sorted_ids: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(sorted_ids, queries)`` for distinct sorted uint64 ids, several times faster when
+    the ids are spread like random ids: bucket by the top bits, then step inside each (small) bucket.
+    Falls back to binary search when some bucket is crowded (small or sequential ids)."""
+    n = len(sorted_ids)
+    bits = max(1, n.bit_length())
+    if n < 1024 or bits >= 63:
+        return np.searchsorted(sorted_ids, queries)
+    shift = np.uint64(64 - bits)
+    counts = np.bincount((sorted_ids >> shift).astype(np.int64), minlength=1 << bits)
+    if counts.max() > 32:
+        return np.searchsorted(sorted_ids, queries)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    bucket = (queries >> shift).astype(np.int64)
+    pos, end = offsets[bucket], offsets[bucket + 1]
+    active = np.flatnonzero(pos < end)
+    while len(active):
+        active = active[sorted_ids[pos[active]] < queries[active]]
+        pos[active] += 1
+        active = active[pos[active] < end[active]]
+    return pos
 
 
 _WARM = attrgetter("flags", "start_time_unix_nano", "end_time_unix_nano")
