@@ -233,5 +233,8 @@ def spans(
     write_frame(frame, fmt, output)
 
 
+# --- commands defined in other modules (each module imports its heavy dependencies lazily) ---
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
