@@ -571,7 +571,7 @@ def test_routes_file_unrouted_service_is_dropped(tmp_path: Path) -> None:
     an = analyze(t, batching="captured", routing=routes)
     assert an.delivery.exporters == ["shop"]
     assert an.delivery.n_calls == 1
-    assert an.delivery.unrouted.tolist() == [False, False, False, False, True, True]
+    assert (an.delivery.lost == Reason.DROPPED_UNROUTED).tolist() == [False, False, False, False, True, True]
     assert an.options["routing"] == f"file:{path}"
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 3, 4: 3, 5: None, 6: None}
     assert reasons(t, an.compared)[5] == R.DROPPED_UNROUTED
@@ -605,7 +605,7 @@ def test_routes_file_default_route_catches_other_services(tmp_path: Path) -> Non
     assert an.delivery.exporters == ["shop", "default"]
     assert an.delivery.n_calls == 2
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 3, 4: 3, 5: 5, 6: 5}
-    assert not an.delivery.unrouted.any()
+    assert not an.delivery.lost.any()
 
 
 DUPLICATE_NAME_ROUTES_TOML = """
@@ -782,6 +782,7 @@ def test_summary_keys_and_numbers() -> None:
         "batching": "captured",
         "routing": "none",
         "boundary": "service",
+        "heal": False,
     }
     assert s["reference"] == {"strategy": "service", "transactions": 3, "incomplete_transactions": 0}
     assert s["compared"] == {

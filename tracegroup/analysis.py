@@ -8,6 +8,7 @@ CLI renders exactly that, so the command line and the Python API never disagree.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,9 @@ from tracegroup import tree
 from tracegroup.batching import Delivery, default_batching, deliver
 from tracegroup.diff import VERDICTS, Diff, diff
 from tracegroup.grouping import STRATEGIES, Context, Grouping, Options, group
+from tracegroup.grouping.service import heal as heal_grouping
 from tracegroup.model import SpanTable, kind_name, span_hex
+from tracegroup.pipeline import PipelineOptions
 from tracegroup.routes import Routes
 
 
@@ -30,6 +33,7 @@ class Analysis:
     compared: Grouping
     diff: Diff
     options: dict[str, Any] = field(default_factory=dict)
+    repairs: list[dict[str, str]] = field(default_factory=list)
 
     def summary(self, top: int = 10) -> dict[str, Any]:
         """Every number of the report, JSON-ready (keys documented in the README)."""
@@ -141,9 +145,16 @@ def analyze(
     batching: str | None = None,
     routing: str | Routes = "none",
     boundary: str = "service",
+    pipeline: PipelineOptions | None = None,
+    heal: bool = False,
     forest: tree.Forest | None = None,
 ) -> Analysis:
-    """Group ``table`` by ``reference`` and ``compare`` and diff them (see the module docstring)."""
+    """Group ``table`` by ``reference`` and ``compare`` and diff them (see the module docstring).
+
+    ``pipeline`` sets the simulation for ``batching="simulate"``/``"groupbytrace"``; ``heal`` repairs
+    incomplete reference transactions (:func:`tracegroup.grouping.service.heal`), listed under
+    ``Analysis.repairs``.
+    """
     for name in (compare, reference):
         if name not in STRATEGIES:
             raise ValueError(f"unknown strategy {name!r} (choose from {', '.join(sorted(STRATEGIES))})")
@@ -151,18 +162,23 @@ def analyze(
         raise ValueError(f"unknown boundary {boundary!r} (service or service+remote)")
     forest = forest if forest is not None else tree.build(table, timing=False)
     batching = batching or default_batching(table)
-    delivery = deliver(table, batching, routing)
+    delivery = deliver(table, batching, routing, pipeline)
     projects = {}
     if isinstance(routing, Routes):
         projects = {s: r.name for s in table.services if (r := routing.route_of(s)) is not None}
-    ctx = Context(table, forest, delivery, Options(boundary=boundary, project_of_service=projects))
-    ref = group(ctx, reference)
-    cmp = group(ctx, compare)
-    options = {
+    options = Options(boundary=boundary, project_of_service=projects)
+    ref = group(Context(table, forest, delivery, options), reference)
+    repairs = heal_grouping(table, ref) if heal else []
+    cmp = group(Context(table, forest, delivery, options, lossy=True), compare)
+    settings: dict[str, Any] = {
         "reference": ref.strategy,
         "compare": cmp.strategy,
-        "batching": batching,
+        "batching": delivery.batching,
         "routing": delivery.routing,
         "boundary": boundary,
+        "heal": heal,
     }
-    return Analysis(table, forest, delivery, ref, cmp, diff(table, ref, cmp), options)
+    if batching in ("simulate", "groupbytrace"):
+        settings["pipeline"] = dataclasses.asdict(pipeline or PipelineOptions())
+        settings["pipeline_result"] = delivery.notes
+    return Analysis(table, forest, delivery, ref, cmp, diff(table, ref, cmp), settings, repairs)

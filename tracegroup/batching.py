@@ -3,7 +3,9 @@
 Contract: :func:`deliver` turns a table into a :class:`Delivery` for the per-call strategies:
 
 - batching ``captured`` (each input message is one pipeline batch), ``trace`` (one batch per trace: what
-  the groupbytrace processor aims at) or ``all`` (the whole dump at once);
+  the groupbytrace processor aims at), ``all`` (the whole dump at once), or ``simulate`` /
+  ``groupbytrace``: the batches a modelled pipeline would cut (:mod:`tracegroup.pipeline`), where a full
+  SDK queue can lose spans;
 - then routing: ``none`` (one exporter sees each batch whole), ``service`` (a routing processor gives each
   service its own exporter, so each exporter call holds one service's part of a batch) or a
   :class:`~tracegroup.routes.Routes` file (services sharing a route share the exporter; services without a
@@ -16,25 +18,32 @@ delivery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from tracegroup.model import SpanTable
+from tracegroup.pipeline import PipelineOptions, simulate
+from tracegroup.reasons import Reason
 from tracegroup.routes import Routes
 
-BATCHINGS = ("captured", "trace", "all")
+BATCHINGS = ("captured", "trace", "all", "simulate", "groupbytrace")
+#: Why an undelivered span never reached an exporter (values of ``Delivery.lost``; 0 = delivered).
+LOST_UNROUTED = int(Reason.DROPPED_UNROUTED)
+LOST_QUEUE_FULL = int(Reason.DROPPED_QUEUE_FULL)
 
 
 @dataclass
 class Delivery:
     call: np.ndarray  # int64 per span: exporter call id, -1 = never reached a Sentry exporter
-    unrouted: np.ndarray  # bool per span: lost because its service has no route
+    lost: np.ndarray  # int8 per span: 0 delivered, else the Reason it was lost (unrouted, SDK queue full)
     n_calls: int
     batching: str
     routing: str
     exporters: list[str]  # exporter name per exporter index
     order: np.ndarray | None = None  # delivered rows in walk order when that is not input order
+    notes: dict[str, int] = field(default_factory=dict)
 
     def rows_of_call(self, c: int) -> np.ndarray:
         """Rows of exporter call ``c`` in the order the exporter walks them."""
@@ -52,22 +61,44 @@ def default_batching(table: SpanTable) -> str:
     return "captured" if len(table.batches) > 1 else "trace"
 
 
-def deliver(table: SpanTable, batching: str = "captured", routing: str | Routes = "none") -> Delivery:
+def deliver(
+    table: SpanTable,
+    batching: str = "captured",
+    routing: str | Routes = "none",
+    pipeline: PipelineOptions | None = None,
+) -> Delivery:
     """Build the delivery (see the module docstring)."""
     n = len(table)
+    lost = np.zeros(n, dtype=np.int8)
+    order = None
+    notes: dict[str, int] = {}
     if batching == "captured":
         base = table.batch.astype(np.int64)
     elif batching == "trace":
         base = table.trace
     elif batching == "all":
         base = np.zeros(n, dtype=np.int64)
+    elif batching in ("simulate", "groupbytrace"):
+        options = pipeline or PipelineOptions()
+        if batching == "groupbytrace" and options.wait_ms is None:
+            options = dataclasses.replace(options, wait_ms=1000.0)
+        if batching == "simulate" and options.wait_ms is not None:
+            batching = "groupbytrace"
+        sim = simulate(table, options)
+        base, order = sim.batch, sim.order
+        lost[base < 0] = LOST_QUEUE_FULL
+        notes = {"sdk_exports": sim.sdk_exports, "sdk_dropped": sim.sdk_dropped, **sim.notes}
     else:
         raise ValueError(f"unknown batching {batching!r} (choose from {', '.join(BATCHINGS)})")
-    return route(table, base, batching, routing)
+    d = route(table, base, batching, routing, lost)
+    d.order, d.notes = order, notes
+    return d
 
 
-def route(table: SpanTable, base: np.ndarray, batching: str, routing: str | Routes) -> Delivery:
-    """Apply routing to pipeline batches ``base`` (batch id per span, batches ordered by id)."""
+def route(
+    table: SpanTable, base: np.ndarray, batching: str, routing: str | Routes, lost: np.ndarray | None = None
+) -> Delivery:
+    """Apply routing to pipeline batches ``base`` (batch id per span, -1 = lost upstream with ``lost``)."""
     n = len(table)
     if isinstance(routing, Routes):
         names = [r.name for r in routing.routes] + ([routing.default.name] if routing.default else [])
@@ -88,8 +119,9 @@ def route(table: SpanTable, base: np.ndarray, batching: str, routing: str | Rout
         routing_name = "none"
     else:
         raise ValueError(f"unknown routing {routing!r} (none, service or a routes file)")
-    unrouted = exporter < 0
-    ok = ~unrouted
+    lost = np.zeros(n, dtype=np.int8) if lost is None else lost.copy()
+    lost[(exporter < 0) & (lost == 0)] = LOST_UNROUTED
+    ok = lost == 0
     key = base[ok] * max(len(names), 1) + exporter[ok]
     call = np.full(n, -1, dtype=np.int64)
     if len(key) and int(key.max()) < 4 * n + 1024:  # dense keys: rank by a presence table, no sort
@@ -100,4 +132,4 @@ def route(table: SpanTable, base: np.ndarray, batching: str, routing: str | Rout
     else:
         uniq, call[ok] = np.unique(key, return_inverse=True)
         n_calls = len(uniq)
-    return Delivery(call, unrouted, n_calls, batching, routing_name, names)
+    return Delivery(call, lost, n_calls, batching, routing_name, names)

@@ -234,6 +234,8 @@ def spans(
 
 
 # --- commands defined in other modules (each module imports its heavy dependencies lazily) ---
+from tracegroup.check import check  # noqa: E402
+main.add_command(check)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,6 @@ Contract:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,41 +19,8 @@ import numpy as np
 
 from tracegroup.batching import Delivery
 from tracegroup.model import SpanTable
+from tracegroup.reasons import REASON_TEXT, Reason  # noqa: F401  (re-exported)
 from tracegroup.tree import Forest, jump_to_roots
-
-
-class Reason(enum.IntEnum):
-    JOINED = 0
-    NO_PARENT = 1
-    MISSING_PARENT = 2
-    OTHER_SERVICE = 3
-    REMOTE_PARENT = 4
-    SERVER_KIND = 5
-    CONSUMER_KIND = 6
-    ORPHAN = 7
-    OTHER_PROJECT = 8
-    DROPPED_NO_ROOT = 20
-    DROPPED_UNROUTED = 21
-    DROPPED_OVERWRITTEN = 22
-    DROPPED_QUEUE_FULL = 23
-
-
-#: One-line explanation of each reason, as reports print it.
-REASON_TEXT: dict[Reason, str] = {
-    Reason.JOINED: "joined its parent's transaction",
-    Reason.NO_PARENT: "opened: no parent",
-    Reason.MISSING_PARENT: "opened: parent not in the dump",
-    Reason.OTHER_SERVICE: "opened: parent in another service",
-    Reason.REMOTE_PARENT: "opened: parent-remote flag set",
-    Reason.SERVER_KIND: "opened: SERVER span",
-    Reason.CONSUMER_KIND: "opened: CONSUMER span",
-    Reason.ORPHAN: "sent alone: parent not attached in the same exporter call",
-    Reason.OTHER_PROJECT: "opened: parent in another Sentry project",
-    Reason.DROPPED_NO_ROOT: "dropped: its exporter call had no transaction root",
-    Reason.DROPPED_UNROUTED: "dropped: its service has no route to Sentry",
-    Reason.DROPPED_OVERWRITTEN: "dropped: its transaction was replaced by one with the same root span id",
-    Reason.DROPPED_QUEUE_FULL: "dropped: SDK export queue full",
-}
 
 
 @dataclass
@@ -71,6 +37,9 @@ class Context:
     forest: Forest
     delivery: Delivery
     options: Options = field(default_factory=Options)
+    #: Whole-trace strategies see only delivered spans (a compared grouping: what reaches Sentry); the
+    #: reference grouping sees every span of the dump.
+    lossy: bool = False
 
 
 @dataclass
@@ -125,16 +94,25 @@ def opened_by_parent(ctx: Context, up_cut: np.ndarray, cut_reason: np.ndarray) -
     """Shared core of whole-trace strategies: cut where ``up_cut`` (bool) holds, join the parent elsewhere.
 
     ``cut_reason`` gives the Reason of each cut span that has a parent in the dump; spans without a parent
-    id get NO_PARENT and spans whose parent is missing MISSING_PARENT.
+    id get NO_PARENT and spans whose parent is missing MISSING_PARENT. With ``ctx.lossy`` spans the delivery
+    lost are dropped (with its reason) and their children see a missing parent.
     """
     parent = ctx.forest.parent
+    missing = ctx.forest.missing_parent
     n = len(parent)
     rows = np.arange(n)
+    alive = ctx.delivery.lost == 0 if ctx.lossy else np.ones(n, dtype=bool)
+    if ctx.lossy:
+        gone = (parent >= 0) & ~alive[np.maximum(parent, 0)]
+        parent = np.where(gone, -1, parent)
+        missing = missing | gone
     is_root = (parent < 0) | up_cut
     root = jump_to_roots(np.where(is_root, rows, parent))
     reason = np.where(is_root, cut_reason, Reason.JOINED).astype(np.int8)
-    reason[ctx.forest.missing_parent] = Reason.MISSING_PARENT
+    reason[missing] = Reason.MISSING_PARENT
     reason[ctx.table.parent_id == 0] = Reason.NO_PARENT
+    root[~alive] = -1
+    reason[~alive] = ctx.delivery.lost[~alive]
     return Grouping("", root, reason)
 
 

@@ -31,9 +31,6 @@ def sentry_otlp(ctx: Context) -> Grouping:
     reason = np.where(remote, Reason.REMOTE_PARENT, np.where(other, Reason.OTHER_PROJECT, Reason.JOINED))
     g = opened_by_parent(ctx, remote | other, reason)
     g.strategy = "sentry-otlp"
-    lost = ctx.delivery.unrouted  # services a routes file leaves out never reach Sentry
-    g.root[lost] = -1
-    g.reason[lost] = Reason.DROPPED_UNROUTED
     with_bits = np.zeros(len(t.services), dtype=bool)
     with_bits[np.unique(t.service[(t.flags & FLAG_HAS_IS_REMOTE) != 0])] = True
     g.notes["services_without_remote_bits"] = sorted(

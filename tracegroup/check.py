@@ -1,0 +1,381 @@
+"""Golden-file regression checks: ``tracegroup check FIXTURE… --expected DIR [--update]``.
+
+Contract:
+
+- A fixture is one dump argument (a file, or a directory loaded as one dump, as ``analyze`` does). Its
+  golden file is ``DIR/<fixture name>.golden.jsonl``: plain text, one JSON object per line, keys sorted,
+  lines in a fixed order, so a change to a grouping shows up as a small, reviewable line diff.
+- :func:`golden_lines` computes the golden text of a fixture under :class:`CheckOptions`:
+
+  1. a header line ``{"fixture", "golden", "format", "files", "batches", "spans", "traces", "services",
+     "notes", "anomalies", "options"}``; ``options`` are the resolved grouping options (reference,
+     compare, batching, routing, boundary, service_attribute);
+  2. per grouping (reference first, then compared) a summary line ``{"grouping", "role", "transactions",
+     "sent", "dropped", "one_span_transactions"}`` (the compared one also has ``verdicts``);
+  3. one line per transaction ``{"grouping", "trace", "root", "service", "name", "kind", "reason",
+     "spans", "members"}``: the root span's trace id, span id, service, name and kind, why it opened a
+     transaction (the :class:`~tracegroup.grouping.Reason` name in lower case), its span count and
+     ``members``, the first 16 hex chars of the sha256 of its sorted member span ids (8 bytes each);
+  4. one line per group of dropped spans ``{"grouping", "dropped", "trace", "service", "reason", "spans",
+     "members"}`` (grouped by trace, service and reason).
+
+  Lines sort by (grouping, section, trace id, root span id, service, reason). Ids are lowercase hex.
+- Options: a flag given on the command line wins; otherwise the option recorded in the existing golden
+  header is used (so CI needs no per-fixture flags); otherwise the ``analyze`` default. ``--update`` writes
+  the options it used into the header.
+- :func:`check_fixture` compares or updates one fixture and returns a :class:`FixtureResult`; a missing
+  golden file, an unreadable dump or a golden file that is not one is status ``error`` (exit 2), a
+  difference ``differ`` (exit 1) with a unified diff of the golden lines. ``check`` (the click command)
+  runs every fixture, prints one summary line per fixture (and the diffs, truncated to
+  ``--max-diff-lines``) and exits with the worst status: 0 equal/updated, 1 differ, 2 error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from tracegroup.batching import BATCHINGS
+from tracegroup.grouping import STRATEGIES, Grouping, Reason
+
+GOLDEN_VERSION = 1
+SUFFIX = ".golden.jsonl"
+EXIT = {"ok": 0, "updated": 0, "created": 0, "differ": 1, "error": 2}
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """The grouping options a golden file is computed under (``None`` batching: the dump's default)."""
+
+    reference: str = "service"
+    compare: str = "sentryexporter"
+    batching: str | None = None
+    routing: str = "none"
+    boundary: str = "service"
+    service_attribute: str = "service.name"
+
+    def merged(self, overrides: dict[str, Any]) -> CheckOptions:
+        """These options with every non-None value of ``overrides`` applied (unknown keys are ignored)."""
+        known = {f for f in asdict(self)}
+        return replace(self, **{k: v for k, v in overrides.items() if k in known and v is not None})
+
+
+@dataclass
+class FixtureResult:
+    """What :func:`check_fixture` found for one fixture."""
+
+    fixture: str
+    golden: str
+    status: str  # ok | differ | updated | created | error
+    message: str = ""
+    diff: list[str] = field(default_factory=list)
+    lines: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT[self.status]
+
+
+def golden_path(fixture: str | Path, expected: str | Path) -> Path:
+    """``DIR/<fixture name>.golden.jsonl`` (a directory fixture is named after the directory)."""
+    return Path(expected) / (Path(fixture).resolve().name + SUFFIX)
+
+
+def members_hash(span_ids: np.ndarray) -> str:
+    """First 16 hex chars of the sha256 of the sorted span ids (8 big-endian bytes each)."""
+    return hashlib.sha256(np.sort(span_ids).astype(">u8").tobytes()).hexdigest()[:16]
+
+
+def _line(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False)
+
+
+def golden_lines(dump: str | Path, options: CheckOptions = CheckOptions(), name: str | None = None) -> list[str]:
+    """The golden text of one fixture, one line per list item (see the module docstring).
+
+    Raises :class:`~tracegroup.load.LoadError` or ``ValueError`` (bad dump, unknown option value).
+    """
+    from tracegroup.analysis import analyze
+    from tracegroup.load import load
+    from tracegroup.routes import Routes, load_routes
+
+    table = load([dump], service_attribute=options.service_attribute)
+    routing: str | Routes = options.routing
+    if options.routing not in ("none", "service"):
+        if not Path(options.routing).is_file():
+            raise ValueError(f"{options.routing}: --routing is not 'none', 'service' or an existing routes file")
+        routing = load_routes(options.routing)
+    an = analyze(
+        table,
+        compare=options.compare,
+        reference=options.reference,
+        batching=options.batching,
+        routing=routing,
+        boundary=options.boundary,
+    )
+    resolved = replace(options, batching=str(an.options["batching"]))
+    notes: dict[str, int] = {}
+    for s in table.sources:
+        for k, v in s.notes.items():
+            notes[k] = notes.get(k, 0) + int(v)
+    header = {
+        "fixture": name or Path(dump).resolve().name,
+        "golden": GOLDEN_VERSION,
+        "format": sorted({s.format for s in table.sources}),
+        "files": len(table.sources),
+        "batches": len(table.batches),
+        "spans": len(table),
+        "traces": table.n_traces,
+        "services": sorted(table.services),
+        "notes": notes,
+        "anomalies": {k: v for k, v in an.forest.counts().items() if v},
+        "options": asdict(resolved),
+    }
+    keyed: list[tuple[tuple[Any, ...], str]] = []
+    for gi, (role, g) in enumerate((("reference", an.reference), ("compared", an.compared))):
+        summary: dict[str, Any] = {"grouping": g.strategy, "role": role, **_summary(g)}
+        if role == "compared":
+            summary["verdicts"] = an.diff.counts()
+        keyed.append(((gi, 0, "", "", "", ""), _line(summary)))
+        keyed.extend(((gi, *k), line) for k, line in _grouping_lines(table, g))
+    keyed.sort(key=lambda kl: kl[0])
+    return [_line(header)] + [line for _, line in keyed]
+
+
+def _summary(g: Grouping) -> dict[str, int]:
+    n = len(g.root)
+    roots = g.roots()
+    one = int(((g.sizes() == 1) & (g.root == np.arange(n))).sum())
+    sent = int(g.sent.sum())
+    return {"transactions": len(roots), "sent": sent, "dropped": n - sent, "one_span_transactions": one}
+
+
+def _grouping_lines(table: Any, g: Grouping) -> list[tuple[tuple[Any, ...], str]]:
+    """(sort key, line) of every transaction and dropped group of one grouping."""
+    from tracegroup.model import kind_name, span_hex
+
+    out: list[tuple[tuple[Any, ...], str]] = []
+    ids = table.span_id
+    sent = g.root >= 0
+    # transactions: members grouped by root row
+    rows = np.flatnonzero(sent)
+    order = rows[np.argsort(g.root[rows], kind="stable")]
+    roots_sorted = g.root[order]
+    starts = np.flatnonzero(np.r_[True, roots_sorted[1:] != roots_sorted[:-1]]) if len(order) else order
+    bounds = np.r_[starts, len(order)]
+    root_rows = roots_sorted[starts] if len(order) else roots_sorted
+    names = table.names(root_rows) if len(root_rows) else []
+    for k, r in enumerate(root_rows.tolist()):
+        members = order[bounds[k] : bounds[k + 1]]
+        trace = table.trace_hex[int(table.trace[r])]
+        root = span_hex(ids[r])
+        obj = {
+            "grouping": g.strategy,
+            "trace": trace,
+            "root": root,
+            "service": table.service_name(r),
+            "name": names[k],
+            "kind": kind_name(int(table.kind[r])),
+            "reason": _reason(int(g.reason[r])),
+            "spans": len(members),
+            "members": members_hash(ids[members]),
+        }
+        out.append(((1, trace, root, "", ""), _line(obj)))
+    # dropped spans: grouped by (trace, service, reason)
+    dropped = np.flatnonzero(~sent)
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for r in dropped.tolist():
+        groups.setdefault((int(table.trace[r]), int(table.service[r]), int(g.reason[r])), []).append(r)
+    for (tr, svc, why), members_ in groups.items():
+        trace, service, reason = table.trace_hex[tr], table.services[svc], _reason(why)
+        obj = {
+            "grouping": g.strategy,
+            "dropped": True,
+            "trace": trace,
+            "service": service,
+            "reason": reason,
+            "spans": len(members_),
+            "members": members_hash(ids[np.array(members_, dtype=np.int64)]),
+        }
+        out.append(((2, trace, "", service, reason), _line(obj)))
+    return out
+
+
+def _reason(code: int) -> str:
+    try:
+        return Reason(code).name.lower()
+    except ValueError:
+        return f"reason_{code}"
+
+
+# ----------------------------------------------------------------------------------------------- compare
+
+
+def read_golden(path: Path) -> tuple[list[str], dict[str, Any]]:
+    """The lines of a golden file and the options in its header; ``ValueError`` if it is not one."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else None
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("golden") != GOLDEN_VERSION:
+        raise ValueError(f"{path}: not a tracegroup golden file (version {GOLDEN_VERSION}): regenerate it with --update")
+    options = header.get("options")
+    return lines, options if isinstance(options, dict) else {}
+
+
+def diff_lines(expected: Sequence[str], actual: Sequence[str], golden: str, fixture: str) -> list[str]:
+    """Unified diff (one line of context) from the golden lines to the current ones."""
+    return list(
+        difflib.unified_diff(list(expected), list(actual), fromfile=golden, tofile=f"{fixture} (now)", lineterm="", n=1)
+    )
+
+
+def describe(expected: Sequence[str], actual: Sequence[str]) -> str:
+    """One-line account of a difference: lines removed/added per grouping, header changes."""
+    removed = sorted(set(expected) - set(actual))
+    added = sorted(set(actual) - set(expected))
+    parts: list[str] = []
+    if expected[:1] != actual[:1]:
+        parts.append("header changed")
+    per: dict[str, list[int]] = {}
+    for sign, lines in ((0, removed), (1, added)):
+        for line in lines:
+            if line in (expected[:1] + actual[:1]):
+                continue
+            try:
+                g = str(json.loads(line).get("grouping", "?"))
+            except (json.JSONDecodeError, AttributeError):
+                g = "?"
+            per.setdefault(g, [0, 0])[sign] += 1
+    parts += [f"{g}: {r} lines gone, {a} new" for g, (r, a) in per.items()]
+    if not parts and list(expected) != list(actual):
+        parts.append("same lines in another order")
+    return "; ".join(parts)
+
+
+def check_fixture(
+    fixture: str | Path, expected: str | Path, overrides: dict[str, Any] | None = None, update: bool = False
+) -> FixtureResult:
+    """Compare (or with ``update`` rewrite) one fixture's golden file (see the module docstring)."""
+    gpath = golden_path(fixture, expected)
+    res = FixtureResult(str(fixture), str(gpath), "error")
+    from tracegroup.load import LoadError
+
+    try:
+        old: list[str] | None = None
+        recorded: dict[str, Any] = {}
+        if gpath.exists():
+            old, recorded = read_golden(gpath)
+        elif not update:
+            res.message = (
+                f"no golden file {gpath}: create it with "
+                f"`tracegroup check {fixture} --expected {expected} --update` and commit it"
+            )
+            return res
+        options = CheckOptions().merged(recorded).merged(overrides or {})
+        new = golden_lines(fixture, options)
+    except (LoadError, ValueError) as err:
+        res.message = str(err)
+        return res
+    except OSError as err:
+        res.message = f"{getattr(err, 'filename', '') or fixture}: {err.strerror or err}"
+        return res
+    res.lines = len(new)
+    if update:
+        if old == new:
+            res.status, res.message = "ok", "unchanged"
+            return res
+        gpath.parent.mkdir(parents=True, exist_ok=True)
+        gpath.write_text("\n".join(new) + "\n", encoding="utf-8")
+        res.status = "updated" if old is not None else "created"
+        res.message = describe(old, new) if old is not None else f"{len(new)} lines"
+        return res
+    assert old is not None
+    if old == new:
+        res.status = "ok"
+        return res
+    res.status = "differ"
+    res.message = describe(old, new)
+    res.diff = diff_lines(old, new, str(gpath), str(fixture))
+    return res
+
+
+# ----------------------------------------------------------------------------------------------- command
+
+
+@click.command()
+@click.argument("fixtures", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--expected",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory of golden files (<fixture name>.golden.jsonl).",
+)
+@click.option("--update", is_flag=True, help="Rewrite the golden files from the current groupings.")
+@click.option("--compare", type=click.Choice(sorted(STRATEGIES)), help="Compared strategy (default sentryexporter).")
+@click.option("--reference", type=click.Choice(sorted(STRATEGIES)), help="Reference strategy (default service).")
+@click.option("--boundary", type=click.Choice(["service", "service+remote"]), help="Application boundary.")
+@click.option("--batches", "batching", type=click.Choice(BATCHINGS), help="Exporter calls (as for analyze).")
+@click.option("--routing", help="none, service, or a routes file (as for analyze).")
+@click.option("--service-attribute", help="Resource attribute that names a service (default service.name).")
+@click.option(
+    "--max-diff-lines",
+    default=80,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Diff lines shown per fixture (0: all).",
+)
+def check(
+    fixtures: tuple[str, ...],
+    expected: str,
+    update: bool,
+    max_diff_lines: int,
+    **overrides: Any,
+) -> None:
+    """Compare each FIXTURE's groupings with its golden file in --expected DIR.
+
+    Options not given on the command line come from the golden file's header, else the analyze
+    defaults. Exit 0 when every fixture matches (or was updated), 1 when one differs, 2 on bad input or
+    a missing golden file.
+    """
+    seen: dict[Path, str] = {}
+    for f in fixtures:
+        g = golden_path(f, expected)
+        if g in seen and seen[g] != f:
+            click.echo(f"tracegroup: error: {seen[g]} and {f} would share the golden file {g}", err=True)
+            sys.exit(2)
+        seen[g] = f
+    worst = 0
+    for f in fixtures:  # every fixture is checked and reported, then the worst status is the exit code
+        r = check_fixture(f, expected, overrides, update=update)
+        worst = max(worst, r.exit_code)
+        if r.status == "error":
+            click.echo(f"tracegroup: error: {r.message}", err=True)
+            continue
+        label = {"ok": "ok", "differ": "FAIL", "updated": "updated", "created": "created"}[r.status]
+        tail = f": {r.message}" if r.message else ""
+        click.echo(f"{label:8} {f} ({r.lines} lines, {r.golden}){tail}")
+        if r.diff:
+            shown = r.diff if max_diff_lines == 0 else r.diff[:max_diff_lines]
+            for line in shown:
+                click.echo(line)
+            if len(shown) < len(r.diff):
+                click.echo(f"... {len(r.diff) - len(shown)} more diff lines (--max-diff-lines 0 shows all)")
+    if worst == 1:
+        click.echo(
+            "tracegroup: groupings differ from the golden files; if the change is intended, "
+            "rerun with --update and commit the golden files",
+            err=True,
+        )
+    sys.exit(worst)

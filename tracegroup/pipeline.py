@@ -1,0 +1,207 @@
+"""Simulated delivery: SDK batch span processors, then groupbytrace (optional), then the collector's batch
+processor. Answers "what would the exporter have seen with other settings?" on a user's own spans.
+
+Contract: :func:`simulate` maps every span to the collector batch it leaves in (or to "dropped by a full
+SDK queue") and gives the order the exporter walks them. Deterministic: the same table and options give
+the same batches. The model, stated so users can judge it:
+
+- **Arrival**: a span enters its service's SDK queue when it *ends* (``end_ns``; clock skew between hosts
+  is reported by ``tracegroup info``, not corrected). Ties keep input order.
+- **SDK BatchSpanProcessor**, one per service (OTel SDK defaults): the worker exports up to
+  ``sdk_batch`` (512) spans as soon as that many are queued, or whatever is queued when ``sdk_delay_ms``
+  (5000) has passed since the last export. An export keeps the worker busy ``sdk_export_ms`` (default 0:
+  instantaneous); a span arriving while ``sdk_queue`` (2048) spans wait is dropped. At the end of the dump
+  every queue is flushed (shutdown). An export arrives at the collector when it is sent.
+- **groupbytrace** (``wait_ms`` not None): a trace's spans are held from the first one's arrival until
+  ``wait_ms`` later, then released together; spans of it arriving later start a new group.
+- **Collector batch processor** over what arrives, in arrival order: a batch is sent as soon as
+  ``batch_size`` (8192) spans are buffered — everything buffered, or ``batch_max_size`` spans at a time
+  when that is set — or ``batch_timeout_ms`` (200) after the previous send. The timer restarts at every
+  send. At the end everything left is flushed.
+
+Each collector batch becomes a pipeline batch for :func:`tracegroup.batching.route` (routing comes after
+the batch processor, as in the seed's ``otlp -> batch -> routing -> sentry/<service>`` pipeline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tracegroup.model import SpanTable
+
+MS = 1_000_000
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Simulation settings; defaults are the OTel SDKs' and the collector's documented defaults."""
+
+    sdk_delay_ms: float = 5000.0
+    sdk_batch: int = 512
+    sdk_queue: int = 2048
+    sdk_export_ms: float = 0.0
+    batch_size: int = 8192
+    batch_max_size: int = 0
+    batch_timeout_ms: float = 200.0
+    wait_ms: float | None = None  # groupbytrace wait_duration; None = no groupbytrace
+
+    def __post_init__(self) -> None:
+        for name in ("sdk_batch", "sdk_queue", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be at least 1")
+        for name in ("sdk_delay_ms", "batch_timeout_ms"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name.replace('_', '-')} must be positive")
+        if (
+            self.sdk_export_ms < 0
+            or self.batch_max_size < 0
+            or (self.wait_ms is not None and self.wait_ms < 0)
+        ):
+            raise ValueError("sdk-export-ms, batch-max-size and wait must not be negative")
+        if self.batch_max_size and self.batch_max_size < self.batch_size:
+            raise ValueError("batch-max-size must be 0 or at least batch-size (the collector's own rule)")
+
+
+@dataclass
+class Simulation:
+    batch: np.ndarray  # int64 collector batch per span, -1 = dropped by a full SDK queue
+    order: np.ndarray  # delivered rows in the order the exporter walks them (batch by batch)
+    sdk_exports: int
+    sdk_dropped: int
+    batches: int
+    notes: dict[str, int] = field(default_factory=dict)
+
+
+def _sdk(times: list[int], o: PipelineOptions) -> list[tuple[int, list[int]]]:
+    """One service's BatchSpanProcessor over its arrival times (sorted): (send time, positions) per export.
+    Positions never exported were dropped by the full queue."""
+    delay, busy = int(o.sdk_delay_ms * MS), int(o.sdk_export_ms * MS)
+    exports: list[tuple[int, list[int]]] = []
+    queue: list[int] = []
+    head = 0
+    free_at: int | None = None  # the worker is busy exporting until then
+    deadline = times[0] + delay if times else 0
+
+    def export(when: int) -> None:
+        nonlocal head, free_at, deadline
+        k = min(o.sdk_batch, len(queue) - head)
+        exports.append((when, queue[head : head + k]))
+        head += k
+        free_at, deadline = when + busy, when + delay
+
+    for pos, t in enumerate(times):
+        while True:  # exports that fall due before this arrival
+            pending = len(queue) - head
+            ready = t if free_at is None else free_at
+            if pending >= o.sdk_batch and ready <= t:  # filled while the worker was busy
+                export(ready)
+            elif pending and max(deadline, ready) <= t:  # the schedule delay expired
+                export(max(deadline, ready))
+            else:
+                break
+        if len(queue) == head and deadline <= t:  # idle timer ticks: the next one after this arrival
+            deadline += ((t - deadline) // delay + 1) * delay
+        if len(queue) - head >= o.sdk_queue:
+            continue  # queue full: dropped
+        queue.append(pos)
+        if len(queue) - head >= o.sdk_batch and (free_at is None or free_at <= t):
+            export(t)
+    last = times[-1] if times else 0
+    while len(queue) > head:  # shutdown: flush what is left
+        export(last if free_at is None else max(free_at, last))
+    return exports
+
+
+def simulate(table: SpanTable, o: PipelineOptions) -> Simulation:
+    """Run the pipeline model (see the module docstring)."""
+    n = len(table)
+    end = table.end_ns
+    arrivals: list[tuple[int, int, np.ndarray]] = []  # (send time, sequence, rows)
+    seq = 0
+    by_service = np.argsort(table.service, kind="stable")
+    bounds = np.searchsorted(table.service[by_service], np.arange(len(table.services) + 1))
+    for s in range(len(table.services)):
+        rows = by_service[bounds[s] : bounds[s + 1]]
+        rows = rows[np.argsort(end[rows], kind="stable")]
+        for when, chunk in _sdk(end[rows].tolist(), o):
+            arrivals.append((when, seq, rows[np.array(chunk, dtype=np.int64)]))
+            seq += 1
+    sent = np.zeros(n, dtype=bool)
+    for _, _, rows in arrivals:
+        sent[rows] = True
+    dropped = ~sent
+    arrivals.sort(key=lambda a: (a[0], a[1]))
+    sdk_exports = len(arrivals)
+    if o.wait_ms is not None:
+        arrivals = _groupbytrace(table, arrivals, int(o.wait_ms * MS))
+    batch = np.full(n, -1, dtype=np.int64)
+    order_parts: list[np.ndarray] = []
+    n_batches = 0
+    for rows in _batch_processor(arrivals, o):
+        batch[rows] = n_batches
+        order_parts.append(rows)
+        n_batches += 1
+    order = np.concatenate(order_parts) if order_parts else np.zeros(0, dtype=np.int64)
+    notes = {"groupbytrace_groups": len(arrivals)} if o.wait_ms is not None else {}
+    return Simulation(batch, order, sdk_exports, int(dropped.sum()), n_batches, notes)
+
+
+def _groupbytrace(
+    table: SpanTable, arrivals: list[tuple[int, int, np.ndarray]], wait: int
+) -> list[tuple[int, int, np.ndarray]]:
+    """Hold each trace from its first span's arrival for ``wait`` ns, then release it as one group;
+    spans of a trace arriving after its release open a new group (the processor's real behaviour)."""
+    trace = table.trace
+    open_groups: dict[int, tuple[int, int, list[np.ndarray]]] = {}  # trace -> (release time, seq, parts)
+    released: list[tuple[int, int, np.ndarray]] = []
+    seq = 0
+    for when, _, rows in arrivals:
+        codes = trace[rows]
+        order = np.argsort(codes, kind="stable")
+        cuts = np.flatnonzero(np.diff(codes[order])) + 1
+        for part in np.split(rows[order], cuts):
+            tr = int(trace[part[0]])
+            g = open_groups.get(tr)
+            if g is not None and g[0] <= when:  # released before this arrival: a late span, new group
+                released.append((g[0], g[1], np.concatenate(g[2])))
+                g = None
+            if g is None:
+                g = (when + wait, seq, [])
+                seq += 1
+                open_groups[tr] = g
+            g[2].append(part)
+    released.extend((g[0], g[1], np.concatenate(g[2])) for g in open_groups.values())
+    released.sort(key=lambda r: (r[0], r[1]))
+    return released
+
+
+def _batch_processor(arrivals: list[tuple[int, int, np.ndarray]], o: PipelineOptions) -> Iterator[np.ndarray]:
+    """The collector batch processor over (time, seq, rows) arrivals sorted by time: yields batches."""
+    timeout = int(o.batch_timeout_ms * MS)
+    buf: list[np.ndarray] = []
+    deadline: int | None = None
+
+    def take(limit: int) -> np.ndarray:
+        rows = np.concatenate(buf)
+        buf[:] = [rows[limit:]] if limit < len(rows) else []
+        return rows[:limit]
+
+    def count() -> int:
+        return sum(len(b) for b in buf)
+
+    for when, _, rows in arrivals:
+        if deadline is None:
+            deadline = when + timeout
+        if deadline <= when:  # the timer fired since the last arrival: send everything buffered then
+            while buf:
+                yield take(o.batch_max_size or count())
+            deadline += ((when - deadline) // timeout + 1) * timeout
+        buf.append(rows)
+        while buf and count() >= o.batch_size:  # size trigger: everything, or max-size pieces
+            yield take(o.batch_max_size or count())
+            deadline = when + timeout
+    while buf:  # shutdown flush
+        yield take(o.batch_max_size or count())
