@@ -111,6 +111,7 @@ class Analysis:
                 for c in worst.tolist()
             ],
             "anomalies": self.forest.counts(),
+            "repairs": self.repairs,
         }
 
     def _trace_heads(self, traces: np.ndarray) -> dict[int, str]:

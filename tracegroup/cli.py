@@ -21,6 +21,7 @@ from tracegroup.batching import BATCHINGS
 from tracegroup.grouping import STRATEGIES
 from tracegroup.load import LoadError, load
 from tracegroup.model import SpanTable
+from tracegroup.pipeline import PipelineOptions
 from tracegroup.routes import Routes, load_routes
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -115,7 +116,7 @@ def grouping_options(fn: F) -> F:
                 "batching",
                 type=click.Choice(BATCHINGS),
                 help="Exporter calls: captured messages (default for multi-message dumps), one per trace "
-                "(default otherwise), or the whole dump.",
+                "(default otherwise), the whole dump, or a simulated pipeline (simulate, groupbytrace).",
             ),
             click.option(
                 "--routing",
@@ -123,10 +124,113 @@ def grouping_options(fn: F) -> F:
                 show_default=True,
                 help="none, service (one exporter per service), or a routes file (TOML/YAML).",
             ),
+            click.option(
+                "--heal", is_flag=True, help="Repair incomplete transactions (listed in the report)."
+            ),
+            *pipeline_options,
         ]
     ):
         fn = deco(fn)
     return fn
+
+
+class Duration(click.ParamType):
+    """A duration like ``200ms``, ``5s``, ``1.5s`` or ``100us``, as milliseconds (bare numbers are ms)."""
+
+    name = "duration"
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        for unit in sorted(self.units, key=len, reverse=True):
+            if text.endswith(unit) and text[: -len(unit)].strip():
+                number, scale = text[: -len(unit)], self.units[unit]
+                break
+        else:
+            number, scale = text, 1.0
+        try:
+            ms = float(number) * scale
+        except ValueError:
+            self.fail(f"{value!r} is not a duration like 200ms, 5s or 1.5s", param, ctx)
+        if ms < 0:
+            self.fail(f"{value!r} is negative", param, ctx)
+        return ms
+
+
+_DEFAULTS = PipelineOptions()
+#: Simulation settings for ``--batches simulate|groupbytrace`` (also the ``whatif --vary`` names).
+pipeline_options = [
+    click.option(
+        "--sdk-delay",
+        type=Duration(),
+        default=f"{_DEFAULTS.sdk_delay_ms}ms",
+        show_default=True,
+        help="SDK BatchSpanProcessor schedule delay.",
+    ),
+    click.option(
+        "--sdk-batch",
+        type=click.IntRange(1),
+        default=_DEFAULTS.sdk_batch,
+        show_default=True,
+        help="SDK max export batch size.",
+    ),
+    click.option(
+        "--sdk-queue",
+        type=click.IntRange(1),
+        default=_DEFAULTS.sdk_queue,
+        show_default=True,
+        help="SDK max queue size (spans beyond it are dropped).",
+    ),
+    click.option(
+        "--sdk-export-time",
+        type=Duration(),
+        default="0ms",
+        show_default=True,
+        help="How long one SDK export keeps the worker busy (a slow collector fills the queue).",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(1),
+        default=_DEFAULTS.batch_size,
+        show_default=True,
+        help="Collector batch processor send_batch_size.",
+    ),
+    click.option(
+        "--batch-max-size",
+        type=click.IntRange(0),
+        default=0,
+        show_default=True,
+        help="Collector batch processor send_batch_max_size (0: no limit).",
+    ),
+    click.option(
+        "--batch-timeout",
+        type=Duration(),
+        default=f"{_DEFAULTS.batch_timeout_ms}ms",
+        show_default=True,
+        help="Collector batch processor timeout.",
+    ),
+    click.option(
+        "--wait",
+        type=Duration(),
+        default=None,
+        help="groupbytrace wait_duration (implies --batches groupbytrace; default 1s there).",
+    ),
+]
+
+
+def _pipeline(opts: dict[str, Any]) -> PipelineOptions:
+    return PipelineOptions(
+        sdk_delay_ms=opts.get("sdk_delay", _DEFAULTS.sdk_delay_ms),
+        sdk_batch=opts.get("sdk_batch", _DEFAULTS.sdk_batch),
+        sdk_queue=opts.get("sdk_queue", _DEFAULTS.sdk_queue),
+        sdk_export_ms=opts.get("sdk_export_time", 0.0),
+        batch_size=opts.get("batch_size", _DEFAULTS.batch_size),
+        batch_max_size=opts.get("batch_max_size", 0),
+        batch_timeout_ms=opts.get("batch_timeout", _DEFAULTS.batch_timeout_ms),
+        wait_ms=opts.get("wait"),
+    )
 
 
 def _routing(value: str) -> str | Routes:
@@ -140,13 +244,18 @@ def _routing(value: str) -> str | Routes:
 
 
 def _analysis(table: SpanTable, opts: dict[str, Any]) -> Analysis:
+    batching = opts["batching"]
+    if opts.get("wait") is not None and batching in (None, "simulate"):
+        batching = "groupbytrace"
     return analyze(
         table,
         compare=opts["compare"],
         reference=opts["reference"],
-        batching=opts["batching"],
+        batching=batching,
         routing=_routing(opts["routing"]),
         boundary=opts["boundary"],
+        pipeline=_pipeline(opts),
+        heal=opts.get("heal", False),
     )
 
 
@@ -233,8 +342,84 @@ def spans(
     write_frame(frame, fmt, output)
 
 
+def _vary(values: tuple[str, ...]) -> dict[str, list[float]]:
+    from tracegroup.whatif import SETTINGS
+
+    out: dict[str, list[float]] = {}
+    for item in values:
+        name, _, raw = item.partition("=")
+        name = name.strip()
+        if name not in SETTINGS or not raw:
+            raise click.BadParameter(
+                f"{item!r}: expected NAME=V1,V2,… with NAME one of {', '.join(SETTINGS)}", param_hint="--vary"
+            )
+        convert = Duration() if SETTINGS[name][2] == "ms" else click.IntRange(0)
+        out[name] = [float(convert.convert(v.strip(), None, None)) for v in raw.split(",") if v.strip()]
+    return out
+
+
+@main.command()
+@load_options
+@click.option(
+    "--vary", multiple=True, help="NAME=V1,V2,… e.g. batch-size=64,512,8192 or wait=1s,5s (repeatable)."
+)
+@click.option(
+    "--strategies",
+    default="sentryexporter",
+    show_default=True,
+    help="Comma-separated compared strategies; the first one drives the recommendation.",
+)
+@click.option(
+    "--target",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Acceptable share of mis-grouped plus dropped spans.",
+)
+@click.option("--routing", default="none", show_default=True, help="none, service or a routes file.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--wait", type=Duration(), default=None, help="groupbytrace wait for the base pipeline.")
+@click.option("--sdk-delay", type=Duration(), default=f"{_DEFAULTS.sdk_delay_ms}ms", show_default=True)
+@click.option("--sdk-batch", type=click.IntRange(1), default=_DEFAULTS.sdk_batch, show_default=True)
+@click.option("--sdk-queue", type=click.IntRange(1), default=_DEFAULTS.sdk_queue, show_default=True)
+@click.option("--sdk-export-time", type=Duration(), default="0ms", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=_DEFAULTS.batch_size, show_default=True)
+@click.option("--batch-max-size", type=click.IntRange(0), default=0, show_default=True)
+@click.option(
+    "--batch-timeout", type=Duration(), default=f"{_DEFAULTS.batch_timeout_ms}ms", show_default=True
+)
+@_errors
+def whatif(
+    dumps: tuple[str, ...],
+    service_attribute: str,
+    keep_going: bool,
+    quiet: bool,
+    vary: tuple[str, ...],
+    strategies: str,
+    target: float,
+    routing: str,
+    fmt: str,
+    **opts: Any,
+) -> None:
+    """Mis-grouped, dropped and incomplete spans under other pipeline settings, and what to change."""
+    from tracegroup.whatif import whatif as run_whatif
+
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    for name in names:
+        if name not in STRATEGIES:
+            raise click.BadParameter(f"unknown strategy {name!r}", param_hint="--strategies")
+    grid = _vary(vary) or {"batch-size": [64, 512, 8192], "sdk-batch": [64, 512], "wait": [1000, 5000]}
+    table = _load(dumps, service_attribute, keep_going, quiet)
+    result = run_whatif(table, grid, names, _pipeline(opts), _routing(routing), target)
+    if fmt == "json":
+        click.echo(render.to_json({"rows": result.rows, "recommendation": result.recommendation}), nl=False)
+    else:
+        click.echo(render.whatif_text(result.rows, result.recommendation), nl=False)
+
+
 # --- commands defined in other modules (each module imports its heavy dependencies lazily) ---
 from tracegroup.check import check  # noqa: E402
+
 main.add_command(check)
 
 

@@ -116,6 +116,23 @@ def analysis_text(s: dict[str, Any], top: int = 10) -> str:
         f"Compared {cmp['strategy']} (batching {o['batching']}, routing {o['routing']}, "
         f"{cmp['exporter_calls']:,} exporter calls) with {ref['strategy']} (boundary {o['boundary']})"
     )
+    if "pipeline" in o:
+        p, r = o["pipeline"], o["pipeline_result"]
+        gbt = (
+            f" -> groupbytrace wait {p['wait_ms']:g}ms ({r['groupbytrace_groups']:,} groups)"
+            if p["wait_ms"]
+            else ""
+        )
+        lines.append(
+            f"Pipeline: SDK batch {p['sdk_batch']} / delay {p['sdk_delay_ms']:g}ms / queue {p['sdk_queue']} "
+            f"-> {r['sdk_exports']:,} SDK exports ({r['sdk_dropped']:,} spans dropped by full queues){gbt} "
+            f"-> collector batch {p['batch_size']} / max {p['batch_max_size'] or 'none'} / timeout "
+            f"{p['batch_timeout_ms']:g}ms"
+        )
+    if s.get("repairs"):
+        lines.append(f"Healed {len(s['repairs']):,} incomplete transactions (--heal), e.g.:")
+        for rep in s["repairs"][:3]:
+            lines.append(f"  trace {rep['trace_id']}: {rep['root']} joined {rep['joined']}")
     lines.append(f"  {'':<22}{ref['strategy']:>18}{cmp['strategy']:>22}")
     lines.append(f"  {'transactions':<22}{ref['transactions']:>18,}{cmp['transactions']:>22,}")
     lines.append(
@@ -165,4 +182,20 @@ def analysis_text(s: dict[str, Any], top: int = 10) -> str:
                 f"merged {w['merged']:,}, orphaned {w['orphaned']:,}, dropped {w['dropped']:,}); "
                 f"{w['transactions']} -> {w['compared_transactions']} transactions; {w['head']}"
             )
+    return "\n".join(lines) + "\n"
+
+
+def whatif_text(rows: list[dict[str, Any]], recommendation: str) -> str:
+    """The what-if grid as a table, then the recommendation."""
+    lines = [
+        f"{'setting':<16}{'value':>10}  {'strategy':<20}{'mis-grouped':>12}{'dropped':>10}{'incomplete':>11}"
+        f"{'events':>9}"
+    ]
+    for r in rows:
+        value = "" if r["value"] is None else f"{r['value']:g}"
+        lines.append(
+            f"{r['setting']:<16}{value:>10}  {r['strategy']:<20}{r['misgrouped_pct']:>11.2f}%"
+            f"{r['dropped_pct']:>9.2f}%{r['incomplete_pct']:>10.2f}%{r['sentry_events']:>9,}"
+        )
+    lines.append(f"Recommendation: {recommendation}")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,177 @@
+"""What-if: the same spans through pipelines with other settings, and the smallest change that helps.
+
+Contract: :func:`whatif` simulates the pipeline (:mod:`tracegroup.pipeline`) once per value of each
+varied setting (the others at ``base``), groups what each exporter call would have held with every
+compared strategy, and diffs against the ``service`` grouping of the whole dump. ``WhatIf.frame`` is a
+pandas DataFrame, one row per (setting, value, strategy), with ``misgrouped_pct`` (split + merged +
+orphaned), ``dropped_pct``, ``incomplete_pct`` (spans whose transaction, as Sentry would receive it, has
+a root whose parent Sentry never receives) and ``sentry_events``; two reference rows (setting
+``groupbytrace`` at the base wait, and ``sentry-otlp``) give the lines to beat. ``WhatIf.recommendation``
+is one line: the smallest change from ``base`` that brings mis-grouped plus dropped spans under
+``target`` for the first strategy, as a collector/SDK setting to paste, or what comes closest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tracegroup import tree
+from tracegroup.batching import deliver
+from tracegroup.diff import MERGED, ORPHANED, SPLIT, diff
+from tracegroup.grouping import Context, Grouping, Options, group
+from tracegroup.model import SpanTable
+from tracegroup.pipeline import PipelineOptions
+from tracegroup.routes import Routes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: ``--vary`` names -> (PipelineOptions field, how to write it in a config, unit).
+SETTINGS: dict[str, tuple[str, str, str]] = {
+    # Smaller collector batches: send_batch_size and send_batch_max_size together (a size alone never splits
+    # an incoming export, and the collector requires max >= size).
+    "batch-size": ("batch_size", "processors.batch.send_batch_size", ""),
+    "batch-timeout": ("batch_timeout_ms", "processors.batch.timeout", "ms"),
+    "sdk-batch": ("sdk_batch", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", ""),
+    "sdk-delay": ("sdk_delay_ms", "OTEL_BSP_SCHEDULE_DELAY", "ms"),
+    "sdk-queue": ("sdk_queue", "OTEL_BSP_MAX_QUEUE_SIZE", ""),
+    "wait": ("wait_ms", "processors.groupbytrace.wait_duration", "ms"),
+}
+
+
+@dataclass
+class WhatIf:
+    frame: pd.DataFrame
+    recommendation: str
+    rows: list[dict[str, Any]]
+
+
+def _metrics(
+    table: SpanTable, parent: np.ndarray, ref: Grouping, g: Grouping, delivered: np.ndarray
+) -> dict[str, Any]:
+    n = max(len(table), 1)
+    verdict = diff(table, ref, g).verdict
+    sent = g.root >= 0
+    roots = g.roots()
+    p = parent[roots]
+    root_parent_lost = np.zeros(len(table), dtype=bool)
+    root_parent_lost[roots] = (table.parent_id[roots] != 0) & ((p < 0) | ~delivered[np.maximum(p, 0)])
+    incomplete = sent & root_parent_lost[np.maximum(g.root, 0)]
+    return {
+        "spans": len(table),
+        "misgrouped_pct": round(100 * np.isin(verdict, (SPLIT, MERGED, ORPHANED)).sum() / n, 3),
+        "dropped_pct": round(100 * (~sent).sum() / n, 3),
+        "incomplete_pct": round(100 * incomplete.sum() / n, 3),
+        "sentry_events": len(roots),
+    }
+
+
+def whatif(
+    table: SpanTable,
+    vary: dict[str, list[float]],
+    strategies: tuple[str, ...] | list[str] = ("sentryexporter",),
+    base: PipelineOptions | None = None,
+    routing: str | Routes = "none",
+    target: float = 0.01,
+) -> WhatIf:
+    """Run the what-if grid (see the module docstring). ``target`` is a fraction (0.01 = 1 %)."""
+    import pandas as pd
+
+    base = base or PipelineOptions()
+    for name in vary:
+        if name not in SETTINGS:
+            raise ValueError(f"cannot vary {name!r} (choose from {', '.join(SETTINGS)})")
+    forest = tree.build(table, timing=False)
+    ref = group(Context(table, forest, deliver(table, "all", routing)), "service")
+    rows: list[dict[str, Any]] = []
+
+    def run(
+        setting: str, value: Any, options: PipelineOptions, batching: str, names: tuple[str, ...]
+    ) -> None:
+        delivery = deliver(table, batching, routing, options)
+        for strategy in names:
+            g = group(Context(table, forest, delivery, Options(), lossy=True), strategy)
+            rows.append(
+                {
+                    "setting": setting,
+                    "value": value,
+                    "strategy": strategy,
+                    **_metrics(table, forest.parent, ref, g, delivery.lost == 0),
+                }
+            )
+
+    for name, values in vary.items():
+        field = SETTINGS[name][0]
+        for value in values:
+            typed = float(value) if SETTINGS[name][2] == "ms" else int(value)
+            changes: dict[str, Any] = {field: typed}
+            if name == "batch-size":
+                changes["batch_max_size"] = typed
+            options = dataclasses.replace(base, **changes)
+            run(
+                name,
+                value,
+                options,
+                "groupbytrace" if options.wait_ms is not None else "simulate",
+                tuple(strategies),
+            )
+    wait = base.wait_ms if base.wait_ms is not None else 1000.0
+    run("groupbytrace", wait, dataclasses.replace(base, wait_ms=wait), "groupbytrace", tuple(strategies[:1]))
+    run("sentry-otlp", None, base, "simulate", ("sentry-otlp",))
+    frame = pd.DataFrame(rows)
+    return WhatIf(frame, _recommend(rows, base, strategies[0], target), rows)
+
+
+def snippet(setting: str, value: float) -> str:
+    """A setting as users write it: collector YAML in flow style, or the SDK environment variable."""
+    key, unit = SETTINGS[setting][1], SETTINGS[setting][2]
+    shown = f"{value / 1000:g}s" if unit == "ms" and value >= 1000 else f"{value:g}{unit}"
+    if key.startswith("OTEL_"):
+        return f"{key}={value:g}"
+    if setting == "batch-size":
+        return f"processors: {{batch: {{send_batch_size: {value:g}, send_batch_max_size: {value:g}}}}}"
+    *outer, last = key.split(".")
+    text = f"{last}: {shown}"
+    for part in reversed(outer):
+        text = f"{part}: {{{text}}}"
+    return text
+
+
+def _recommend(rows: list[dict[str, Any]], base: PipelineOptions, strategy: str, target: float) -> str:
+    """The smallest relative change from ``base`` that meets ``target`` (mis-grouped + dropped)."""
+    limit = 100 * target
+
+    def cost(r: dict[str, Any]) -> float:
+        return float(r["misgrouped_pct"] + r["dropped_pct"])
+
+    varied = [r for r in rows if r["setting"] in SETTINGS and r["strategy"] == strategy]
+    ok = [r for r in varied if cost(r) <= limit]
+
+    def change(r: dict[str, Any]) -> float:
+        old = getattr(base, SETTINGS[r["setting"]][0])
+        if old is None or not old:
+            return float("inf") if r["setting"] != "wait" else 1.0
+        return abs(np.log(max(float(r["value"]), 1e-9) / float(old)))
+
+    refs = [r for r in rows if r["setting"] not in SETTINGS]
+    if ok:
+        best = min(ok, key=lambda r: (change(r), cost(r)))
+        return (
+            f"{snippet(best['setting'], best['value'])}  # {strategy} then mis-groups "
+            f"{best['misgrouped_pct']:g}% and drops {best['dropped_pct']:g}% of spans (target {limit:g}%)"
+        )
+    best_ref = min(refs, key=cost) if refs else None
+    closest = min(varied, key=cost) if varied else None
+    parts = [f"no varied setting brings {strategy} under {limit:g}% mis-grouped + dropped"]
+    if closest:
+        parts.append(f"closest: {snippet(closest['setting'], closest['value'])} ({cost(closest):g}%)")
+    if best_ref and (closest is None or cost(best_ref) < cost(closest)):
+        what = (
+            "Sentry's OTLP endpoint" if best_ref["setting"] == "sentry-otlp" else "a groupbytrace processor"
+        )
+        parts.append(f"{what} does better ({cost(best_ref):g}%)")
+    return "; ".join(parts)
