@@ -771,6 +771,7 @@ def test_summary_keys_and_numbers() -> None:
         "per_service",
         "worst_traces",
         "anomalies",
+        "repairs",
     ]
     assert s["input"]["spans"] == 9
     assert s["input"]["traces"] == 2

@@ -61,7 +61,7 @@ def test_streams_keep_each_message_as_a_batch(tmp_path: Path, data: bytes, fmt: 
     assert t.batch.tolist() == [0, 0, 0, 1, 1, 2]
     assert t.services == ["web", "db", "worker"]
     assert [t.services[c] for c in t.service] == ["web", "web", "db", "db", "worker", "worker"]
-    assert t.n_traces == 2 and t.trace.tolist() == [0, 0, 0, 0, 1, 1]
+    assert t.n_traces == 2 and t.trace_code.tolist() == [0, 0, 0, 0, 1, 1]
     assert t.kind.tolist() == [2, 1, 2, 1, 5, 1]
     assert t.parent_id.tolist() == [0, 1, 2, 3, 0, 5]
 

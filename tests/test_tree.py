@@ -53,7 +53,7 @@ def test_trace_graph_is_a_networkx_tree() -> None:
     t = table(
         [S(1, service="a", name="root", kind="SERVER"), S(2, 1, "a"), S(3, 2, "b"), S(4, None, "c", trace=2)]
     )
-    g = trace_graph(t, build(t), int(t.trace[0]))
+    g = trace_graph(t, build(t), int(t.trace_code[0]))
     assert isinstance(g, nx.DiGraph) and nx.is_arborescence(g)
     assert sorted(g.edges) == [(0, 1), (1, 2)]
     assert g.nodes[0]["name"] == "root" and g.nodes[0]["kind"] == "SERVER"

@@ -121,11 +121,11 @@ class Analysis:
         if not len(traces):
             return {}
         out: dict[int, str] = {}
-        rows = np.flatnonzero(np.isin(t.trace, traces))
+        rows = np.flatnonzero(np.isin(t.trace_code, traces))
         rows = rows[self.forest.parent[rows] < 0]
         heads: dict[int, int] = {}
         for r in np.concatenate([rows[t.parent_id[rows] == 0], rows[t.parent_id[rows] != 0]]).tolist():
-            heads.setdefault(int(t.trace[r]), r)
+            heads.setdefault(int(t.trace_code[r]), r)
         for code, r in heads.items():
             kind = kind_name(int(t.kind[r]))
             out[code] = (

@@ -75,7 +75,7 @@ def deliver(
     if batching == "captured":
         base = table.batch.astype(np.int64)
     elif batching == "trace":
-        base = table.trace
+        base = table.trace_code
     elif batching == "all":
         base = np.zeros(n, dtype=np.int64)
     elif batching in ("simulate", "groupbytrace"):

@@ -116,7 +116,7 @@ class Diff:
         roots = a.roots()
         out = {
             "root": roots,
-            "trace": t.trace[roots],
+            "trace": t.trace_code[roots],
             "service": t.service[roots],
             "spans": spans[roots],
             "incomplete": a.reason[roots] == Reason.MISSING_PARENT,
@@ -141,7 +141,7 @@ class Diff:
         """Spans, verdict counts, transaction counts, blamed and incomplete spans per ``service`` or
         ``trace`` code (numpy columns indexed by code)."""
         t = self.table
-        col = t.service if key == "service" else t.trace
+        col = t.service if key == "service" else t.trace_code
         size = len(t.services) if key == "service" else t.n_traces
         out: dict[str, np.ndarray] = {"spans": np.bincount(col, minlength=size)}
         for code, name in enumerate(VERDICTS):

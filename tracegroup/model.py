@@ -131,7 +131,7 @@ class SpanTable:
         return self._warm[2]
 
     @functools.cached_property
-    def trace(self) -> np.ndarray:
+    def trace_code(self) -> np.ndarray:
         """Trace code per span (int64), codes numbered by first appearance in input order."""
         if not len(self):
             return np.zeros(0, dtype=np.int64)
@@ -158,13 +158,13 @@ class SpanTable:
 
     @property
     def n_traces(self) -> int:
-        return int(self.trace.max()) + 1 if len(self) else 0
+        return int(self.trace_code.max()) + 1 if len(self) else 0
 
     @functools.cached_property
     def trace_hex(self) -> list[str]:
         """Hex trace id of each trace code."""
         first = np.full(self.n_traces, -1, dtype=np.int64)
-        first[self.trace[::-1]] = np.arange(len(self) - 1, -1, -1)
+        first[self.trace_code[::-1]] = np.arange(len(self) - 1, -1, -1)
         return hex_ids(self.trace_id[first], 32)
 
     def service_name(self, i: int) -> str:
@@ -199,6 +199,51 @@ class SpanTable:
                 for ss in rs.scope_spans:
                     for s in ss.spans:
                         yield b, rs, ss, s
+
+    # ----- notebook API (tracegroup.explore)
+    def spans(self, *, details: bool = False) -> Any:
+        """One row per span as a pandas DataFrame: :func:`tracegroup.explore.spans`."""
+        from tracegroup import explore
+
+        return explore.spans(self, details=details)
+
+    def analyze(self, **options: Any) -> Any:
+        """The memoized :class:`~tracegroup.analysis.Analysis` for these options:
+        :func:`tracegroup.explore.analysis`."""
+        from tracegroup import explore
+
+        return explore.analysis(self, **options)
+
+    def transactions(self, strategy: str = "service", **options: Any) -> Any:
+        """One row per transaction of ``strategy``: :func:`tracegroup.explore.transactions`."""
+        from tracegroup import explore
+
+        return explore.transactions(self, strategy, **options)
+
+    def diff(self, a: str = "service", b: str = "sentryexporter", **options: Any) -> Any:
+        """Per-span verdicts of ``b`` against ``a``: :func:`tracegroup.explore.diff`."""
+        from tracegroup import explore
+
+        return explore.diff(self, a, b, **options)
+
+    def traces(self, a: str = "service", b: str = "sentryexporter", **options: Any) -> Any:
+        """One row per trace, worst first: :func:`tracegroup.explore.traces`."""
+        from tracegroup import explore
+
+        return explore.traces(self, a, b, **options)
+
+    def anomalies(self) -> Any:
+        """One row per anomalous span: :func:`tracegroup.explore.anomalies`."""
+        from tracegroup import explore
+
+        return explore.anomalies(self)
+
+    def trace_view(self, trace_id: str, compare: str = "sentryexporter", **options: Any) -> Any:
+        """One trace's spans and tree (a :class:`tracegroup.explore.TraceView`):
+        :func:`tracegroup.explore.trace` (``trace`` itself is the trace-code column)."""
+        from tracegroup import explore
+
+        return explore.trace(self, trace_id, compare, **options)
 
 
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

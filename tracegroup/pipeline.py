@@ -154,7 +154,7 @@ def _groupbytrace(
 ) -> list[tuple[int, int, np.ndarray]]:
     """Hold each trace from its first span's arrival for ``wait`` ns, then release it as one group;
     spans of a trace arriving after its release open a new group (the processor's real behaviour)."""
-    trace = table.trace
+    trace = table.trace_code
     open_groups: dict[int, tuple[int, int, list[np.ndarray]]] = {}  # trace -> (release time, seq, parts)
     released: list[tuple[int, int, np.ndarray]] = []
     seq = 0

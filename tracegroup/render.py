@@ -25,7 +25,7 @@ def info(table: SpanTable, forest: Forest, examples: int = 5) -> dict[str, Any]:
             "meaning": ANOMALY_KINDS[kind],
             "examples": [
                 {
-                    "trace_id": table.trace_hex[int(table.trace[r])],
+                    "trace_id": table.trace_hex[int(table.trace_code[r])],
                     "span_id": f"{int(table.span_id[r]):016x}",
                     "service": table.service_name(r),
                 }

@@ -142,7 +142,7 @@ def build(table: SpanTable, timing: bool = True) -> Forest:
     ``timing=False`` skips the clock-skew check, the only one that needs start times: the grouping
     commands then never decode the warm columns.
     """
-    parent, duplicates = lookup_parents(table, table.trace)
+    parent, duplicates = lookup_parents(table, table.trace_code)
     parent[table.bad_ids] = -1
     rows = np.arange(len(table))
     self_parent = np.flatnonzero(parent == rows)
@@ -169,7 +169,7 @@ def trace_graph(table: SpanTable, forest: Forest, trace: int) -> nx.DiGraph:
     """One trace as a networkx DiGraph (edges parent -> child, nodes are row indices) with span data."""
     import networkx as nx
 
-    rows = np.flatnonzero(table.trace == trace)
+    rows = np.flatnonzero(table.trace_code == trace)
     g = nx.DiGraph()
     names = table.names(rows)
     for i, name in zip(rows.tolist(), names, strict=True):

@@ -46,19 +46,19 @@ def heal(table: SpanTable, g: Grouping) -> list[dict[str, str]]:
     start, end = table.start_ns, table.end_ns
     groups: dict[tuple[int, int], list[int]] = {}
     for r, tr, sv in zip(
-        roots.tolist(), table.trace[roots].tolist(), table.service[roots].tolist(), strict=True
+        roots.tolist(), table.trace_code[roots].tolist(), table.service[roots].tolist(), strict=True
     ):
         groups.setdefault((tr, sv), []).append(r)
     up = np.arange(len(g.root))
     repairs: list[dict[str, str]] = []
     for r in incomplete.tolist():
-        cands = np.array(groups[(int(table.trace[r]), int(table.service[r]))])
+        cands = np.array(groups[(int(table.trace_code[r]), int(table.service[r]))])
         fits = cands[(cands != r) & (start[cands] <= start[r]) & (end[cands] >= end[r])]
         if len(fits) == 1:
             up[r] = int(fits[0])
             repairs.append(
                 {
-                    "trace_id": table.trace_hex[int(table.trace[r])],
+                    "trace_id": table.trace_hex[int(table.trace_code[r])],
                     "root": span_hex(table.span_id[r]),
                     "joined": span_hex(table.span_id[fits[0]]),
                 }
