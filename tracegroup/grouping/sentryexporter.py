@@ -57,7 +57,7 @@ def emulate(ctx: Context, era: str = "2023") -> Grouping:
     sent = delivered & calls_with_root[np.maximum(call, 0)]
     root = np.where(sent, np.where(attached, top, rows), -1)
     why = np.where(rr, rule_reason, np.where(attached, Reason.JOINED, Reason.ORPHAN))
-    reason = np.where(sent, why, np.where(delivered, Reason.DROPPED_NO_ROOT, Reason.DROPPED_UNROUTED))
+    reason = np.where(sent, why, np.where(delivered, Reason.DROPPED_NO_ROOT, d.lost))
     reason = reason.astype(np.int8)
     dup_calls = np.unique(call[dups])
     for c in dup_calls.tolist():  # walk order inside the call matters only here
