@@ -158,7 +158,8 @@ def load(
     keep_going: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> SpanTable:
-    """Load every file (see the module docstring). ``progress(path, spans_so_far, n_files)`` per file."""
+    """Load every file (see the module docstring). ``progress(path, spans_so_far, n_files)`` is called
+    every 64 messages and after each file."""
     with gc_paused():
         return _load(expand_paths(paths), service_attribute, keep_going, progress)
 
@@ -201,6 +202,8 @@ def _load(
             batches.append(Batch(src_index, raw, n))
             source.spans += n
             source.batches += 1
+            if progress and source.batches % 64 == 0:
+                progress(name, total + source.spans, len(files))
         decoded.messages.clear()
         total += source.spans
         if progress:
