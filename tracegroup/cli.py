@@ -353,7 +353,7 @@ def _vary(values: tuple[str, ...]) -> dict[str, list[float]]:
             raise click.BadParameter(
                 f"{item!r}: expected NAME=V1,V2,… with NAME one of {', '.join(SETTINGS)}", param_hint="--vary"
             )
-        convert = Duration() if SETTINGS[name][2] == "ms" else click.IntRange(0)
+        convert: click.ParamType = Duration() if SETTINGS[name][2] == "ms" else click.IntRange(0)
         out[name] = [float(convert.convert(v.strip(), None, None)) for v in raw.split(",") if v.strip()]
     return out
 
@@ -415,6 +415,69 @@ def whatif(
         click.echo(render.to_json({"rows": result.rows, "recommendation": result.recommendation}), nl=False)
     else:
         click.echo(render.whatif_text(result.rows, result.recommendation), nl=False)
+
+
+def send_options(fn: F) -> F:
+    for deco in reversed(
+        [
+            click.option("--resume", is_flag=True, help="Send only what the last run's not-sent file lists."),
+            click.option("--dry-run", is_flag=True, help="Send nothing; show what would go where."),
+            click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True),
+            click.option(
+                "--retries",
+                type=click.IntRange(1, 100),
+                default=5,
+                show_default=True,
+                help="Attempts per item on 5xx and network errors.",
+            ),
+            click.option(
+                "--max-wait",
+                type=Duration(),
+                default="300s",
+                show_default=True,
+                help="Longest total wait for rate limits per item before it counts as failed.",
+            ),
+        ]
+    ):
+        fn = deco(fn)
+    return fn
+
+
+def report_send(result: Any, fmt: str) -> None:
+    """Print a send report and exit 1 unless every item was accepted."""
+    if fmt == "json":
+        click.echo(render.to_json(result.as_dict()), nl=False)
+    else:
+        click.echo(render.send_text(result.as_dict()), nl=False)
+    if not result.ok and not all(o.status == "would-send" for o in result.outcomes):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True))
+@send_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_errors
+def send(
+    directory: str, resume: bool, dry_run: bool, concurrency: int, retries: int, max_wait: float, fmt: str
+) -> None:
+    """Send the envelopes `tracegroup emit --out DIRECTORY` wrote, each to its DSN; report every outcome."""
+    from tracegroup.send import NOT_SENT, envelope_requests
+    from tracegroup.send import send as run_send
+
+    root = Path(directory)
+    requests, unsendable = envelope_requests(root)
+    result = run_send(
+        requests,
+        unsendable,
+        root / NOT_SENT,
+        resume=resume,
+        dry_run=dry_run,
+        concurrency=concurrency,
+        retries=retries,
+        max_wait=max_wait / 1000,
+    )
+    report_send(result, fmt)
 
 
 # --- commands defined in other modules (each module imports its heavy dependencies lazily) ---

@@ -199,3 +199,19 @@ def whatif_text(rows: list[dict[str, Any]], recommendation: str) -> str:
         )
     lines.append(f"Recommendation: {recommendation}")
     return "\n".join(lines) + "\n"
+
+
+def send_text(d: dict[str, Any]) -> str:
+    """Per-service sent / rejected / failed counts, then every item not sent and where the list is."""
+    lines = [f"{'service':<28}{'sent':>8}{'rejected':>10}{'failed':>8}"]
+    for service, c in sorted(d["per_service"].items()):
+        extra = f"  ({c['would-send']} would be sent)" if c.get("would-send") else ""
+        lines.append(f"{service or '(none)':<28}{c['sent']:>8}{c['rejected']:>10}{c['failed']:>8}{extra}")
+    for o in d["not_sent"][:20]:
+        if o["status"] != "would-send":
+            lines.append(f"  {o['status']}: {o['key']} ({o['code'] or '-'}: {o['detail']})")
+    if d["not_sent_file"]:
+        lines.append(f"Not sent: listed in {d['not_sent_file']}; rerun with --resume to send only those.")
+    elif d["ok"]:
+        lines.append("Everything was accepted.")
+    return "\n".join(lines) + "\n"
