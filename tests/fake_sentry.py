@@ -1,0 +1,119 @@
+"""A local fake of Sentry's ingestion for tests: envelope and OTLP endpoints on 127.0.0.1.
+
+Envelope endpoint ``/api/<project>/envelope/``: checks ``X-Sentry-Auth`` carries the project's key, parses
+the body with ``sentry_sdk.envelope.Envelope.deserialize``, runs every event through Relay's own
+normalizer (``sentry_relay.StoreNormalizer``) and Relay's time window, and keeps what it accepted.
+OTLP endpoint ``/api/<project>/integration/otlp/v1/traces``: checks ``x-sentry-auth``, gunzips and decodes
+the protobuf and keeps every span's flags. ``script[project]`` lists answers to give first (status code,
+headers), e.g. ``[(500, {}), (429, {"Retry-After": "0"})]``; then it answers 200.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+from sentry_relay import StoreNormalizer
+from sentry_sdk.envelope import Envelope
+
+MAX_AGE = 30 * 24 * 3600  # Relay drops events that ended longer ago than its configured window
+MAX_FUTURE = 60
+
+
+@dataclass
+class FakeSentry:
+    keys: dict[str, str]  # project id -> public key
+    script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    otlp_flags: dict[str, dict[str, int]] = field(default_factory=dict)  # project -> span id hex -> flags
+    problems: list[str] = field(default_factory=list)
+    hits: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    port: int = 0
+
+    def dsn(self, project: str) -> str:
+        return f"http://{self.keys[project]}@127.0.0.1:{self.port}/{project}"
+
+
+def _handler(fake: FakeSentry) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+        def answer(self, code: int, headers: dict[str, str] | None = None, body: bytes = b"{}") -> None:
+            self.send_response(code)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            m = re.fullmatch(r"/api/(\d+)/(envelope/|integration/otlp/v1/traces)", self.path)
+            with fake.lock:
+                fake.hits += 1
+                if not m or m.group(1) not in fake.keys:
+                    return self.answer(404)
+                project = m.group(1)
+                auth = self.headers.get("X-Sentry-Auth", "")
+                if f"sentry_key={fake.keys[project]}" not in auth:
+                    fake.problems.append(f"bad auth for {project}: {auth!r}")
+                    return self.answer(401)
+                pending = fake.script.get(project)
+                if pending:
+                    code, headers = pending.pop(0)
+                    return self.answer(code, headers)
+                if m.group(2) == "envelope/":
+                    self.envelope(project, body)
+                else:
+                    td = TracesData.FromString(gzip.decompress(body))
+                    flags = fake.otlp_flags.setdefault(project, {})
+                    for rs in td.resource_spans:
+                        for ss in rs.scope_spans:
+                            for s in ss.spans:
+                                flags[s.span_id.hex()] = s.flags
+                self.answer(200)
+
+        def envelope(self, project: str, body: bytes) -> None:
+            env = Envelope.deserialize(body)
+            if "sent_at" not in env.headers:
+                fake.problems.append("envelope without sent_at")
+            for item in env.items:
+                event = item.get_event() or item.get_transaction_event()
+                if event is None:
+                    continue
+                normalized = StoreNormalizer().normalize_event(json.loads(json.dumps(event)))
+                if normalized.get("errors"):
+                    fake.problems.append(f"relay errors: {normalized['errors']}")
+                end = float(normalized.get("timestamp") or 0)
+                if not time.time() - MAX_AGE < end < time.time() + MAX_FUTURE:
+                    fake.problems.append(f"event {normalized.get('event_id')} outside Relay's time window")
+                fake.events.setdefault(project, []).append(normalized)
+
+    return Handler
+
+
+@contextmanager
+def fake_sentry(
+    keys: dict[str, str], script: dict[str, list[tuple[int, dict[str, str]]]] | None = None
+) -> Iterator[FakeSentry]:
+    fake = FakeSentry(keys, script or {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    fake.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
