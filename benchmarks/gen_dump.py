@@ -44,6 +44,7 @@ protobuf classes and cached) and only the spans of traces still running are held
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import json
 import os
@@ -52,6 +53,7 @@ import struct
 import sys
 import time
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -1070,8 +1072,9 @@ _REPORT_SQL = (
 _REPORTS = ("daily_sales", "inventory_turnover", "customer_cohorts", "refund_audit")
 
 
-def _report_job(tr: Trace, t0: int) -> None:
-    """A background job: one root INTERNAL span with hundreds to thousands of direct children."""
+def _report_job(tr: Trace, t0: int, max_children: int | None = None) -> None:
+    """A background job: one root INTERNAL span with hundreds to thousands of direct children (100-900,
+    1000-3000 for a fifth of jobs, ~5k for 5 %; at most ``max_children`` when given)."""
     rng = tr.rng
     root = tr.id()
     r = rng.random()
@@ -1082,6 +1085,8 @@ def _report_job(tr: Trace, t0: int) -> None:
         if r < 0.25
         else rng.randint(100, 900)
     )
+    if max_children is not None:
+        n = min(n, max_children)
     report = rng.choice(_REPORTS)
     t = t0 + tr.ms(1, 8)
     pg_attrs = [
@@ -1182,19 +1187,25 @@ def _web_trace(tr: Trace, t0: int) -> None:
         _inventory(tr, None, t0, "SyncStock")
 
 
-def traces(rng: random.Random) -> Iterator[Trace]:
-    """An endless stream of traces in start-time order (web traffic and report jobs, two Poisson streams)."""
-    t_web = BASE_NS + int(rng.expovariate(WEB_RATE) * 1e9)
-    t_job = BASE_NS + int(rng.expovariate(JOB_RATE) * 1e9)
+def traces(
+    rng: random.Random,
+    web_rate: float = WEB_RATE,
+    job_rate: float = JOB_RATE,
+    max_job_children: int | None = None,
+) -> Iterator[Trace]:
+    """An endless stream of traces in start-time order (web traffic and report jobs, two Poisson streams
+    of ``web_rate`` and ``job_rate`` traces per second)."""
+    t_web = BASE_NS + int(rng.expovariate(web_rate) * 1e9)
+    t_job = BASE_NS + int(rng.expovariate(job_rate) * 1e9)
     while True:
         if t_web <= t_job:
             tr = Trace(rng, t_web)
             _web_trace(tr, t_web)
-            t_web += int(rng.expovariate(WEB_RATE) * 1e9) + 1
+            t_web += int(rng.expovariate(web_rate) * 1e9) + 1
         else:
             tr = Trace(rng, t_job)
-            _report_job(tr, t_job)
-            t_job += int(rng.expovariate(JOB_RATE) * 1e9) + 1
+            _report_job(tr, t_job, max_job_children)
+            t_job += int(rng.expovariate(job_rate) * 1e9) + 1
         yield tr
 
 
@@ -1202,16 +1213,44 @@ def traces(rng: random.Random) -> Iterator[Trace]:
 
 
 class Pipeline:
-    """SDK batch span processors (one per service) feeding the collector's batch processor and file writer."""
+    """SDK batch span processors (one per service) feeding the collector's processors and file exporter.
 
-    def __init__(self, out: BinaryIO, batch: int, zstd: bool, rng: random.Random) -> None:
+    Collector side, in pipeline order: an optional ``groupbytrace`` processor (a trace is held from the
+    arrival of its first span for ``groupbytrace_ns``, then released whole; its later spans start a new
+    group), the batch processor (cuts batches of exactly ``batch`` spans, and with ``timeout_ns`` also
+    sends what it holds once that long has passed since its first span arrived) and the file exporter
+    (``out``: one stream; ``group_by``: one stream per service, each batch split by resource as the file
+    exporter's ``group_by`` on ``service.name`` does after a routing processor).
+    """
+
+    def __init__(
+        self,
+        out: BinaryIO | None,
+        batch: int,
+        zstd: bool,
+        rng: random.Random,
+        *,
+        export_size: int | None = None,
+        timeout_ns: int | None = None,
+        groupbytrace_ns: int | None = None,
+        group_by: str | None = None,
+    ) -> None:
         self.out = out
         self.batch = batch
+        self.export_size = [min(n, export_size or n) for n in _EXPORT_SIZE]
+        self.timeout_ns = timeout_ns
+        self.groupbytrace_ns = groupbytrace_ns
+        self.group_by = group_by
+        self.files: dict[int, BinaryIO] = {}
         self.buffers: list[list[tuple[int, bytes]]] = [[] for _ in SERVICES]
         # SDKs started at different moments: their 5 s timers are out of phase
         self.deadlines = [BASE_NS + int(rng.uniform(0.5, 5.0) * 1e9) for _ in SERVICES]
         self.next_deadline = min(self.deadlines)
         self.pending: list[tuple[int, bytes]] = []
+        self.pending_since = BASE_NS
+        self.groups: dict[bytes, list[tuple[int, bytes]]] = {}
+        self.releases: deque[tuple[int, bytes]] = deque()
+        self.now = BASE_NS
         self.exports = 0
         self.batches = 0
         self.spans = 0
@@ -1229,8 +1268,8 @@ class Pipeline:
         svc = _SCOPE_SVC[scope]
         buf = self.buffers[svc]
         buf.append((scope, data))
-        if len(buf) >= _EXPORT_SIZE[svc]:
-            self._export(svc)
+        if len(buf) >= self.export_size[svc]:
+            self._export(svc, end)
             self.deadlines[svc] = end + SDK_DELAY_NS
             self.next_deadline = min(self.deadlines)
 
@@ -1238,17 +1277,45 @@ class Pipeline:
         while self.next_deadline <= now:
             svc = self.deadlines.index(self.next_deadline)
             if self.buffers[svc]:
-                self._export(svc)
+                self._export(svc, self.next_deadline)
             self.deadlines[svc] += SDK_DELAY_NS
             self.next_deadline = min(self.deadlines)
 
-    def _export(self, svc: int) -> None:
+    def _export(self, svc: int, now: int) -> None:
+        """One SDK export call arriving at the collector at ``now`` (non-decreasing)."""
         self.exports += 1
-        self.pending.extend(self.buffers[svc])
-        self.buffers[svc] = []
+        self.now = now
+        spans, self.buffers[svc] = self.buffers[svc], []
+        if self.groupbytrace_ns is None:
+            self._batch(spans, now)
+            return
+        self._release(now)
+        for rec in spans:
+            tid = _trace_id(rec[1])
+            group = self.groups.get(tid)
+            if group is None:
+                group = self.groups[tid] = []
+                self.releases.append((now + self.groupbytrace_ns, tid))
+            group.append(rec)
+
+    def _release(self, now: int) -> None:
+        """groupbytrace: hand every trace whose wait ended by ``now`` to the batch processor, in order."""
+        while self.releases and self.releases[0][0] <= now:
+            t, tid = self.releases.popleft()
+            self._batch(self.groups.pop(tid), t)
+
+    def _batch(self, spans: list[tuple[int, bytes]], now: int) -> None:
+        """The collector's batch processor receiving ``spans`` at ``now``."""
+        if self.timeout_ns is not None and self.pending and now >= self.pending_since + self.timeout_ns:
+            self._write(self.pending)
+            self.pending = []
+        if not self.pending:
+            self.pending_since = now
+        self.pending.extend(spans)
         while len(self.pending) >= self.batch:
             self._write(self.pending[: self.batch])
             del self.pending[: self.batch]
+            self.pending_since = now
 
     def _write(self, chunk: list[tuple[int, bytes]]) -> None:
         by_scope: dict[int, list[bytes]] = {}
@@ -1262,36 +1329,81 @@ class Pipeline:
         for scope, spans in by_scope.items():
             body = _SCOPE_HEAD[scope] + b"".join(spans)
             by_svc.setdefault(_SCOPE_SVC[scope], []).append(b"\x12" + _varint(len(body)) + body)
-        parts = []
+        parts: list[tuple[int, bytes]] = []
         for svc, scope_spans in by_svc.items():
             body = _RES_HEAD[svc] + b"".join(scope_spans) + _RES_TAIL[svc]
-            parts.append(b"\x0a" + _varint(len(body)) + body)
-        msg = b"".join(parts)
+            parts.append((svc, b"\x0a" + _varint(len(body)) + body))
+        if self.group_by is None:
+            assert self.out is not None
+            self._message(self.out, b"".join(p for _, p in parts))
+        else:
+            for svc, part in parts:
+                out = self.files.get(svc)
+                if out is None:
+                    path = os.path.join(self.group_by, f"{SERVICES[svc]}.pb")
+                    out = self.files[svc] = open(path, "wb")  # noqa: SIM115 - closed in close()
+                self._message(out, part)
+        self.spans += len(chunk)
+
+    def _message(self, out: BinaryIO, msg: bytes) -> None:
         if self._compress is not None:
             msg = self._compress(msg)
-        self.out.write(len(msg).to_bytes(4, "big"))
-        self.out.write(msg)
+        out.write(len(msg).to_bytes(4, "big"))
+        out.write(msg)
         self.batches += 1
-        self.spans += len(chunk)
         self.bytes += 4 + len(msg)
 
     def close(self) -> None:
-        """Shutdown: every SDK flushes (in timer order), then the collector writes what it holds."""
+        """Shutdown: every SDK flushes (in timer order), groupbytrace releases what it holds, then the
+        collector writes its last batch."""
         for svc in sorted(range(len(SERVICES)), key=self.deadlines.__getitem__):
             if self.buffers[svc]:
-                self._export(svc)
+                self._export(svc, self.now)
+        if self.releases:
+            self._release(self.releases[-1][0])
         if self.pending:
             self._write(self.pending)
             self.pending = []
+        for f in self.files.values():
+            f.close()
 
 
-def generate(path: str, spans: int, seed: int = 1, batch: int = 8192, zstd: bool = False) -> dict[str, int]:
+def _trace_id(data: bytes) -> bytes:
+    """The trace id of an encoded ``ScopeSpans.spans`` entry: tag, varint length, then field 1 (16 bytes)."""
+    i = 1
+    while data[i] & 0x80:
+        i += 1
+    return data[i + 3 : i + 19]
+
+
+def generate(
+    path: str,
+    spans: int,
+    seed: int = 1,
+    batch: int = 8192,
+    zstd: bool = False,
+    *,
+    web_rate: float = WEB_RATE,
+    job_rate: float = JOB_RATE,
+    max_job_children: int | None = None,
+    export_size: int | None = None,
+    batch_timeout_ms: float | None = None,
+    groupbytrace_ms: float | None = None,
+    group_by_service: bool = False,
+) -> dict[str, int]:
     """Write a dump of about ``spans`` spans to ``path``; return its counts.
 
     New traces stop starting once ``spans`` spans were generated; the traces already started finish, so the
     dump holds ``spans`` plus at most one trace's worth. Returns ``spans``, ``traces``, ``batches``, ``bytes``
     (file size), ``exports`` (SDK export calls), ``orphans`` (spans whose parent is never emitted) and
     ``duration_ms`` (traffic time covered).
+
+    Knobs (the defaults reproduce the benchmark dump byte for byte): ``web_rate``/``job_rate`` traces per
+    second; ``max_job_children`` caps the direct children of a report job; ``export_size`` caps every SDK's
+    export size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE); ``batch_timeout_ms`` the collector batch processor's
+    ``timeout``; ``groupbytrace_ms`` puts a groupbytrace processor with that ``wait_duration`` before the
+    batch processor; ``group_by_service`` makes ``path`` a directory with one file per service
+    (``<service>.pb``), as the file exporter's ``group_by`` writes after a routing processor.
     """
     if spans < 1 or batch < 1:
         raise ValueError("spans and batch must be positive")
@@ -1299,11 +1411,27 @@ def generate(path: str, spans: int, seed: int = 1, batch: int = 8192, zstd: bool
     heap: list[tuple[int, int, int, list[SpanRec]]] = []
     made = n_traces = orphans = 0
     last_end = BASE_NS
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "wb") as out:
-        pipe = Pipeline(out, batch, zstd, rng)
+    if group_by_service:
+        os.makedirs(path, exist_ok=True)
+        for name in SERVICES:  # a stale file of an earlier run would be read as part of this dump
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(path, f"{name}.pb"))
+    else:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        out = None if group_by_service else stack.enter_context(open(path, "wb"))
+        pipe = Pipeline(
+            out,
+            batch,
+            zstd,
+            rng,
+            export_size=export_size,
+            timeout_ns=None if batch_timeout_ms is None else int(batch_timeout_ms * MS),
+            groupbytrace_ns=None if groupbytrace_ms is None else int(groupbytrace_ms * MS),
+            group_by=path if group_by_service else None,
+        )
         emit = pipe.span
-        for tr in traces(rng):
+        for tr in traces(rng, web_rate, job_rate, max_job_children):
             recs = tr.spans
             # every later trace starts at or after tr.start, so spans ending by then can be emitted
             while heap and heap[0][0] <= tr.start:
@@ -1337,7 +1465,7 @@ def generate(path: str, spans: int, seed: int = 1, batch: int = 8192, zstd: bool
         "spans": pipe.spans,
         "traces": n_traces,
         "batches": pipe.batches,
-        "bytes": os.path.getsize(path),
+        "bytes": pipe.bytes,
         "exports": pipe.exports,
         "orphans": orphans,
         "duration_ms": (last_end - BASE_NS) // MS,

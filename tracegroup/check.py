@@ -11,7 +11,7 @@ Contract:
      "notes", "anomalies", "options"}``; ``options`` are the resolved grouping options (reference,
      compare, batching, routing, boundary, service_attribute);
   2. per grouping (reference first, then compared) a summary line ``{"grouping", "role", "transactions",
-     "sent", "dropped", "one_span_transactions"}`` (the compared one also has ``verdicts``);
+     "sent_spans", "dropped_spans", "one_span_transactions"}`` (the compared one also has ``verdicts``);
   3. one line per transaction ``{"grouping", "trace", "root", "service", "name", "kind", "reason",
      "spans", "members"}``: the root span's trace id, span id, service, name and kind, why it opened a
      transaction (the :class:`~tracegroup.grouping.Reason` name in lower case), its span count and
@@ -99,7 +99,9 @@ def _line(obj: dict[str, Any]) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False)
 
 
-def golden_lines(dump: str | Path, options: CheckOptions = CheckOptions(), name: str | None = None) -> list[str]:
+def golden_lines(
+    dump: str | Path, options: CheckOptions = CheckOptions(), name: str | None = None
+) -> list[str]:
     """The golden text of one fixture, one line per list item (see the module docstring).
 
     Raises :class:`~tracegroup.load.LoadError` or ``ValueError`` (bad dump, unknown option value).
@@ -112,7 +114,9 @@ def golden_lines(dump: str | Path, options: CheckOptions = CheckOptions(), name:
     routing: str | Routes = options.routing
     if options.routing not in ("none", "service"):
         if not Path(options.routing).is_file():
-            raise ValueError(f"{options.routing}: --routing is not 'none', 'service' or an existing routes file")
+            raise ValueError(
+                f"{options.routing}: --routing is not 'none', 'service' or an existing routes file"
+            )
         routing = load_routes(options.routing)
     an = analyze(
         table,
@@ -156,7 +160,12 @@ def _summary(g: Grouping) -> dict[str, int]:
     roots = g.roots()
     one = int(((g.sizes() == 1) & (g.root == np.arange(n))).sum())
     sent = int(g.sent.sum())
-    return {"transactions": len(roots), "sent": sent, "dropped": n - sent, "one_span_transactions": one}
+    return {
+        "transactions": len(roots),
+        "sent_spans": sent,
+        "dropped_spans": n - sent,
+        "one_span_transactions": one,
+    }
 
 
 def _grouping_lines(table: Any, g: Grouping) -> list[tuple[tuple[Any, ...], str]]:
@@ -176,7 +185,7 @@ def _grouping_lines(table: Any, g: Grouping) -> list[tuple[tuple[Any, ...], str]
     names = table.names(root_rows) if len(root_rows) else []
     for k, r in enumerate(root_rows.tolist()):
         members = order[bounds[k] : bounds[k + 1]]
-        trace = table.trace_hex[int(table.trace[r])]
+        trace = table.trace_hex[int(table.trace_code[r])]
         root = span_hex(ids[r])
         obj = {
             "grouping": g.strategy,
@@ -194,7 +203,7 @@ def _grouping_lines(table: Any, g: Grouping) -> list[tuple[tuple[Any, ...], str]
     dropped = np.flatnonzero(~sent)
     groups: dict[tuple[int, int, int], list[int]] = {}
     for r in dropped.tolist():
-        groups.setdefault((int(table.trace[r]), int(table.service[r]), int(g.reason[r])), []).append(r)
+        groups.setdefault((int(table.trace_code[r]), int(table.service[r]), int(g.reason[r])), []).append(r)
     for (tr, svc, why), members_ in groups.items():
         trace, service, reason = table.trace_hex[tr], table.services[svc], _reason(why)
         obj = {
@@ -229,7 +238,9 @@ def read_golden(path: Path) -> tuple[list[str], dict[str, Any]]:
     except json.JSONDecodeError:
         header = None
     if not isinstance(header, dict) or header.get("golden") != GOLDEN_VERSION:
-        raise ValueError(f"{path}: not a tracegroup golden file (version {GOLDEN_VERSION}): regenerate it with --update")
+        raise ValueError(
+            f"{path}: not a tracegroup golden file (version {GOLDEN_VERSION}): regenerate it with --update"
+        )
     options = header.get("options")
     return lines, options if isinstance(options, dict) else {}
 
@@ -237,28 +248,29 @@ def read_golden(path: Path) -> tuple[list[str], dict[str, Any]]:
 def diff_lines(expected: Sequence[str], actual: Sequence[str], golden: str, fixture: str) -> list[str]:
     """Unified diff (one line of context) from the golden lines to the current ones."""
     return list(
-        difflib.unified_diff(list(expected), list(actual), fromfile=golden, tofile=f"{fixture} (now)", lineterm="", n=1)
+        difflib.unified_diff(
+            list(expected), list(actual), fromfile=golden, tofile=f"{fixture} (now)", lineterm="", n=1
+        )
     )
 
 
 def describe(expected: Sequence[str], actual: Sequence[str]) -> str:
     """One-line account of a difference: lines removed/added per grouping, header changes."""
-    removed = sorted(set(expected) - set(actual))
-    added = sorted(set(actual) - set(expected))
+    old_set, new_set = set(expected), set(actual)
+    removed = [line for line in expected[1:] if line not in new_set]
+    added = [line for line in actual[1:] if line not in old_set]
     parts: list[str] = []
     if expected[:1] != actual[:1]:
         parts.append("header changed")
     per: dict[str, list[int]] = {}
     for sign, lines in ((0, removed), (1, added)):
         for line in lines:
-            if line in (expected[:1] + actual[:1]):
-                continue
             try:
                 g = str(json.loads(line).get("grouping", "?"))
             except (json.JSONDecodeError, AttributeError):
                 g = "?"
             per.setdefault(g, [0, 0])[sign] += 1
-    parts += [f"{g}: {r} lines gone, {a} new" for g, (r, a) in per.items()]
+    parts += [f"{g}: {r} line{'' if r == 1 else 's'} gone, {a} new" for g, (r, a) in per.items()]
     if not parts and list(expected) != list(actual):
         parts.append("same lines in another order")
     return "; ".join(parts)
@@ -323,8 +335,12 @@ def check_fixture(
     help="Directory of golden files (<fixture name>.golden.jsonl).",
 )
 @click.option("--update", is_flag=True, help="Rewrite the golden files from the current groupings.")
-@click.option("--compare", type=click.Choice(sorted(STRATEGIES)), help="Compared strategy (default sentryexporter).")
-@click.option("--reference", type=click.Choice(sorted(STRATEGIES)), help="Reference strategy (default service).")
+@click.option(
+    "--compare", type=click.Choice(sorted(STRATEGIES)), help="Compared strategy (default sentryexporter)."
+)
+@click.option(
+    "--reference", type=click.Choice(sorted(STRATEGIES)), help="Reference strategy (default service)."
+)
 @click.option("--boundary", type=click.Choice(["service", "service+remote"]), help="Application boundary.")
 @click.option("--batches", "batching", type=click.Choice(BATCHINGS), help="Exporter calls (as for analyze).")
 @click.option("--routing", help="none, service, or a routes file (as for analyze).")

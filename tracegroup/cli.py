@@ -481,6 +481,10 @@ def send(
 
 
 # --- commands defined in other modules (each module imports its heavy dependencies lazily) ---
+from tracegroup.explore_cli import plot, show  # noqa: E402
+
+main.add_command(plot)
+main.add_command(show)
 from tracegroup.check import check  # noqa: E402
 
 main.add_command(check)

@@ -238,9 +238,9 @@ class SpanTable:
 
         return explore.anomalies(self)
 
-    def trace_view(self, trace_id: str, compare: str = "sentryexporter", **options: Any) -> Any:
+    def trace(self, trace_id: str, compare: str = "sentryexporter", **options: Any) -> Any:
         """One trace's spans and tree (a :class:`tracegroup.explore.TraceView`):
-        :func:`tracegroup.explore.trace` (``trace`` itself is the trace-code column)."""
+        :func:`tracegroup.explore.trace`."""
         from tracegroup import explore
 
         return explore.trace(self, trace_id, compare, **options)

@@ -1,4 +1,4 @@
-"""Routes files: which Sentry project (DSN, sample rate) and which exporter each service goes to.
+r"""Routes files: which Sentry project (DSN, sample rate) and which exporter each service goes to.
 
 Contract: :func:`load_routes` reads a TOML or YAML file of this shape and raises ``LoadError`` (one line,
 naming the file) on anything else::
@@ -12,9 +12,18 @@ naming the file) on anything else::
     dsn = "https://PUBLIC_KEY@o1.ingest.sentry.io/2"
     sample_rate = 1.0                 # optional, default 1.0
 
+    [[rename]]                        # optional, any number, applied in order (tracegroup emit)
+    match = '\.repo\.query'           # regular expression searched in the span name
+    from_attributes = ["db.statement"]  # new name: these attribute values ...
+    separator = " "                   # ... joined by this (default "")
+    services = ["payments"]           # optional: only spans of these services
+
 A route is one exporter in the collector (and one Sentry project): services sharing a route share its
 exporter calls. ``Routes.route_of(service)`` gives the route name, or None when the service is unrouted.
 A DSN's secret part is never printed: use :func:`redact_dsn` for anything shown to users.
+Rename rules (:class:`RenameRule`, the collector span processor's ``name.from_attributes``) may live in the
+routes file or in a file of their own (:func:`load_renames`, the same ``[[rename]]`` tables); a bad
+regular expression is a ``LoadError`` naming the file and the rule.
 """
 
 from __future__ import annotations
@@ -35,12 +44,29 @@ class Route:
     dsn: str = ""
     sample_rate: float = 1.0
 
+    @property
+    def public_key(self) -> str:
+        """The DSN's public key ("" without a DSN): goes into envelope headers, never printed."""
+        return dsn_public_key(self.dsn)
+
+
+@dataclass
+class RenameRule:
+    """Rename spans whose name matches ``pattern`` to their ``from_attributes`` values joined by
+    ``separator`` (only spans of ``services`` when given)."""
+
+    pattern: re.Pattern[str]
+    from_attributes: list[str]
+    separator: str = ""
+    services: list[str] = field(default_factory=list)
+
 
 @dataclass
 class Routes:
     routes: list[Route] = field(default_factory=list)
     default: Route | None = None
     path: str = ""
+    renames: list[RenameRule] = field(default_factory=list)
 
     def route_of(self, service: str) -> Route | None:
         for r in self.routes:
@@ -57,6 +83,12 @@ class Routes:
 def redact_dsn(dsn: str) -> str:
     """A DSN with its key(s) replaced by ``***``: safe to print."""
     return re.sub(r"//[^@/]*@", "//***@", dsn)
+
+
+def dsn_public_key(dsn: str) -> str:
+    """The public key of ``https://PUBLIC_KEY[:SECRET]@HOST/PROJECT_ID`` ("" when there is none)."""
+    m = re.match(r"^[a-z]+://([^@/:]+)(?::[^@/]*)?@", dsn)
+    return m.group(1) if m else ""
 
 
 def _route(raw: Any, name: str, where: str) -> Route:
@@ -77,13 +109,12 @@ def _route(raw: Any, name: str, where: str) -> Route:
     return Route(str(route_name), services, dsn, float(rate))
 
 
-def load_routes(path: str | Path) -> Routes:
-    """Parse a routes file (see the module docstring)."""
+def _read_mapping(path: str | Path, what: str) -> dict[str, Any]:
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise LoadError(f"{name}: cannot read routes file ({err})") from None
+        raise LoadError(f"{name}: cannot read {what} ({err})") from None
     data: Any
     try:
         data = tomllib.loads(text)
@@ -93,8 +124,65 @@ def load_routes(path: str | Path) -> Routes:
 
             data = yaml.safe_load(text)
         except Exception:
-            raise LoadError(f"{name}: routes file is neither valid TOML ({toml_err}) nor YAML") from None
-    if not isinstance(data, dict) or not ("route" in data or "routes" in data or "default" in data):
+            raise LoadError(f"{name}: {what} is neither valid TOML ({toml_err}) nor YAML") from None
+    if not isinstance(data, dict):
+        raise LoadError(f"{name}: {what} must be a TOML document or a YAML mapping")
+    return data
+
+
+def _rename(raw: Any, name: str, where: str) -> RenameRule:
+    if not isinstance(raw, dict):
+        raise LoadError(f"{name}: {where} must be a table/mapping")
+    unknown = sorted(set(raw) - {"match", "from_attributes", "separator", "services"})
+    if unknown:
+        raise LoadError(f"{name}: {where} has unknown key(s) {', '.join(unknown)}")
+    match = raw.get("match")
+    if not isinstance(match, str) or not match:
+        raise LoadError(f"{name}: {where}.match must be a regular expression (a non-empty string)")
+    try:
+        pattern = re.compile(match)
+    except re.error as err:
+        raise LoadError(f"{name}: {where}.match: bad regular expression {match!r} ({err})") from None
+    attrs = raw.get("from_attributes")
+    if isinstance(attrs, str):
+        attrs = [attrs]
+    if not isinstance(attrs, list) or not attrs or not all(isinstance(a, str) and a for a in attrs):
+        raise LoadError(f"{name}: {where}.from_attributes must be a non-empty list of attribute names")
+    sep = raw.get("separator", "")
+    if not isinstance(sep, str):
+        raise LoadError(f"{name}: {where}.separator must be a string")
+    services = raw.get("services", [])
+    if isinstance(services, str):
+        services = [services]
+    if not isinstance(services, list) or not all(isinstance(x, str) for x in services):
+        raise LoadError(f"{name}: {where}.services must be a list of service names")
+    return RenameRule(pattern, list(attrs), sep, list(services))
+
+
+def _renames(data: dict[str, Any], name: str) -> list[RenameRule]:
+    key = "rename" if "rename" in data else "renames"
+    raw = data.get(key, [])
+    if isinstance(raw, dict):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise LoadError(f"{name}: '{key}' must be a list of rename rules")
+    return [_rename(r, name, f"{key}[{i}]") for i, r in enumerate(raw)]
+
+
+def load_renames(path: str | Path) -> list[RenameRule]:
+    """Parse a file holding only ``[[rename]]`` rules (see the module docstring)."""
+    name = str(path)
+    data = _read_mapping(path, "renames file")
+    if not ("rename" in data or "renames" in data):
+        raise LoadError(f"{name}: renames file needs [[rename]] entries")
+    return _renames(data, name)
+
+
+def load_routes(path: str | Path) -> Routes:
+    """Parse a routes file (see the module docstring)."""
+    name = str(path)
+    data = _read_mapping(path, "routes file")
+    if not ("route" in data or "routes" in data or "default" in data):
         raise LoadError(f"{name}: routes file needs [[route]] entries and/or a [default] table")
     raw_routes = data.get("route", data.get("routes", []))
     if not isinstance(raw_routes, list):
@@ -113,4 +201,4 @@ def load_routes(path: str | Path) -> Routes:
     for route_name in names:
         if names.count(route_name) > 1:
             raise LoadError(f"{name}: two routes are named {route_name!r}: each route is one exporter")
-    return Routes(routes, default, name)
+    return Routes(routes, default, name, _renames(data, name))

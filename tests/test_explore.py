@@ -1,0 +1,242 @@
+"""The notebook API (tracegroup.explore via SpanTable methods): exact columns and dtypes, trace lookup,
+one trace's tree, anomalies, and the memoized analysis behind the frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from builders import S, table
+
+import tracegroup as tg
+from tracegroup import explore
+
+HOTROD = "fixtures/external/getTrace-response.json"
+DSB = "fixtures/external/traces-1695947455229.json"  # Jaeger, 64-bit trace ids
+POLYGLOT = "fixtures/polyglot.pb"
+
+SPANS = {
+    "trace_id": "str", "span_id": "str", "parent_span_id": "str", "service": "category", "name": "str",
+    "kind": "category", "batch": "int64", "start_ns": "int64", "end_ns": "int64",
+    "start": "datetime64[ns, UTC]", "end": "datetime64[ns, UTC]", "duration_ms": "float64", "depth": "int64",
+    "parent_missing": "bool", "flags": "int64",
+}  # fmt: skip
+DIFF = {
+    **SPANS, "transaction": "str", "heuristic_transaction": "str", "verdict": "category",
+    "incomplete": "bool", "reason": "category",
+}  # fmt: skip
+TRANSACTIONS = {
+    "trace_id": "str", "transaction": "str", "service": "category", "name": "str", "kind": "category",
+    "reason": "category", "spans": "int64", "services": "int64", "start": "datetime64[ns, UTC]",
+    "end": "datetime64[ns, UTC]", "duration_ms": "float64", "incomplete": "bool", "counterparts": "int64",
+    "dropped": "int64", "not_ok": "int64", "intact": "bool",
+}  # fmt: skip
+TRACES = {
+    "trace_id": "str", "head": "str", "spans": "int64", "services": "int64", "ok": "int64", "split": "int64",
+    "merged": "int64", "orphaned": "int64", "dropped": "int64", "not_ok": "int64", "blamed": "int64",
+    "in_incomplete": "int64", "transactions": "int64", "compared_transactions": "int64",
+    "start": "datetime64[ns, UTC]", "duration_ms": "float64",
+}  # fmt: skip
+ANOMALIES = {
+    "kind": "category", "trace_id": "str", "span_id": "str", "parent_span_id": "str", "service": "category",
+    "name": "str", "meaning": "str", "row": "int64",
+}  # fmt: skip
+
+
+def dtypes(frame: pd.DataFrame) -> dict[str, str]:
+    return {k: str(v) for k, v in frame.dtypes.items()}
+
+
+@pytest.fixture(scope="module")
+def hotrod() -> tg.SpanTable:
+    return tg.load([HOTROD])
+
+
+def test_documented_column_tables_match_the_module(hotrod: tg.SpanTable) -> None:
+    assert explore.SPAN_COLUMNS == SPANS
+    assert {**explore.SPAN_COLUMNS, **explore.DIFF_COLUMNS} == DIFF
+    assert explore.TRANSACTION_COLUMNS == TRANSACTIONS
+    assert explore.TRACE_COLUMNS == TRACES
+    assert explore.ANOMALY_COLUMNS == ANOMALIES
+
+
+def test_spans_columns_dtypes_and_values(hotrod: tg.SpanTable) -> None:
+    f = hotrod.spans()
+    assert dtypes(f) == SPANS
+    assert len(f) == 40 and f.index.name == "row" and f.index.tolist() == list(range(40))
+    assert list(f["service"].cat.categories) == hotrod.services and len(hotrod.services) == 6
+    assert list(f["kind"].cat.categories) == [
+        "UNSPECIFIED",
+        "INTERNAL",
+        "SERVER",
+        "CLIENT",
+        "PRODUCER",
+        "CONSUMER",
+    ]
+    assert (
+        f["trace_id"].str.fullmatch("[0-9a-f]{32}").all() and f["span_id"].str.fullmatch("[0-9a-f]{16}").all()
+    )
+    assert (f["parent_span_id"] == "").sum() == 1  # one root
+    assert (f["start"].astype("int64") == f["start_ns"]).all()
+    assert np.allclose(f["duration_ms"], (f["end_ns"] - f["start_ns"]) / 1e6)
+    assert f["depth"].min() == 0 and (f["depth"] == 0).sum() == 1
+    assert set(f["flags"]) <= {257, 769}  # sampled, is-remote known (and, once, remote)
+    # the same rows as the CLI's spans frame
+    ref = tg.spans_frame(hotrod, details_=False)
+    assert f["span_id"].tolist() == ref["span_id"].tolist() and f["name"].tolist() == ref["name"].tolist()
+
+
+def test_spans_with_details(hotrod: tg.SpanTable) -> None:
+    f = hotrod.spans(details=True)
+    assert list(f.columns[: len(SPANS)]) == list(SPANS)
+    assert {"status_code", "attributes", "resource_attributes", "events", "links"} <= set(f.columns)
+    assert all(r["service.name"] == s for r, s in zip(f["resource_attributes"], f["service"], strict=True))
+
+
+def test_diff_verdicts_and_the_analysis_behind_them(hotrod: tg.SpanTable) -> None:
+    d = hotrod.diff()
+    assert dtypes(d) == DIFF
+    assert d["verdict"].value_counts().to_dict() == {
+        "ok": 25,
+        "merged": 15,
+        "split": 0,
+        "orphaned": 0,
+        "dropped": 0,
+    }
+    assert list(d["verdict"].cat.categories) == ["ok", "split", "merged", "orphaned", "dropped"]
+    merged = d[d["verdict"] == "merged"]
+    assert set(merged["service"].astype(str)) == {"redis-manual", "mysql"}
+    assert (merged["transaction"] != merged["heuristic_transaction"]).all()
+    # the memoized Analysis is the one the frame came from, reachable with the same options
+    an = hotrod.analyze(reference="service", compare="sentryexporter")
+    assert an is hotrod.analyze()
+    assert (an.diff.verdict == d["verdict"].cat.codes.to_numpy()).all()
+    assert d.attrs["options"]["compare"] == "sentryexporter"
+    # other options give another analysis
+    routed = hotrod.diff(routing="service")
+    assert (routed["verdict"] == "dropped").sum() == 15
+    assert hotrod.analyze(routing="service") is not an
+    with pytest.raises(TypeError, match="unknown analysis option"):
+        hotrod.diff(batchs="trace")
+
+
+def test_transactions_both_ways(hotrod: tg.SpanTable) -> None:
+    ref = hotrod.transactions()
+    assert dtypes(ref) == TRANSACTIONS
+    assert len(ref) == 28 and ref["spans"].sum() == 40 and ref["intact"].sum() == 11
+    assert (ref["services"] == 1).all()  # the correct grouping never mixes services
+    assert (ref["transaction"].isin(hotrod.diff()["transaction"])).all()
+    redis = ref[ref["service"] == "redis-manual"]
+    assert len(redis) == 14 and (~redis["intact"]).all() and (redis["reason"] == "other_service").all()
+    cmp = hotrod.transactions("sentryexporter")
+    assert dtypes(cmp) == TRANSACTIONS
+    assert len(cmp) == 13 and cmp["spans"].sum() == 40
+    driver = cmp[cmp["service"] == "driver"].iloc[0]
+    assert driver["spans"] == 15 and driver["services"] == 2 and driver["counterparts"] == 15
+    assert not driver["intact"] and driver["reason"] == "server_kind"
+    assert cmp["intact"].sum() == 11  # intact is symmetric: the same 11 transactions either way
+
+
+def test_traces_worst_first() -> None:
+    t = tg.load([POLYGLOT])
+    f = t.traces()
+    assert dtypes(f) == TRACES
+    assert len(f) == t.n_traces and f["spans"].sum() == len(t)
+    assert (f["not_ok"].diff().dropna() <= 0).all()
+    summary = t.analyze().summary()
+    assert f["trace_id"].tolist()[: len(summary["worst_traces"])] == [
+        w["trace_id"] for w in summary["worst_traces"]
+    ]
+    assert explore.worst_trace(t) == f["trace_id"].iloc[0]
+
+
+def test_anomalies_one_row_per_span_and_kind() -> None:
+    t = table(
+        [
+            S(1, service="a", start=100),
+            S(2, 1, "a", start=50),  # starts before its parent: clock skew
+            S(2, 1, "a", start=150),  # duplicate id in the trace
+            S(7, 7, "a"),  # self parent
+            S(8, 99, "b"),  # parent not in the dump
+        ]
+    )
+    f = t.anomalies()
+    assert dtypes(f) == ANOMALIES
+    got = sorted(zip(f["kind"].astype(str), f["span_id"], strict=True))
+    assert got == [
+        ("clock_skew", "0000000000000002"),
+        ("duplicate_span_id", "0000000000000002"),
+        ("missing_parent", "0000000000000007"),  # a self parent counts as missing too
+        ("missing_parent", "0000000000000008"),
+        ("self_parent", "0000000000000007"),
+    ]
+    assert f.loc[f["span_id"] == "0000000000000008", "parent_span_id"].tolist() == ["0000000000000063"]
+    assert (f["meaning"] == f["kind"].astype(str).map(tg.tree.ANOMALY_KINDS)).all()
+    order = list(tg.tree.ANOMALY_KINDS)
+    keys = [(order.index(k), r) for k, r in zip(f["kind"].astype(str), f["row"], strict=True)]
+    assert keys == sorted(keys)  # kinds in report order, then rows
+    assert list(f["kind"].cat.categories) == list(tg.tree.ANOMALY_KINDS)
+    assert len(tg.load([HOTROD]).anomalies()) == 0
+
+
+def test_trace_lookup_by_hex_in_any_form(hotrod: tg.SpanTable) -> None:
+    tid = hotrod.trace_hex[0]
+    for form in (tid, tid.upper(), "0x" + tid, f"  {tid}\n"):
+        assert hotrod.trace(form).trace_id == tid
+    dsb = tg.load([DSB])
+    short = dsb.trace_hex[3][16:]
+    assert dsb.trace_hex[3] == "0" * 16 + short  # 64-bit ids are left-padded at load
+    assert dsb.trace(short.upper()).trace_id == dsb.trace_hex[3]
+    with pytest.raises(ValueError, match="16 or 32 hex"):
+        hotrod.trace("xyz")
+    with pytest.raises(ValueError):
+        hotrod.trace(tid[:20])
+    with pytest.raises(KeyError, match="not in the dump"):
+        hotrod.trace("f" * 32)
+
+
+def test_trace_view_tree_order_graph_and_text(hotrod: tg.SpanTable) -> None:
+    v = hotrod.trace(hotrod.trace_hex[0])
+    f = v.spans
+    assert dtypes(f) == DIFF and len(v) == 40 and f.index.name == "row"
+    pos = {s: k for k, s in enumerate(f["span_id"])}
+    for sid, parent, depth in zip(f["span_id"], f["parent_span_id"], f["depth"], strict=True):
+        if parent:  # depth first: every parent listed before its children, one level up
+            assert pos[parent] < pos[sid] and f["depth"].iloc[pos[parent]] == depth - 1
+    assert f["name"].iloc[0] == "GET /dispatch" and f["depth"].iloc[0] == 0
+    g = v.graph
+    assert g.number_of_nodes() == 40 and g.number_of_edges() == 39
+    assert g.graph["trace_id"] == v.trace_id and g.graph["compare"] == "sentryexporter"
+    merged = [n for n, d in g.nodes(data=True) if d["verdict"] == "merged"]
+    assert len(merged) == 15
+    text = v.text()
+    assert text.splitlines()[0] == f"trace {v.trace_id}: 40 spans, 6 services, 1 batch"
+    assert "service: 28 transactions; sentryexporter: 13 transactions" in text
+    line = next(x for x in text.splitlines() if x.lstrip().startswith("SQL SELECT"))
+    assert "mysql" in line and line.rstrip().endswith("merged") and line.count("*") == 1
+    assert "more spans not shown" not in text
+    cut = v.lines(max_spans=10)
+    assert cut[-1].startswith("... 30 more spans not shown: the first 10 of 40") and "merged" in cut[-1]
+
+
+def test_trace_view_of_a_100k_deep_trace_is_iterative() -> None:
+    n = 100_000
+    t = table(
+        [S(i + 1, i or None, "a" if i < n // 2 else "b", start=1_000 + i, end=10**9 - i) for i in range(n)]
+    )
+    v = t.trace("1".rjust(32, "0"))
+    assert v.depth.tolist() == list(range(n))
+    lines = v.lines(max_spans=explore.MAX_INDENT + 3)
+    deep = [x for x in lines if "[" in x.split("  ")[-1] or x.lstrip().startswith("[")]
+    assert deep and deep[0].lstrip().startswith(f"[{explore.MAX_INDENT + 1}] span-")
+    assert "service: 2 transactions" in lines[1]
+
+
+def test_corrected_grouping_of_one_trace(hotrod: tg.SpanTable) -> None:
+    f = explore.corrected(hotrod, hotrod.trace_hex[0])
+    assert len(f) == 40 and f["transaction"].nunique() == 28
+    # each transaction's rows are contiguous, its root first
+    runs = (f["transaction"] != f["transaction"].shift()).sum()
+    assert runs == 28
+    firsts = f.groupby("transaction", sort=False).head(1)
+    assert (firsts["span_id"] == firsts["transaction"]).all()

@@ -1,0 +1,172 @@
+"""``tracegroup show`` and ``tracegroup plot``: one trace as a text tree, figures as image files.
+
+Contract: both commands take the load and grouping options of ``analyze`` (the same decorators, so
+``--compare``, ``--batches``, ``--routing``, the simulation settings … mean the same), build the same
+Analysis, and call one library function each — :meth:`tracegroup.explore.TraceView.text` and
+:mod:`tracegroup.plot` — exactly what a notebook calls. Without ``--trace`` they take the worst trace
+(most spans not ``ok``) and say so on stderr. A trace id not in the dump, or a malformed one, is a usage
+error (exit 2). matplotlib is imported only when ``plot`` runs; this module is imported by
+:mod:`tracegroup.cli` at start-up and imports nothing heavy itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+if "tracegroup.cli" not in sys.modules:  # pragma: no cover - imported on its own, not through the CLI
+    # tracegroup.cli must run first: this module uses its option decorators and it imports this module
+    # for its commands. Hand over: it imports this module afresh, and that copy is the one registered.
+    del sys.modules[__name__]
+    import tracegroup.cli  # noqa: F401
+
+from tracegroup.analysis import Analysis  # noqa: E402
+from tracegroup.cli import _analysis, _errors, _load, _pipeline, _routing, grouping_options, load_options  # noqa: E402
+from tracegroup.model import SpanTable  # noqa: E402
+
+WORST_NOTE = "no --trace given: showing the worst trace, {trace} ({not_ok} spans not ok)"
+
+
+def _trace_id(table: SpanTable, an: Analysis, trace_id: str | None, quiet: bool) -> str:
+    """The requested trace id, checked, or the worst trace's (announced on stderr)."""
+    from tracegroup import explore
+
+    if trace_id is None:
+        if not len(table):
+            raise click.UsageError("the dump holds no spans")
+        worst = explore.worst_trace(table, analysis=an)
+        if not quiet:
+            per = an.diff.by_arrays("trace")
+            code = explore.trace_code(table, worst)
+            not_ok = int(per["spans"][code] - per["ok"][code])
+            click.echo(f"tracegroup: {WORST_NOTE.format(trace=worst, not_ok=f'{not_ok:,}')}", err=True)
+        return worst
+    try:
+        explore.trace_code(table, trace_id)
+    except (KeyError, ValueError) as err:
+        raise click.BadParameter(str(err.args[0]), param_hint="--trace") from None
+    return trace_id
+
+
+@click.command()
+@load_options
+@grouping_options
+@click.option("--trace", "trace_id", metavar="ID", help="Trace id (hex, 16 or 32 chars; default: the worst).")
+@click.option(
+    "--max-spans",
+    type=click.IntRange(0),
+    default=500,
+    show_default=True,
+    help="Show the first N spans in tree order and say what was left out (0 = all).",
+)
+@_errors
+def show(
+    dumps: tuple[str, ...],
+    service_attribute: str,
+    keep_going: bool,
+    quiet: bool,
+    trace_id: str | None,
+    max_spans: int,
+    **opts: Any,
+) -> None:
+    """One trace as an indented tree: each span with its transaction under both groupings."""
+    from tracegroup import explore
+
+    table = _load(dumps, service_attribute, keep_going, quiet)
+    an = _analysis(table, opts)
+    view = explore.trace(table, _trace_id(table, an, trace_id, quiet), analysis=an)
+    click.echo(view.text(max_spans), nl=False)
+
+
+def _vary(values: tuple[str, ...]) -> dict[str, list[float]]:
+    """``SETTING=V1,V2,…`` options as a what-if grid (the default grid when none is given)."""
+    from tracegroup.plot import DEFAULT_VARY
+
+    if not values:
+        return {k: list(v) for k, v in DEFAULT_VARY.items()}
+    grid: dict[str, list[float]] = {}
+    for item in values:
+        name, sep, rest = item.partition("=")
+        try:
+            numbers = [float(x) for x in rest.split(",") if x.strip()]
+        except ValueError:
+            numbers = []
+        if not sep or not name.strip() or not numbers:
+            raise click.BadParameter(f"{item!r}: expected SETTING=V1,V2,…", param_hint="--vary")
+        grid[name.strip()] = numbers
+    return grid
+
+
+@click.command()
+@load_options
+@grouping_options
+@click.option(
+    "--kind",
+    type=click.Choice(["waterfall", "overview", "whatif"]),
+    default="waterfall",
+    show_default=True,
+    help="waterfall: one trace under both groupings; overview: mis-grouped share by service and trace "
+    "size; whatif: curves against pipeline settings.",
+)
+@click.option("--trace", "trace_id", metavar="ID", help="waterfall: trace id (default: the worst trace).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="Image file; the format follows the extension (png, svg, pdf).",
+)
+@click.option(
+    "--max-spans", type=click.IntRange(0), default=0, help="waterfall: first N spans in tree order (0 = all)."
+)
+@click.option(
+    "--vary",
+    multiple=True,
+    metavar="SETTING=V1,V2,…",
+    help="whatif: a setting and its values (repeatable; default batch-size and sdk-batch grids).",
+)
+@click.option("--dpi", type=click.IntRange(20, 600), default=110, show_default=True)
+@_errors
+def plot(
+    dumps: tuple[str, ...],
+    service_attribute: str,
+    keep_going: bool,
+    quiet: bool,
+    kind: str,
+    trace_id: str | None,
+    output: str,
+    max_spans: int,
+    vary: tuple[str, ...],
+    dpi: int,
+    **opts: Any,
+) -> None:
+    """Draw a figure of DUMPS into an image file (the notebook's figures)."""
+    from tracegroup import plot as figures
+
+    grid = _vary(vary) if kind == "whatif" else {}
+    table = _load(dumps, service_attribute, keep_going, quiet)
+    if kind == "whatif":
+        from tracegroup.whatif import whatif
+
+        result = whatif(
+            table,
+            vary=grid,
+            strategies=(opts["compare"],),
+            base=_pipeline(opts),
+            routing=_routing(opts["routing"]),
+        )
+        fig = figures.whatif_curves(result.frame)
+        if not quiet:
+            click.echo(f"tracegroup: {result.recommendation}", err=True)
+    else:
+        an = _analysis(table, opts)
+        if kind == "overview":
+            fig = figures.overview(an)
+        else:
+            chosen = _trace_id(table, an, trace_id, quiet)
+            fig = figures.waterfall(table, chosen, analysis=an, max_spans=max_spans or None)
+    fig.savefig(output, dpi=dpi)
+    if not quiet:
+        click.echo(f"tracegroup: wrote {output}", err=True)

@@ -1,0 +1,341 @@
+"""Transaction and error event payloads: headers, the 1 MiB split, exception events, ids, time rules.
+
+Contract:
+- Payloads are compact JSON bytes exactly as ``sentry_sdk.utils.json_dumps`` writes them (:func:`dumps`).
+  A transaction is its header object with ``"spans": [...]`` spliced in from the spans' own bytes, so each
+  span is serialized once and sizes are known without re-serializing.
+- :func:`plan_pieces` is the size rule: a transaction whose payload exceeds ``limit`` bytes is cut into
+  pieces, spans taken in (start time, input order); the first piece keeps the transaction root; every
+  later piece is a *continuation transaction* of the same trace whose root (``contexts.trace``) is the
+  first span of that piece, keeping its real parent id. Every span lands in exactly one piece; a span too
+  big to fit even alone is returned as not written.
+- Event ids are uuid5 of the trace id, root span id and part (or span id and exception index): the same
+  input gives the same ids, hence byte-identical files.
+- Time rules (Relay): a transaction (each piece of a split one on its own) is dropped when its end
+  (``timestamp``, its root span's end) lies more than :data:`TX_MAX_PAST_S` before ``now`` or
+  :data:`MAX_FUTURE_S` or more after it (the metrics aggregator's window), and when any of its spans
+  ends before it starts; an error event out of
+  [now - :data:`ERROR_MAX_PAST_S`, now + :data:`MAX_FUTURE_S`] is kept with its timestamp rewritten.
+- Exception dedup (:func:`dedup_exceptions`): within one transaction, the same (type, message) recorded
+  on a span and on spans enclosing it is reported once, on the innermost span. Walks go up parent arrays
+  (no recursion) and stop at spans already visited.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tracegroup.sentry.convert import EXPORTER_SDK, relay_event_tags, valid_environment
+
+#: Sentry's limit on one event or transaction item (Relay ``max_event_size``).
+MAX_ITEM_BYTES = 1024 * 1024
+#: Relay drops transactions that ended more than this before it receives them (metrics aggregator,
+#: ``max_secs_in_past`` default: 5 days) ...
+TX_MAX_PAST_S = 5 * 24 * 3600
+#: ... or more than this after (``max_secs_in_future``: 1 minute).
+MAX_FUTURE_S = 60
+#: Error events older than this get their timestamp replaced by the receive time (``max_secs_in_past`` of
+#: event normalization: 30 days).
+ERROR_MAX_PAST_S = 30 * 24 * 3600
+#: Room left in each piece for the ``part`` marker added after the cut.
+PART_SLACK = 96
+
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/tracegroup/emit")  # fixed: ids never change
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON exactly as ``sentry_sdk.utils.json_dumps`` (the envelope's own serializer)."""
+    return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def event_id(*parts: str) -> str:
+    """A deterministic event id: uuid5 of the parts, 32 lowercase hex characters."""
+    return uuid.uuid5(_NAMESPACE, "/".join(parts)).hex
+
+
+class EventIds:
+    """Hands out event ids, disambiguating the rare repeats (duplicate span ids in a trace) by a counter
+    in input order, so ids stay unique and deterministic."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def new(self, *parts: str) -> str:
+        eid = event_id(*parts)
+        k = 1
+        while eid in self.seen:
+            k += 1
+            eid = event_id(*parts, f"#{k}")
+        self.seen.add(eid)
+        return eid
+
+
+def splice(header: bytes, spans: Sequence[bytes]) -> bytes:
+    """``header`` (a JSON object) with ``"spans": [spans…]`` added as its last key."""
+    return header[:-1] + b',"spans":[' + b",".join(spans) + b"]}"
+
+
+def spliced_size(header_len: int, span_lens: Iterable[int], n: int) -> int:
+    """Length of :func:`splice` output without building it."""
+    return header_len + len(b',"spans":[]') + sum(span_lens) + max(n - 1, 0)
+
+
+# --------------------------------------------------------------------------------------------- headers
+def trace_context(item: Mapping[str, Any], style: str) -> dict[str, Any]:
+    """``contexts.trace`` of a transaction rooted at (or an error recorded on) the span ``item``."""
+    if style == "exporter":
+        ctx = {"trace_id": item["trace_id"], "span_id": item["span_id"]}
+        for key in ("parent_span_id", "op", "description", "status"):
+            if key in item:
+                ctx[key] = item[key]
+        return dict(sorted(ctx.items()))  # sentry-go marshals TraceContext.Map(): sorted keys
+    ctx = {"trace_id": item["trace_id"], "span_id": item["span_id"]}
+    for key in ("parent_span_id", "op", "description", "status", "origin", "data"):
+        if key in item:
+            ctx[key] = item[key]
+    return ctx
+
+
+@dataclass
+class TxName:
+    """Transaction name, its source (sentry style) and the resource-level fields of the root."""
+
+    name: str
+    source: str = "custom"
+    release: str = ""
+    environment: str = ""
+    platform: str = "other"
+    resource: dict[str, Any] | None = None
+
+
+def transaction_header(
+    item: Mapping[str, Any],
+    style: str,
+    eid: str,
+    name: TxName,
+    environment: str,
+    part: str = "",
+    continues: str = "",
+) -> tuple[dict[str, Any], list[str]]:
+    """A transaction event without its ``spans`` (added by :func:`splice`) for the root span ``item``;
+    ``part`` ("2/3") and ``continues`` (the original root span id) mark the pieces of a split one.
+    Returns (header, notes on what was changed for Relay)."""
+    notes: list[str] = []
+    if style == "exporter":
+        tags, notes, env_tag = relay_event_tags(item.get("tags", {}))
+        if part:
+            tags["tracegroup.part"] = part
+            tags = dict(sorted(tags.items()))
+        ctx: dict[str, Any] = {"trace": trace_context(item, style)}
+        if "links" in item:
+            ctx["trace"]["links"] = item["links"]
+        ev: dict[str, Any] = {"contexts": ctx}
+        env = environment or (env_tag if valid_environment(env_tag) else "")
+        if env:
+            ev["environment"] = env
+        ev["event_id"] = eid
+        ev["sdk"] = dict(EXPORTER_SDK)
+        if tags:
+            ev["tags"] = tags
+        ev["timestamp"] = item["timestamp"]
+        title = name.name + (" (continued)" if continues else "")
+        if title:
+            ev["transaction"] = title
+        ev["type"] = "transaction"
+        ev["start_timestamp"] = item["start_timestamp"]
+        return ev, notes
+    trace = trace_context(item, style)
+    if part:
+        trace["data"] = {**trace.get("data", {}), "tracegroup.part": part}
+        if continues:
+            trace["data"]["tracegroup.continues"] = continues
+    if "links" in item:
+        trace["links"] = item["links"]
+    ev = {
+        "event_id": eid,
+        "type": "transaction",
+        "platform": name.platform,
+        "transaction": name.name + (" (continued)" if continues else ""),
+        "transaction_info": {"source": name.source},
+        "start_timestamp": item["start_timestamp"],
+        "timestamp": item["timestamp"],
+    }
+    if name.release:
+        ev["release"] = name.release
+    env = environment or name.environment
+    if env:
+        ev["environment"] = env
+    contexts: dict[str, Any] = {"trace": trace}
+    if name.resource:
+        contexts["otel"] = {"resource": name.resource}
+    ev["contexts"] = contexts
+    ev["sdk"] = sentry_sdk_info()
+    return ev, notes
+
+
+def sentry_sdk_info() -> dict[str, str]:
+    """The ``sdk`` of ``sentry`` style payloads: this tool, honestly named."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("tracegroup")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        v = "0"
+    return {"name": "tracegroup.opentelemetry", "version": v}
+
+
+# --------------------------------------------------------------------------------------------- splitting
+@dataclass
+class Piece:
+    """One transaction event of a (possibly split) transaction: its root row and its other rows."""
+
+    root: int
+    rows: list[int]
+
+
+def plan_pieces(
+    root: int,
+    members: Sequence[int],
+    span_len: Mapping[int, int] | Sequence[int],
+    header_len: Callable[[int], int],
+    limit: int,
+) -> tuple[list[Piece], list[int]]:
+    """Cut a transaction into pieces of at most ``limit`` bytes (see the module docstring).
+
+    ``members`` are the non-root rows in the order they are taken; ``span_len[row]`` the byte length of a
+    row's span item; ``header_len(row)`` the length of the header a piece rooted at ``row`` gets. Returns
+    the pieces and the rows that fit nowhere (a header or a single span over the limit)."""
+    budget = limit - PART_SLACK
+    pieces: list[Piece] = []
+    too_big: list[int] = []
+    todo = list(members)
+    cur_root: int | None = root
+    pos = 0
+    while True:
+        if cur_root is None:
+            if pos >= len(todo):
+                break
+            cur_root = todo[pos]
+            pos += 1
+        size = header_len(cur_root) + len(b',"spans":[]')
+        if size > budget:
+            too_big.append(cur_root)
+            cur_root = None
+            continue
+        rows: list[int] = []
+        while pos < len(todo):
+            r = todo[pos]
+            add = span_len[r] + (1 if rows else 0)
+            if size + add > budget:
+                break
+            rows.append(r)
+            size += add
+            pos += 1
+        pieces.append(Piece(cur_root, rows))
+        cur_root = None  # the next span did not fit: it roots the next piece (or is too big alone)
+        if pos >= len(todo):
+            break
+    return pieces, too_big
+
+
+# --------------------------------------------------------------------------------------------- errors
+@dataclass
+class ExceptionRecord:
+    """One ``exception`` span event: where it was recorded and what it says."""
+
+    row: int
+    index: int  # position among the span's events
+    type: str
+    message: str
+    stacktrace: str
+    time_ns: int
+
+
+def error_event(
+    item: Mapping[str, Any],
+    rec: ExceptionRecord,
+    style: str,
+    eid: str,
+    tx: TxName | None,
+    environment: str,
+    timestamp: str,
+) -> tuple[dict[str, Any], list[str]]:
+    """The error event of one exception record on the span ``item`` (the exporter's
+    ``sentryEventFromError``; ``sentry`` style adds what an SDK would: platform, release, environment,
+    the containing transaction's name, the event's own time, the resource and the stack trace text)."""
+    exc: dict[str, str] = {}
+    if rec.type:
+        exc["type"] = rec.type
+    if rec.message:
+        exc["value"] = rec.message
+    if style == "exporter":
+        tags, notes, _ = relay_event_tags(item.get("tags", {}))
+        ev: dict[str, Any] = {"contexts": {"trace": trace_context(item, style)}, "event_id": eid}
+        ev["exception"] = [exc]
+        ev["level"] = "error"
+        if rec.message:
+            ev["message"] = rec.message
+        ev["sdk"] = dict(EXPORTER_SDK)
+        if tags:
+            ev["tags"] = tags
+        ev["timestamp"] = timestamp
+        if item.get("description"):
+            ev["transaction"] = item["description"]
+        return ev, notes
+    trace = trace_context(item, style)
+    trace.pop("data", None)
+    trace.pop("description", None)
+    ev = {"event_id": eid, "level": "error", "platform": tx.platform if tx else "other", "timestamp": timestamp}
+    if tx is not None and tx.name:
+        ev["transaction"] = tx.name
+    if tx is not None and tx.release:
+        ev["release"] = tx.release
+    env = environment or (tx.environment if tx else "")
+    if env:
+        ev["environment"] = env
+    if rec.message:
+        ev["message"] = rec.message
+    ev["exception"] = {"values": [exc]}
+    contexts: dict[str, Any] = {"trace": trace}
+    if tx is not None and tx.resource:
+        contexts["otel"] = {"resource": tx.resource}
+    ev["contexts"] = contexts
+    if rec.stacktrace:
+        ev["extra"] = {"exception.stacktrace": rec.stacktrace}
+    ev["sdk"] = sentry_sdk_info()
+    return ev, []
+
+
+def dedup_exceptions(
+    records: Sequence[ExceptionRecord], tx_root: np.ndarray, parent: np.ndarray, span_id: Callable[[int], str]
+) -> dict[int, str]:
+    """Records (by index) that repeat, on an enclosing span of the same transaction, an exception recorded
+    on a span nested inside it, mapped to the explanation for the report. The innermost copy is kept."""
+    groups: dict[tuple[int, str, str], list[int]] = {}
+    for k, rec in enumerate(records):
+        groups.setdefault((int(tx_root[rec.row]), rec.type, rec.message), []).append(k)
+    dup: dict[int, str] = {}
+    for (tx, _, _), ks in groups.items():
+        if len(ks) < 2:
+            continue
+        by_row: dict[int, list[int]] = {}
+        for k in ks:
+            by_row.setdefault(records[k].row, []).append(k)
+        if len(by_row) < 2:
+            continue
+        visited: set[int] = set()
+        for r in sorted(by_row):
+            p = int(parent[r])
+            while p >= 0 and int(tx_root[p]) == tx and p not in visited:
+                visited.add(p)
+                if p in by_row:
+                    for k in by_row[p]:
+                        dup.setdefault(k, f"same exception recorded on nested span {span_id(r)}")
+                p = int(parent[p])
+    return dup
