@@ -53,17 +53,7 @@ class Analysis:
         one_span = (self.compared.sizes() == 1) & (self.compared.root == np.arange(n))
         return {
             "input": {
-                "files": [
-                    {
-                        "path": s.path,
-                        "format": s.format,
-                        "batches": s.batches,
-                        "spans": s.spans,
-                        "warnings": s.warnings,
-                        "notes": s.notes,
-                    }
-                    for s in t.sources
-                ],
+                "files": [s.as_dict() for s in t.sources],
                 "spans": n,
                 "traces": t.n_traces,
                 "services": len(t.services),

@@ -220,6 +220,12 @@ pipeline_options = [
 ]
 
 
+def with_pipeline_options(fn: F) -> F:
+    for deco in reversed(pipeline_options):
+        fn = deco(fn)
+    return fn
+
+
 def _pipeline(opts: dict[str, Any]) -> PipelineOptions:
     return PipelineOptions(
         sdk_delay_ms=opts.get("sdk_delay", _DEFAULTS.sdk_delay_ms),
@@ -378,16 +384,7 @@ def _vary(values: tuple[str, ...]) -> dict[str, list[float]]:
 )
 @click.option("--routing", default="none", show_default=True, help="none, service or a routes file.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--wait", type=Duration(), default=None, help="groupbytrace wait for the base pipeline.")
-@click.option("--sdk-delay", type=Duration(), default=f"{_DEFAULTS.sdk_delay_ms}ms", show_default=True)
-@click.option("--sdk-batch", type=click.IntRange(1), default=_DEFAULTS.sdk_batch, show_default=True)
-@click.option("--sdk-queue", type=click.IntRange(1), default=_DEFAULTS.sdk_queue, show_default=True)
-@click.option("--sdk-export-time", type=Duration(), default="0ms", show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=_DEFAULTS.batch_size, show_default=True)
-@click.option("--batch-max-size", type=click.IntRange(0), default=0, show_default=True)
-@click.option(
-    "--batch-timeout", type=Duration(), default=f"{_DEFAULTS.batch_timeout_ms}ms", show_default=True
-)
+@with_pipeline_options
 @_errors
 def whatif(
     dumps: tuple[str, ...],
@@ -481,6 +478,9 @@ def send(
 
 
 # --- commands defined in other modules (each module imports its heavy dependencies lazily) ---
+from tracegroup.sentry.cli import emit  # noqa: E402
+
+main.add_command(emit)
 from tracegroup.explore_cli import plot, show  # noqa: E402
 
 main.add_command(plot)

@@ -75,6 +75,10 @@ class Source:
     warnings: list[str] = field(default_factory=list)
     notes: dict[str, int] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "format": self.format, "batches": self.batches, "spans": self.spans,
+                "warnings": self.warnings, "notes": self.notes}  # fmt: skip
+
 
 @dataclass
 class SpanTable:

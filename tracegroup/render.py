@@ -37,16 +37,7 @@ def info(table: SpanTable, forest: Forest, examples: int = 5) -> dict[str, Any]:
         for k, v in s.notes.items():
             notes[k] = notes.get(k, 0) + v
     return {
-        "files": [
-            {
-                "path": s.path,
-                "format": s.format,
-                "batches": s.batches,
-                "spans": s.spans,
-                "warnings": s.warnings,
-            }
-            for s in table.sources
-        ],
+        "files": [s.as_dict() for s in table.sources],
         "batches": len(table.batches),
         "spans": len(table),
         "traces": table.n_traces,

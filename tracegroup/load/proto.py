@@ -30,41 +30,26 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def gunzip(data: bytes, name: str, warnings: list[str]) -> bytes:
-    """Decompress all gzip members; a truncated last member keeps what it held, with a warning."""
+def decompress(data: bytes, name: str, warnings: list[str], kind: str) -> bytes:
+    """Decompress every gzip member / zstd frame of ``data`` (``kind``: "gzip" or "zstd"), streaming, so
+    frames without a recorded size work. A truncated or corrupt tail keeps what came before, with a
+    warning; nothing usable at all is a ``LoadError``."""
     out: list[bytes] = []
-    while data[:2] == GZIP_MAGIC:
-        d = zlib.decompressobj(wbits=31)
+    while data and (kind == "zstd" or data[:2] == GZIP_MAGIC):
+        d = zlib.decompressobj(wbits=31) if kind == "gzip" else zstandard.ZstdDecompressor().decompressobj()
         try:
             out.append(d.decompress(data))
-        except zlib.error as err:
+        except (zlib.error, zstandard.ZstdError) as err:
             if not out:
-                raise LoadError(f"{name}: corrupt gzip data ({err})") from None
-            warnings.append(f"{name}: corrupt gzip member after {sum(map(len, out))} bytes, rest ignored")
+                raise LoadError(f"{name}: corrupt {kind} data ({err})") from None
+            warnings.append(f"{name}: corrupt {kind} data after {sum(map(len, out))} bytes, rest ignored")
             break
         if not d.eof:
-            warnings.append(f"{name}: gzip stream is truncated, using the {len(out[-1])} bytes it held")
-            break
-        data = d.unused_data
-    return b"".join(out)
-
-
-def unzstd(data: bytes, name: str, warnings: list[str]) -> bytes:
-    """Decompress a zstd stream of one or more frames; a truncated stream keeps what it held."""
-    out: list[bytes] = []
-    while data:
-        d = zstandard.ZstdDecompressor().decompressobj()
-        try:
-            out.append(d.decompress(data))
-        except zstandard.ZstdError as err:
-            if not out:
-                raise LoadError(f"{name}: corrupt zstd data ({err})") from None
-            warnings.append(f"{name}: corrupt zstd frame after {sum(map(len, out))} bytes, rest ignored")
-            break
-        if not d.eof:
-            if not out[-1] and len(out) == 1:
-                raise LoadError(f"{name}: zstd stream is truncated before any data")
-            warnings.append(f"{name}: zstd stream is truncated, using the data it held")
+            if not any(out):
+                raise LoadError(f"{name}: {kind} stream is truncated before any data")
+            warnings.append(
+                f"{name}: {kind} stream is truncated, using the {sum(map(len, out))} bytes it held"
+            )
             break
         data = d.unused_data
     return b"".join(out)
@@ -160,14 +145,11 @@ def decode_binary(data: bytes, name: str) -> Decoded:
         if first == len(data):
             what = "is empty" if not layers else f"holds no data inside its {layers[-1]} layer"
             raise LoadError(f"{name}: file {what}")
-        if data[:2] == GZIP_MAGIC:
-            layers.append("gzip")
-            data = gunzip(data, name, warnings)
-        elif data[:4] == ZSTD_MAGIC:
-            layers.append("zstd")
-            data = unzstd(data, name, warnings)
-        else:
+        kind = "gzip" if data[:2] == GZIP_MAGIC else "zstd" if data[:4] == ZSTD_MAGIC else None
+        if kind is None:
             break
+        layers.append(kind)
+        data = decompress(data, name, warnings, kind)
     prefix = "+".join(layers + [""])
     looks_json = data[first : first + 1] in (b"{", b"[")
     # A bare protobuf starts with 0x0a (a newline) and a length byte that may be "{" or "[": such files
