@@ -203,3 +203,8 @@ def test_file_exporter_json_with_per_message_zstd(tmp_path: Path) -> None:
     t = load([write(tmp_path, "j.zst", framed(as_json(B1), as_json(B2), per_message_zstd=True))])
     assert t.sources[0].format == "otlp-json-stream+zstd-messages"
     assert ids(t) == [1, 2, 3, 4, 5] and len(t.batches) == 2
+
+
+def test_load_accepts_one_path_or_many(tmp_path: Path) -> None:
+    p = write(tmp_path, "one.pb", framed(B1))
+    assert ids(load(p)) == ids(load(str(p))) == ids(load([p])) == [1, 2, 3]

@@ -152,7 +152,7 @@ def table_from_messages(
 
 
 def load(
-    paths: Iterable[str | Path],
+    paths: str | Path | Iterable[str | Path],
     *,
     service_attribute: str = "service.name",
     keep_going: bool = False,
@@ -160,6 +160,8 @@ def load(
 ) -> SpanTable:
     """Load every file (see the module docstring). ``progress(path, spans_so_far, n_files)`` is called
     every 64 messages and after each file."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
     with gc_paused():
         return _load(expand_paths(paths), service_attribute, keep_going, progress)
 
