@@ -60,7 +60,7 @@ class PipelineOptions:
             or self.batch_max_size < 0
             or (self.wait_ms is not None and self.wait_ms < 0)
         ):
-            raise ValueError("sdk-export-ms, batch-max-size and wait must not be negative")
+            raise ValueError("sdk-export-time, batch-max-size and wait must not be negative")
         if self.batch_max_size and self.batch_max_size < self.batch_size:
             raise ValueError("batch-max-size must be 0 or at least batch-size (the collector's own rule)")
 
@@ -182,26 +182,27 @@ def _batch_processor(arrivals: list[tuple[int, int, np.ndarray]], o: PipelineOpt
     """The collector batch processor over (time, seq, rows) arrivals sorted by time: yields batches."""
     timeout = int(o.batch_timeout_ms * MS)
     buf: list[np.ndarray] = []
+    count = 0
     deadline: int | None = None
 
-    def take(limit: int) -> np.ndarray:
-        rows = np.concatenate(buf)
-        buf[:] = [rows[limit:]] if limit < len(rows) else []
-        return rows[:limit]
-
-    def count() -> int:
-        return sum(len(b) for b in buf)
+    def drain(until: int) -> Iterator[np.ndarray]:
+        """Send while more than ``until`` spans wait: everything, or max-size pieces."""
+        nonlocal buf, count
+        while count > until:
+            rows = np.concatenate(buf)
+            limit = o.batch_max_size or len(rows)
+            buf, count = ([rows[limit:]], len(rows) - limit) if limit < len(rows) else ([], 0)
+            yield rows[:limit]
 
     for when, _, rows in arrivals:
         if deadline is None:
             deadline = when + timeout
-        if deadline <= when:  # the timer fired since the last arrival: send everything buffered then
-            while buf:
-                yield take(o.batch_max_size or count())
+        if deadline <= when:  # the timer fired since the last arrival: everything buffered went then
+            yield from drain(0)
             deadline += ((when - deadline) // timeout + 1) * timeout
         buf.append(rows)
-        while buf and count() >= o.batch_size:  # size trigger: everything, or max-size pieces
-            yield take(o.batch_max_size or count())
+        count += len(rows)
+        if count >= o.batch_size:  # size trigger: send while a full batch waits
+            yield from drain(o.batch_size - 1)
             deadline = when + timeout
-    while buf:  # shutdown flush
-        yield take(o.batch_max_size or count())
+    yield from drain(0)  # shutdown flush
