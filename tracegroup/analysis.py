@@ -169,7 +169,7 @@ def analyze(
         "boundary": boundary,
         "heal": heal,
     }
-    if batching in ("simulate", "groupbytrace"):
-        settings["pipeline"] = dataclasses.asdict(pipeline or PipelineOptions())
+    if delivery.pipeline is not None:
+        settings["pipeline"] = dataclasses.asdict(delivery.pipeline)
         settings["pipeline_result"] = delivery.notes
     return Analysis(table, forest, delivery, ref, cmp, diff(table, ref, cmp), settings, repairs)

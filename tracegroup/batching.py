@@ -44,6 +44,7 @@ class Delivery:
     exporters: list[str]  # exporter name per exporter index
     order: np.ndarray | None = None  # delivered rows in walk order when that is not input order
     notes: dict[str, int] = field(default_factory=dict)
+    pipeline: PipelineOptions | None = None  # the simulation's effective settings, when simulated
 
     def rows_of_call(self, c: int) -> np.ndarray:
         """Rows of exporter call ``c`` in the order the exporter walks them."""
@@ -72,6 +73,7 @@ def deliver(
     lost = np.zeros(n, dtype=np.int8)
     order = None
     notes: dict[str, int] = {}
+    options = pipeline or PipelineOptions()
     if batching == "captured":
         base = table.batch.astype(np.int64)
     elif batching == "trace":
@@ -79,7 +81,6 @@ def deliver(
     elif batching == "all":
         base = np.zeros(n, dtype=np.int64)
     elif batching in ("simulate", "groupbytrace"):
-        options = pipeline or PipelineOptions()
         if batching == "groupbytrace" and options.wait_ms is None:
             options = dataclasses.replace(options, wait_ms=1000.0)
         if batching == "simulate" and options.wait_ms is not None:
@@ -92,6 +93,8 @@ def deliver(
         raise ValueError(f"unknown batching {batching!r} (choose from {', '.join(BATCHINGS)})")
     d = route(table, base, batching, routing, lost)
     d.order, d.notes = order, notes
+    if batching in ("simulate", "groupbytrace"):
+        d.pipeline = options
     return d
 
 
