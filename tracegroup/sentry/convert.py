@@ -81,10 +81,12 @@ GRPC_STATUS: dict[str, str] = {
 
 #: Sentry span statuses (``sentry`` style accepts an ERROR status message that is one of these).
 SPAN_STATUSES = frozenset(
-    "ok cancelled unknown invalid_argument deadline_exceeded not_found already_exists permission_denied "
-    "resource_exhausted failed_precondition aborted out_of_range unimplemented internal_error unavailable "
-    "data_loss unauthenticated".split()
-)
+    {
+        "ok", "cancelled", "unknown", "invalid_argument", "deadline_exceeded", "not_found", "already_exists",
+        "permission_denied", "resource_exhausted", "failed_precondition", "aborted", "out_of_range",
+        "unimplemented", "internal_error", "unavailable", "data_loss", "unauthenticated",
+    }
+)  # fmt: skip
 
 #: ``traceutil.SpanKindStr`` for the ``span_kind`` tag (kind 0 gets no tag; unknown kinds an empty one).
 KIND_TAGS: dict[int, str] = {
@@ -249,7 +251,9 @@ def resource_info(attributes: Iterable[Any], style: str) -> ResourceInfo:
         if valid_environment(env):
             info.environment = env
         else:
-            info.notes.append(f"deployment.environment {env[:40]!r} is not a valid Sentry environment: left out")
+            info.notes.append(
+                f"deployment.environment {env[:40]!r} is not a valid Sentry environment: left out"
+            )
     lang = res.get("telemetry.sdk.language")
     info.platform = PLATFORMS.get(lang.lower(), "other") if isinstance(lang, str) else "other"
     return info
@@ -286,11 +290,17 @@ def exporter_tags_from_attributes(attributes: Iterable[Any]) -> tuple[dict[str, 
     present: dict[str, str] = {}
     for kv in attributes:
         key, v = kv.key, kv.value
-        t = tag_value(v)
+        w = v.WhichOneof("value")
+        if w == "string_value":
+            t: str | None = v.string_value
+        elif w == "int_value":
+            t = str(v.int_value)
+        else:
+            t = tag_value(v)
         if t is not None:
             tags[key] = t
         if key in _DESCRIPTOR_KEYS and key not in present:
-            present[key] = v.string_value if v.WhichOneof("value") == "string_value" else ""
+            present[key] = v.string_value if w == "string_value" else ""
     return tags, present
 
 
@@ -300,7 +310,7 @@ def exporter_descriptors(name: str, present: Mapping[str, str], kind: int) -> tu
         suffix = {1: ".internal", 2: ".server", 3: ".client", 4: ".producer", 5: ".consumer"}.get(kind, "")
         return "http" + suffix, f"{present['http.method']} {name}"
     if "db.system" in present:
-        return "db", present["db.statement"] if "db.statement" in present else name
+        return "db", present.get("db.statement", name)
     if "rpc.service" in present:
         return "rpc", name
     if "messaging.system" in present:
@@ -380,7 +390,9 @@ def sentry_http_status(code: int) -> str:
             499: "cancelled",
         }.get(code, "invalid_argument")
     if 500 <= code < 600:
-        return {501: "unimplemented", 503: "unavailable", 504: "deadline_exceeded"}.get(code, "internal_error")
+        return {501: "unimplemented", 503: "unavailable", 504: "deadline_exceeded"}.get(
+            code, "internal_error"
+        )
     return "unknown"
 
 
@@ -449,9 +461,10 @@ def sentry_descriptors(name: str, kind: int, data: Mapping[str, Any]) -> tuple[s
         return "db", _str(data, "db.query.text", "db.statement") or name
     if "messaging.system" in data:
         operation = _str(data, "messaging.operation.type", "messaging.operation").lower()
-        op = _QUEUE_OPS.get(operation) or {KIND_PRODUCER: "queue.publish", KIND_CONSUMER: "queue.process"}.get(
-            kind, "queue"
-        )
+        op = _QUEUE_OPS.get(operation) or {
+            KIND_PRODUCER: "queue.publish",
+            KIND_CONSUMER: "queue.process",
+        }.get(kind, "queue")
         return op, name
     if "rpc.service" in data:
         return "rpc", name
@@ -500,9 +513,16 @@ def sentry_span(
     kind = int(sp.kind)
     data: dict[str, Any] = {}
     for kv in sp.attributes:
-        val = any_json(kv.value)
-        if val is not None:
-            data[kv.key] = val
+        v = kv.value
+        w = v.WhichOneof("value")
+        if w == "string_value":
+            data[kv.key] = v.string_value
+        elif w == "int_value":
+            data[kv.key] = v.int_value
+        else:
+            val = any_json(v)
+            if val is not None:
+                data[kv.key] = val
     op, description = sentry_descriptors(name, kind, data)
     status = sentry_status(int(sp.status.code), sp.status.message, data)
     data["otel.kind"] = _KIND_DATA.get(kind, str(kind))
@@ -549,6 +569,22 @@ def span_links(sp: Any) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------------- Relay rules
+_KEY_VERDICTS: dict[str, str] = {}
+
+
+def _key_verdict(key: str) -> str:
+    """Why Relay would not keep a tag key ("" when it does; "environment" for that special key)."""
+    if key in RESERVED_TAG_KEYS:
+        return "reserved key"
+    if key == "environment":
+        return "environment"
+    if not key or not _TAG_KEY_RE.fullmatch(key):
+        return "key has characters Relay rejects"
+    if len(key) > MAX_TAG_CHARS:
+        return "key over 200 characters"
+    return ""
+
+
 def relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str], str]:
     """Event-level tags as Relay keeps them: (tags, notes on what was left out, the value of an
     ``environment`` tag, which Relay moves to the event).
@@ -561,18 +597,18 @@ def relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str]
     dropped: dict[str, list[str]] = {}
     environment = ""
     for key, value in tags.items():
-        why = ""
-        k = key.replace(" ", "-")
+        why = _KEY_VERDICTS.get(key)
+        if why is None:
+            why = _key_verdict(key)
+            if len(_KEY_VERDICTS) < 100_000:  # bounded cache: keys repeat across spans
+                _KEY_VERDICTS[key] = why
         v = value.strip()
-        if key in RESERVED_TAG_KEYS:
-            why = "reserved key"
-        elif key == "environment":
+        k = key.replace(" ", "-") if " " in key else key
+        if why == "environment":
             environment = v
             why = "moved to the event's environment"
-        elif not key or not _TAG_KEY_RE.fullmatch(key):
-            why = "key has characters Relay rejects"
-        elif len(key) > MAX_TAG_CHARS:
-            why = "key over 200 characters"
+        elif why:
+            pass
         elif not v:
             why = "empty value"
         elif "\n" in v:

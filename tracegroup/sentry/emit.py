@@ -10,8 +10,9 @@ or in a not-written record with a reason from :data:`NOT_WRITTEN`, and the same 
 events. Routing (``routes``): each service's route gives the DSN of its events; a trace's dynamic
 sampling context (envelope header ``trace``) carries the public key and ``sample_rate`` of the route of
 the trace's head, and a trace whose ``sample_rand`` (from its trace id) is not below that rate is
-reported as ``sampled_out``. Time: ``now`` (ns; default the current minute) is when Relay is assumed to
-receive the events; ``rebase_time`` shifts every timestamp so the newest span ends at ``now``.
+reported as ``sampled_out``. Time: ``now`` (ns) is when Relay is assumed to receive the events (default:
+the clock); ``rebase_time`` shifts every timestamp so the newest span ends at ``now`` (default: the start
+of the current UTC hour, :func:`rebase_target`, so replays are reproducible within the hour).
 Deterministic: same table and options, byte-identical payloads and headers.
 """
 
@@ -30,7 +31,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from tracegroup import tree
 from tracegroup.batching import deliver
 from tracegroup.grouping import Context, Options, group
-from tracegroup.model import SpanTable, span_hex
+from tracegroup.model import KIND_SERVER, SpanTable, span_hex
 from tracegroup.routes import RenameRule, Route, Routes, redact_dsn
 from tracegroup.sentry.convert import (
     EXPORTER_SDK,
@@ -65,6 +66,7 @@ from tracegroup.sentry.rename import Renamer
 
 ERRORS = ("all", "dedup", "none")
 NS = 1_000_000_000
+HOUR_NS = 3600 * NS
 
 #: Why an event (and the spans it holds) was not written, in precedence order for transactions.
 NOT_WRITTEN: dict[str, str] = {
@@ -75,7 +77,7 @@ NOT_WRITTEN: dict[str, str] = {
     "too_old": "it ended more than 5 days before now: Relay drops it "
     "(--rebase-time replays a capture as if it just happened)",
     "in_future": "it ends more than 60 s after now: Relay drops it",
-    "too_large": "this span alone exceeds Sentry's 1 MiB item limit",
+    "too_large": "this span (or error event) alone exceeds Sentry's 1 MiB item limit",
     "errors_none": "exception events are not emitted (--errors none)",
     "duplicate_exception": "the same exception is reported on a span nested inside this one, in the same "
     "transaction (--errors dedup)",
@@ -168,7 +170,7 @@ class EmitResult:
             p.setdefault("not_written_spans", 0)
             if r.kind == "transaction":
                 if r.written:
-                    p["transactions"] += 1
+                    p["transactions"] += 1 if r.part == 1 else 0
                     p["spans"] += r.spans
                 else:
                     tx_nw[r.reason] = tx_nw.get(r.reason, 0) + 1
@@ -212,17 +214,21 @@ class EmitResult:
                 "written": sum(1 for r in self.records if r.kind == "error" and r.written),
                 "not_written": dict(sorted(err_nw.items())),
             },
-            "per_service": sorted(per.values(), key=lambda p: (-p["spans"] - p["not_written_spans"], p["service"])),
+            "per_service": sorted(
+                per.values(), key=lambda p: (-p["spans"] - p["not_written_spans"], p["service"])
+            ),
             "routes": routes,
             "unrouted_services": unrouted,
             "notes": dict(sorted(self.notes.items())),
         }
 
 
-def default_now() -> int:
-    """The current time floored to the minute, in ns: repeated runs within a minute give identical files
-    even with ``rebase_time``; pass ``now`` to pin it."""
-    return (time.time_ns() // (60 * NS)) * 60 * NS
+def rebase_target(now: int | None) -> int:
+    """Where ``rebase_time`` puts the newest span's end: ``now`` when given, else the start of the current
+    UTC hour, so repeated replays within the hour give byte-identical files (pin ``now`` for more)."""
+    if now is not None:
+        return int(now)
+    return (time.time_ns() // HOUR_NS) * HOUR_NS
 
 
 def sample_rand(trace_hex: str) -> float:
@@ -233,6 +239,46 @@ def sample_rand(trace_hex: str) -> float:
     except ValueError:
         x = 0.0
     return math.floor(x * 1_000_000) / 1_000_000
+
+
+class _Pieces:
+    """The span items of one oversized transaction, parsed back from their bytes when a piece needs one
+    as its root, and the header length each candidate root would give."""
+
+    def __init__(
+        self,
+        items_bytes: list[bytes | None],
+        root: int,
+        item: dict[str, Any],
+        header: bytes,
+        style: str,
+        name: TxName,
+        environment: str,
+        eid: str,
+        root_hex: str,
+    ) -> None:
+        self.items_bytes, self.root, self.header = items_bytes, root, header
+        self.style, self.name, self.environment, self.eid, self.root_hex = (
+            style,
+            name,
+            environment,
+            eid,
+            root_hex,
+        )
+        self.cache: dict[int, dict[str, Any]] = {root: item}
+
+    def item(self, x: int) -> dict[str, Any]:
+        if x not in self.cache:
+            self.cache[x] = json.loads(self.items_bytes[x] or b"{}")
+        return self.cache[x]
+
+    def header_len(self, x: int) -> int:
+        if x == self.root:
+            return len(self.header)
+        h, _ = transaction_header(
+            self.item(x), self.style, self.eid, self.name, self.environment, continues=self.root_hex
+        )
+        return len(dumps(h))
 
 
 class _RowAccess:
@@ -316,7 +362,7 @@ def emit(
             f"--environment {environment[:70]!r}: not a valid Sentry environment "
             "(1-64 characters, no '/', '\\', newline or tab, not 'none')"
         )
-    now_ns = default_now() if now is None else int(now)
+    now_ns = time.time_ns() if now is None else int(now)
     n = len(table)
     rows_all = np.arange(n, dtype=np.int64)
     forest = forest if forest is not None else tree.build(table, timing=False)
@@ -327,8 +373,9 @@ def emit(
     start = table.start_ns.astype(np.int64)
     end = table.end_ns.astype(np.int64)
     shift = 0
+    target = rebase_target(now) if rebase_time else 0
     if rebase_time and n:
-        shift = now_ns - int(end.max())
+        shift = target - int(end.max())
         start, end = start + shift, end + shift
     notes: dict[str, int] = {}
     services = table.services
@@ -375,10 +422,12 @@ def emit(
     off = np.zeros(ntx + 1, dtype=np.int64)
     np.cumsum(counts, out=off[1:])
     reason_tx = np.zeros(ntx, dtype=np.int8)
+    tid = table.trace_id.view(np.uint64).reshape(-1, 2)
+    bad_row = (table.span_id == 0) | ((tid[:, 0] == 0) & (tid[:, 1] == 0))
+    if len(table.bad_ids) == n:
+        bad_row |= table.bad_ids
     if ntx:
         seg = off[:-1]
-        tid = table.trace_id.view(np.uint64).reshape(-1, 2)
-        bad_row = table.bad_ids | (table.span_id == 0) | ((tid[:, 0] == 0) & (tid[:, 1] == 0))
         bad = np.add.reduceat(bad_row[by_tx].astype(np.int64), seg) > 0
         neg = np.add.reduceat((end < start)[by_tx].astype(np.int64), seg) > 0
         conds = [
@@ -411,6 +460,9 @@ def emit(
     res_of: dict[int, ResourceInfo] = {}
     records: list[ExceptionRecord] = []
     res_notes: set[str] = set()
+    root_l = root.tolist()
+    # sentry style: transaction root -> "METHOD route" of an inner SERVER span of the same transaction
+    nested_route: dict[int, str] = {}
 
     def convert(i: int, sp: Any, rinfo: ResourceInfo, sname: str, sver: str) -> dict[str, Any]:
         name = renamer.apply(sp.name, svc_l[i], sp.attributes) if renamer else sp.name
@@ -445,6 +497,12 @@ def emit(
                     item = convert(i, sp, rinfo, sname, sver)
                     if need_l[i]:
                         items_bytes[i] = dumps(item)
+                        if style == "sentry" and not is_root[i] and sp.kind == KIND_SERVER:
+                            data = item["data"]
+                            if data.get("http.route"):
+                                nested_route.setdefault(
+                                    root_l[i], sentry_transaction_name("", KIND_SERVER, data)[0]
+                                )
                     if is_root[i] or exc:
                         items[i] = item
                         res_of[i] = rinfo
@@ -454,8 +512,6 @@ def emit(
         notes["spans renamed"] = renamer.renamed
     for note in res_notes:
         notes[note] = notes.get(note, 0) + 1
-    if shift:
-        notes[f"timestamps shifted by {shift / NS:+.3f} s (--rebase-time)"] = 1
 
     access = _RowAccess(table)
 
@@ -470,6 +526,8 @@ def emit(
         if style == "exporter":
             return TxName(item.get("description", ""))
         nm, source = sentry_transaction_name(names[r], int(table.kind[r]), item.get("data", {}))
+        if source != "route" and r in nested_route:  # e.g. Phoenix: the route is on the inner SERVER span
+            nm, source = nested_route[r], "route"
         return TxName(nm, source, rinfo.release, rinfo.environment, rinfo.platform, rinfo.json)
 
     # ----------------------------------------------------------------- build events
@@ -499,9 +557,16 @@ def emit(
         key = (t, r, 0)
         if reason_tx[k]:
             rec = EmittedEvent(
-                "transaction", eid, service, trace_hex[t], root_hex, int(counts[k]), route_name,
-                reason=_TX_REASONS[int(reason_tx[k])], rows=rows_k,
-            )  # fmt: skip
+                "transaction",
+                eid,
+                service,
+                trace_hex[t],
+                root_hex,
+                int(counts[k]),
+                route_name,
+                reason=_TX_REASONS[int(reason_tx[k])],
+                rows=rows_k,
+            )
             out.append(((*key, 0, 0), rec))
             continue
         name = tx_name(r)
@@ -513,30 +578,30 @@ def emit(
         size = spliced_size(len(hb), (len(b) for b in span_b), len(span_b))
         if size <= max_item_bytes:
             payload = splice(hb, span_b)
+            for x in members:  # each span is in one payload: free its bytes (peak memory)
+                items_bytes[x] = None
             ev = EmittedEvent(
-                "transaction", eid, service, trace_hex[t], root_hex, len(members) + 1, route_name,
-                rt.dsn if rt else "", notes=hnotes, payload=payload, headers=headers(eid, rt, t), rows=rows_k,
-            )  # fmt: skip
+                "transaction",
+                eid,
+                service,
+                trace_hex[t],
+                root_hex,
+                len(members) + 1,
+                route_name,
+                rt.dsn if rt else "",
+                notes=hnotes,
+                payload=payload,
+                headers=headers(eid, rt, t),
+                rows=rows_k,
+            )
             out.append(((*key, 1, 0), ev))
             continue
         # ------------------------------------------------------------- the size rule
         mem = np.array(members, dtype=np.int64)
         taken = mem[np.lexsort((mem, start[mem]))].tolist()
         lens = {x: len(items_bytes[x] or b"") for x in members}
-        piece_items: dict[int, dict[str, Any]] = {r: item}
-
-        def piece_item(x: int) -> dict[str, Any]:
-            if x not in piece_items:
-                piece_items[x] = json.loads(items_bytes[x] or b"{}")
-            return piece_items[x]
-
-        def header_len(x: int, _root: int = r, _name: TxName = name, _hb: bytes = hb) -> int:
-            if x == _root:
-                return len(_hb)
-            h, _ = transaction_header(piece_item(x), style, eid, _name, environment, continues=root_hex)
-            return len(dumps(h))
-
-        pieces, too_big = plan_pieces(r, taken, lens, header_len, max_item_bytes)
+        pz = _Pieces(items_bytes, r, item, hb, style, name, environment, eid, root_hex)
+        pieces, too_big = plan_pieces(r, taken, lens, pz.header_len, max_item_bytes)
         nparts = len(pieces)
         for j, pc in enumerate(pieces, start=1):
             proot = pc.root
@@ -544,35 +609,66 @@ def emit(
             late = _window(int(end[proot]), now_ns)
             if late:  # a continuation's own end decides, as for any transaction
                 rec = EmittedEvent(
-                    "transaction", ids.new("transaction", trace_hex[t], root_hex, f"part{j}"), service,
-                    trace_hex[t], phex, len(pc.rows) + 1, route_name, part=j, parts=nparts, reason=late,
+                    "transaction",
+                    ids.new("transaction", trace_hex[t], root_hex, f"part{j}"),
+                    service,
+                    trace_hex[t],
+                    phex,
+                    len(pc.rows) + 1,
+                    route_name,
+                    part=j,
+                    parts=nparts,
+                    reason=late,
                     rows=np.array([proot, *pc.rows], dtype=np.int64),
                     notes=[f"part {j}/{nparts} of transaction {root_hex}"],
-                )  # fmt: skip
+                )
                 out.append(((*key, 1, j), rec))
                 continue
             peid = eid if j == 1 else ids.new("transaction", trace_hex[t], root_hex, f"part{j}")
             cont = "" if proot == r else root_hex
             h, pnotes = transaction_header(
-                piece_item(proot), style, peid, name, environment, part=f"{j}/{nparts}", continues=cont
+                pz.item(proot), style, peid, name, environment, part=f"{j}/{nparts}", continues=cont
             )
             payload = splice(dumps(h), [items_bytes[x] or b"" for x in pc.rows])
-            pn = [f"part {j}/{nparts} of transaction {root_hex}: over the 1 MiB item limit, cut by start time"]
+            pn = [
+                f"part {j}/{nparts} of transaction {root_hex}: over the 1 MiB item limit, cut by start time"
+            ]
             if cont:
-                pn.append(f"continuation transaction rooted at span {phex} (parent {piece_item(proot).get('parent_span_id', '')})")
+                parent = pz.item(proot).get("parent_span_id", "")
+                pn.append(f"continuation transaction rooted at span {phex} (parent {parent})")
             ev = EmittedEvent(
-                "transaction", peid, service, trace_hex[t], phex, len(pc.rows) + 1, route_name,
-                rt.dsn if rt else "", part=j, parts=nparts, notes=pn + pnotes, payload=payload,
-                headers=headers(peid, rt, t), rows=np.array([proot, *pc.rows], dtype=np.int64),
-            )  # fmt: skip
+                "transaction",
+                peid,
+                service,
+                trace_hex[t],
+                phex,
+                len(pc.rows) + 1,
+                route_name,
+                rt.dsn if rt else "",
+                part=j,
+                parts=nparts,
+                notes=pn + pnotes,
+                payload=payload,
+                headers=headers(peid, rt, t),
+                rows=np.array([proot, *pc.rows], dtype=np.int64),
+            )
             out.append(((*key, 1, j), ev))
+        for x in members:
+            items_bytes[x] = None
         for x in too_big:
             xhex = span_hex(table.span_id[x])
             rec = EmittedEvent(
-                "transaction", ids.new("transaction", trace_hex[t], xhex, "too-large"), service,
-                trace_hex[t], xhex, 1, route_name, reason="too_large", rows=np.array([x], dtype=np.int64),
+                "transaction",
+                ids.new("transaction", trace_hex[t], xhex, "too-large"),
+                service,
+                trace_hex[t],
+                xhex,
+                1,
+                route_name,
+                reason="too_large",
+                rows=np.array([x], dtype=np.int64),
                 notes=[f"span of transaction {root_hex}"],
-            )  # fmt: skip
+            )
             out.append(((*key, 2, x), rec))
 
     # ----------------------------------------------------------------- error events
@@ -580,16 +676,18 @@ def emit(
     if errors == "dedup" and records:
         dups = dedup_exceptions(records, root, forest.parent, lambda x: span_hex(table.span_id[x]))
     efmt = go_times if style == "exporter" else iso_times
-    for k, rec in enumerate(records):
-        i = rec.row
+    for k, exc_rec in enumerate(records):
+        i = exc_rec.row
         t = int(tr[i])
         service = services[svc_l[i]]
         rt = svc_route[svc_l[i]]
         shex = span_hex(table.span_id[i])
-        eid = ids.new("exception", trace_hex[t], shex, str(rec.index))
-        key = (t, int(root[i]), 1, i, rec.index)
+        eid = ids.new("exception", trace_hex[t], shex, str(exc_rec.index))
+        ekey = (t, int(root[i]), 1, i, exc_rec.index)
         reason = ""
-        if unrouted_row[i]:
+        if bad_row[i]:
+            reason = "invalid_ids"
+        elif unrouted_row[i]:
             reason = "unrouted"
         elif not keep_row[i]:
             reason = "sampled_out"
@@ -599,26 +697,62 @@ def emit(
             reason = "duplicate_exception"
         if reason:
             enotes = [dups[k]] if k in dups else []
-            rec_ev = EmittedEvent("error", eid, service, trace_hex[t], shex, 0, rt.name if rt else "",
-                                  reason=reason, notes=enotes, rows=np.array([i], dtype=np.int64))  # fmt: skip
-            out.append((key, rec_ev))
+            rec_ev = EmittedEvent(
+                "error",
+                eid,
+                service,
+                trace_hex[t],
+                shex,
+                0,
+                rt.name if rt else "",
+                reason=reason,
+                notes=enotes,
+                rows=np.array([i], dtype=np.int64),
+            )
+            out.append((ekey, rec_ev))
             continue
         item = items[i]
         if style == "exporter":
             ts_ns, ts = int(end[i]), item["timestamp"]
             txn = None
         else:
-            ts_ns = rec.time_ns + shift if rec.time_ns else int(end[i])
+            ts_ns = exc_rec.time_ns + shift if exc_rec.time_ns else int(end[i])
             ts = efmt(np.array([ts_ns], dtype=np.int64))[0]
             txn = tx_name(int(root[i]))
-        ev_dict, enotes = error_event(item, rec, style, eid, txn, environment, ts)
+        ev_dict, enotes = error_event(item, exc_rec, style, eid, txn, environment, ts)
         if ts_ns < now_ns - ERROR_MAX_PAST_S * NS or ts_ns >= now_ns + MAX_FUTURE_S * NS:
             enotes.append("outside Relay's window (30 days back, 60 s ahead): Relay replaces its timestamp")
+        payload = dumps(ev_dict)
+        if len(payload) > max_item_bytes:
+            rec_ev = EmittedEvent(
+                "error",
+                eid,
+                service,
+                trace_hex[t],
+                shex,
+                0,
+                rt.name if rt else "",
+                reason="too_large",
+                notes=[f"{len(payload):,} bytes"],
+                rows=np.array([i], dtype=np.int64),
+            )
+            out.append((ekey, rec_ev))
+            continue
         ev = EmittedEvent(
-            "error", eid, service, trace_hex[t], shex, 0, rt.name if rt else "", rt.dsn if rt else "",
-            notes=enotes, payload=dumps(ev_dict), headers=headers(eid, rt, t), rows=np.array([i], dtype=np.int64),
-        )  # fmt: skip
-        out.append((key, ev))
+            "error",
+            eid,
+            service,
+            trace_hex[t],
+            shex,
+            0,
+            rt.name if rt else "",
+            rt.dsn if rt else "",
+            notes=enotes,
+            payload=payload,
+            headers=headers(eid, rt, t),
+            rows=np.array([i], dtype=np.int64),
+        )
+        out.append((ekey, ev))
 
     out.sort(key=lambda kv: kv[0])
     options = {
@@ -626,7 +760,8 @@ def emit(
         "errors": errors,
         "environment": environment,
         "rebase_time": rebase_time,
-        "now": fmt(np.array([now_ns], dtype=np.int64))[0],
+        "now": fmt(np.array([now_ns], dtype=np.int64))[0] if now is not None else "",
+        "rebased_to": fmt(np.array([target], dtype=np.int64))[0] if rebase_time else "",
         "shift_ns": shift,
         "routes": routes.path if routes else "",
         "renames": len(renamer.rules),

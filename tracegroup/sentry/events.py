@@ -23,6 +23,7 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -49,9 +50,13 @@ PART_SLACK = 96
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/tracegroup/emit")  # fixed: ids never change
 
 
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 def dumps(obj: Any) -> bytes:
-    """Compact JSON exactly as ``sentry_sdk.utils.json_dumps`` (the envelope's own serializer)."""
-    return json.dumps(obj, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    """Compact JSON exactly as ``sentry_sdk.utils.json_dumps`` (the envelope's own serializer):
+    ``json.dumps(obj, allow_nan=False, separators=(",", ":"))``, one encoder reused."""
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 def event_id(*parts: str) -> str:
@@ -181,13 +186,17 @@ def transaction_header(
 
 def sentry_sdk_info() -> dict[str, str]:
     """The ``sdk`` of ``sentry`` style payloads: this tool, honestly named."""
+    return {"name": "tracegroup.opentelemetry", "version": _version()}
+
+
+@functools.cache
+def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        v = version("tracegroup")
+        return version("tracegroup")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        v = "0"
-    return {"name": "tracegroup.opentelemetry", "version": v}
+        return "0"
 
 
 # --------------------------------------------------------------------------------------------- splitting
@@ -291,7 +300,12 @@ def error_event(
     trace = trace_context(item, style)
     trace.pop("data", None)
     trace.pop("description", None)
-    ev = {"event_id": eid, "level": "error", "platform": tx.platform if tx else "other", "timestamp": timestamp}
+    ev = {
+        "event_id": eid,
+        "level": "error",
+        "platform": tx.platform if tx else "other",
+        "timestamp": timestamp,
+    }
     if tx is not None and tx.name:
         ev["transaction"] = tx.name
     if tx is not None and tx.release:

@@ -1,0 +1,196 @@
+"""``tracegroup emit``: dump files -> Sentry envelopes (or bare events) on disk, and a summary.
+
+Contract: the command loads the dumps, reads the routes and renames files, makes one
+:func:`tracegroup.sentry.emit.emit` call, writes what was asked (``--out DIR``: envelopes, manifest and
+summary; ``--jsonl FILE``: bare events; ``--manifest FILE``: the manifest anywhere) and prints the summary
+(text or JSON) on stdout. With neither ``--out`` nor ``--jsonl`` it writes nothing: a dry run. Bad input
+(unreadable dump, bad routes/renames file or regular expression, bad ``--environment``/``--now``,
+unwritable or foreign output directory) is one line on stderr naming the file or option, exit code 2, via
+the shared ``tracegroup.cli`` error handling. DSN keys are never printed. Heavy modules are imported when
+the command runs, so registering it costs nothing at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+def parse_now(value: str) -> int:
+    """``--now``: epoch seconds (int or float) or an RFC 3339 timestamp -> ns since the epoch."""
+    import datetime as dt
+
+    text = value.strip()
+    try:
+        return int(round(float(text) * 1_000_000_000))
+    except ValueError:
+        pass
+    try:
+        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--now {value!r}: not epoch seconds nor an RFC 3339 timestamp") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return int(stamp.timestamp()) * 1_000_000_000 + stamp.microsecond * 1000
+
+
+@click.command("emit")
+@click.argument("dumps", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Write DIR/<service>/<event_id>.envelope per event, DIR/manifest.jsonl and DIR/summary.json.",
+)
+@click.option("--jsonl", type=click.Path(dir_okay=False), help="Write the bare events, one JSON per line.")
+@click.option(
+    "--manifest", type=click.Path(dir_okay=False), help="Also write the manifest (JSON lines) to this file."
+)
+@click.option(
+    "--style",
+    type=click.Choice(["exporter", "sentry"]),
+    default="exporter",
+    show_default=True,
+    help="exporter: spans as the legacy collector exporter converted them; sentry: as Sentry's SDKs "
+    "send them.",
+)
+@click.option(
+    "--errors",
+    type=click.Choice(["all", "dedup", "none"]),
+    default="all",
+    show_default=True,
+    help="Error events from exception span events: all, dedup (one per exception re-recorded on enclosing "
+    "spans of a transaction), none.",
+)
+@click.option("--routes", "routes_file", type=click.Path(), help="Routes file (TOML/YAML): service -> DSN.")
+@click.option("--renames", "renames_file", type=click.Path(), help="File of [[rename]] rules (TOML/YAML).")
+@click.option("--environment", default="", help="Sentry environment of every event.")
+@click.option(
+    "--rebase-time",
+    is_flag=True,
+    help="Shift every timestamp so the newest span ends now (replaying a capture).",
+)
+@click.option(
+    "--now",
+    "now_text",
+    help="The time Relay is assumed to receive the events (RFC 3339 or epoch seconds); default: the "
+    "clock. With --rebase-time the newest span ends at --now (default: the start of the current UTC hour). "
+    "Pin it for byte-identical replays across hours.",
+)
+@click.option(
+    "--service-attribute",
+    default="service.name",
+    show_default=True,
+    help="Resource attribute that names a service.",
+)
+@click.option("--keep-going", is_flag=True, help="Skip unreadable files with a warning instead of failing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def emit(**options: Any) -> None:
+    """Turn DUMPS into Sentry transactions (one per application boundary) and error events."""
+    from tracegroup.cli import _errors
+
+    _errors(_run)(**options)
+
+
+def _run(
+    dumps: tuple[str, ...],
+    out: str | None,
+    jsonl: str | None,
+    manifest: str | None,
+    style: str,
+    errors: str,
+    routes_file: str | None,
+    renames_file: str | None,
+    environment: str,
+    rebase_time: bool,
+    now_text: str | None,
+    service_attribute: str,
+    keep_going: bool,
+    quiet: bool,
+    fmt: str,
+) -> None:
+    from tracegroup.cli import _load
+    from tracegroup.render import to_json
+    from tracegroup.routes import load_renames, load_routes
+    from tracegroup.sentry import envelope as files
+    from tracegroup.sentry.emit import emit as emit_events
+
+    routes = load_routes(routes_file) if routes_file else None
+    renames = load_renames(renames_file) if renames_file else []
+    now = parse_now(now_text) if now_text else None
+    table = _load(dumps, service_attribute, keep_going, quiet)
+    result = emit_events(
+        table,
+        routes=routes,
+        renames=renames,
+        style=style,
+        errors=errors,
+        environment=environment,
+        rebase_time=rebase_time,
+        now=now,
+    )
+    written: dict[str, str] = {}
+    if out:
+        written = files.write_dir(result, out)
+    if jsonl:
+        files.write_jsonl(result, jsonl)
+    if manifest:
+        files.write_manifest(result, manifest, written)
+    summary = result.summary()
+    summary["output"] = {"out": out or "", "jsonl": jsonl or "", "manifest": manifest or ""}
+    click.echo(to_json(summary) if fmt == "json" else summary_text(summary), nl=False)
+
+
+def summary_text(s: dict[str, Any]) -> str:
+    """The summary as a short report."""
+    from tracegroup.sentry.emit import NOT_WRITTEN
+
+    o, sp, tx, er = s["options"], s["spans"], s["transactions"], s["errors"]
+    lines = [
+        f"tracegroup emit: style {o['style']}, errors {o['errors']}"
+        + (f", now {o['now']}" if o["now"] else "")
+        + (
+            f", newest span rebased to {o['rebased_to']} ({o['shift_ns'] / 1e9:+,.0f} s)"
+            if o["rebased_to"]
+            else ""
+        ),
+        f"spans: {sp['in']:,} in, {sp['written']:,} written in {tx['events']:,} transaction events "
+        f"({tx['written']:,} transactions, {tx['split']:,} split into continuations), "
+        f"{er['written']:,} error event(s) of {er['exception_events']:,} exception span event(s)",
+    ]
+    nw = sum(sp["not_written"].values())
+    if nw or er["not_written"]:
+        lines.append(f"not written: {nw:,} spans")
+        for reason, n in sp["not_written"].items():
+            lines.append(
+                f"  {n:>9,} spans in {tx['not_written'].get(reason, 0):,} transactions: {reason} — "
+                f"{NOT_WRITTEN.get(reason, '')}"
+            )
+        for reason, n in er["not_written"].items():
+            lines.append(f"  {n:>9,} error events: {reason} — {NOT_WRITTEN.get(reason, '')}")
+    if s["routes"]:
+        lines.append("routes:")
+        for r in s["routes"]:
+            svcs = ", ".join(r["services"]) or "(no service of these dumps)"
+            lines.append(f"  {r['name']}: {r['dsn']} sample_rate {r['sample_rate']:g} <- {svcs}")
+    if s["unrouted_services"]:
+        lines.append(f"unrouted services (not written): {', '.join(s['unrouted_services'])}")
+    lines.append("per service:")
+    for p in s["per_service"]:
+        lines.append(
+            f"  {p['service'] or '(no service)'}: {p['transactions']:,} transactions, {p['spans']:,} spans, "
+            f"{p['errors']:,} error event(s)"
+            + (f", {p['not_written_spans']:,} spans not written" if p["not_written_spans"] else "")
+            + (f" -> {p['route']}" if p["route"] else "")
+        )
+    for note, n in s["notes"].items():
+        lines.append(f"note: {note}" + (f" ({n:,})" if n > 1 else ""))
+    out = s.get("output", {})
+    if out.get("out"):
+        lines.append(f"wrote {out['out']}/ (<service>/<event_id>.envelope, manifest.jsonl, summary.json)")
+    if out.get("jsonl"):
+        lines.append(f"wrote {out['jsonl']} (one event per line)")
+    if not out.get("out") and not out.get("jsonl"):
+        lines.append("dry run: give --out DIR and/or --jsonl FILE to write events")
+    return "\n".join(lines) + "\n"
