@@ -189,3 +189,72 @@ def test_duration_option(value: str) -> None:
     from tracegroup.cli import Duration
 
     assert Duration().convert(value, None, None) == {"1s": 1000.0, "200ms": 200.0, "1.5s": 1500.0}[value]
+
+
+def routes_file(tmp_path: Path, fake: object) -> Path:
+    path = tmp_path / "routes.toml"
+    path.write_text(
+        f"""
+[default]
+dsn = "{fake.dsn("22")}"  # type: ignore[attr-defined]
+
+[[route]]
+name = "shop"
+services = ["storefront", "frontend"]
+dsn = "{fake.dsn("11")}"
+"""  # type: ignore[attr-defined]
+    )
+    return path
+
+
+def test_emit_send_flaky_route_then_resume_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new user routes a shipped fixture to two projects, one of them flaky: emit --send leaves the flaky
+    project's events listed as not sent; `send --resume` delivers them; Relay's normalizer accepts all."""
+    monkeypatch.setattr("tracegroup.transport.time.sleep", lambda seconds: None)  # backoff without waiting
+    with fake_sentry({"11": "k11", "22": "k22"}, {"22": [(503, {})] * 100_000}) as fake:
+        out = tmp_path / "out"
+        args = [
+            "emit",
+            "fixtures/polyglot.pb",
+            "--out",
+            str(out),
+            "--routes",
+            str(routes_file(tmp_path, fake)),
+        ]
+        runner = CliRunner()
+        first = runner.invoke(main, [*args, "--rebase-time", "--send"])
+        assert first.exit_code == 1, first.output
+        envelopes = sorted(out.rglob("*.envelope"))
+        not_sent = [json.loads(x) for x in (out / NOT_SENT).read_text().splitlines()]
+        assert not_sent and all(o["status"] == "failed" for o in not_sent)
+        assert len(fake.events["11"]) + len(not_sent) == len(envelopes)
+        fake.script["22"] = []  # the flaky project recovers
+        second = runner.invoke(main, ["send", str(out), "--resume"])
+        assert second.exit_code == 0, second.output
+        assert sum(len(v) for v in fake.events.values()) == len(envelopes)
+        assert fake.problems == []
+        assert "k11" not in first.output + second.output and "k22" not in first.output + second.output
+        spans = sum(
+            len(e.get("spans", [])) + 1
+            for v in fake.events.values()
+            for e in v
+            if e.get("type") == "transaction"
+        )
+        assert spans == 3013  # every span of the fixture arrived, in exactly one transaction
+
+
+def test_emit_otlp_and_send_otlp(tmp_path: Path) -> None:
+    t = load(["fixtures/polyglot.pb"])
+    with fake_sentry({"11": "k11", "22": "k22"}) as fake:
+        otlp = tmp_path / "fixed.pb"
+        routes = str(routes_file(tmp_path, fake))
+        args = ["emit", "fixtures/polyglot.pb", "--routes", routes, "--otlp", str(otlp), "--send-otlp"]
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 0, r.output
+        flags = {**fake.otlp_flags["11"], **fake.otlp_flags["22"]}
+        assert len(flags) == len(t)
+        fixed = load([otlp])
+        assert flags == {f"{int(s):016x}": int(f) for s, f in zip(fixed.span_id, fixed.flags, strict=True)}
+        assert analyze(fixed, compare="remote-parent").diff.counts()["ok"] == len(t)

@@ -38,6 +38,16 @@ def corrected_flags(table: SpanTable, service: Grouping) -> np.ndarray:
     return np.where(entry, flags | REMOTE, np.where(has_parent, local, flags)).astype(np.uint32)
 
 
+def service_flags(table: SpanTable) -> np.ndarray:
+    """:func:`corrected_flags` for the ``service`` grouping of the whole dump."""
+    from tracegroup import tree
+    from tracegroup.batching import deliver
+    from tracegroup.grouping import Context, group
+
+    ctx = Context(table, tree.build(table, timing=False), deliver(table, "all"))
+    return corrected_flags(table, group(ctx, "service"))
+
+
 def corrected_messages(table: SpanTable, flags: np.ndarray) -> Iterator[TracesData]:
     """Every batch as a ``TracesData`` with the given flags set, in input order."""
     start = 0

@@ -106,12 +106,13 @@ def send_all(
     backoff: float = 0.5,
     max_wait: float = 300.0,
     timeout: float = 30.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] = time.time,
     urlopen: Callable[..., Any] = urllib.request.urlopen,
 ) -> list[Outcome]:
     """Send every request (see the module docstring); outcomes come back in request order."""
     limits = _Limits()
+    pause_for = sleep or time.sleep
 
     def one(req: Request) -> Outcome:
         endpoint = _endpoint(req.url)
@@ -122,7 +123,7 @@ def send_all(
             if pause > 0:
                 if waited + pause > max_wait:
                     return Outcome(req.key, req.service, "failed", 429, "rate limited", attempts)
-                sleep(pause)
+                pause_for(pause)
                 waited += pause
                 continue
             attempts += 1
@@ -156,7 +157,7 @@ def send_all(
                 return Outcome(req.key, req.service, "rejected", code, str(detail), attempts)
             if attempts >= retries:
                 return Outcome(req.key, req.service, "failed", code, str(detail), attempts)
-            sleep(min(backoff * 2 ** (attempts - 1), 30.0))
+            pause_for(min(backoff * 2 ** (attempts - 1), 30.0))
 
     items = list(requests)
     if concurrency <= 1:

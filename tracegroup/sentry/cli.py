@@ -86,6 +86,14 @@ def parse_now(value: str) -> int:
 @click.option("--keep-going", is_flag=True, help="Skip unreadable files with a warning instead of failing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--send", is_flag=True, help="Then send the envelopes of --out DIR (as `tracegroup send DIR`).")
+@click.option(
+    "--otlp",
+    type=click.Path(dir_okay=False),
+    help="Also write the spans as OTLP with corrected parent-remote flags (for Sentry's OTLP endpoint).",
+)
+@click.option("--otlp-format", type=click.Choice(["proto", "jsonl"]), default="proto", show_default=True)
+@click.option("--send-otlp", is_flag=True, help="Post the corrected OTLP to each route's OTLP endpoint.")
 def emit(**options: Any) -> None:
     """Turn DUMPS into Sentry transactions (one per application boundary) and error events."""
     from tracegroup.cli import _errors
@@ -109,6 +117,10 @@ def _run(
     keep_going: bool,
     quiet: bool,
     fmt: str,
+    send: bool,
+    otlp: str | None,
+    otlp_format: str,
+    send_otlp: bool,
 ) -> None:
     from tracegroup.cli import _load
     from tracegroup.render import to_json
@@ -116,6 +128,10 @@ def _run(
     from tracegroup.sentry import envelope as files
     from tracegroup.sentry.emit import emit as emit_events
 
+    if send and not out:
+        raise ValueError("--send needs --out DIR (the envelopes it sends)")
+    if send_otlp and not routes_file:
+        raise ValueError("--send-otlp needs --routes FILE (the DSN of each service's project)")
     routes = load_routes(routes_file) if routes_file else None
     renames = load_renames(renames_file) if renames_file else []
     now = parse_now(now_text) if now_text else None
@@ -139,7 +155,35 @@ def _run(
         files.write_manifest(result, manifest, written)
     summary = result.summary()
     summary["output"] = {"out": out or "", "jsonl": jsonl or "", "manifest": manifest or ""}
+    if otlp:
+        from tracegroup.otlp_out import corrected_messages, service_flags, write_otlp
+
+        write_otlp(corrected_messages(table, service_flags(table)), otlp, otlp_format)
+        summary["output"]["otlp"] = otlp
     click.echo(to_json(summary) if fmt == "json" else summary_text(summary), nl=False)
+    if send or send_otlp:
+        _send(table, out if send else None, routes if send_otlp else None, fmt)
+
+
+def _send(table: Any, out: str | None, routes: Any, fmt: str) -> None:
+    """``--send`` / ``--send-otlp``: deliver, report, exit 1 unless everything was accepted."""
+    from pathlib import Path
+
+    from tracegroup.cli import report_send
+    from tracegroup.otlp_out import corrected_messages, service_flags
+    from tracegroup.send import NOT_SENT, envelope_requests, otlp_requests, send
+    from tracegroup.transport import Outcome, Request
+
+    requests: list[Request] = []
+    unsendable: list[Outcome] = []
+    if out:
+        requests, unsendable = envelope_requests(Path(out))
+    if routes is not None:
+        more, lost = otlp_requests(
+            corrected_messages(table, service_flags(table)), routes, table.service_attribute
+        )
+        requests, unsendable = requests + more, unsendable + lost
+    report_send(send(requests, unsendable, Path(out or ".") / NOT_SENT), fmt)
 
 
 def summary_text(s: dict[str, Any]) -> str:
