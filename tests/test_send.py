@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from builders import S, table
 from click.testing import CliRunner
-from fake_sentry import fake_sentry
+from fake_sentry import FakeSentry, fake_sentry
 from sentry_sdk.envelope import Envelope, Item, PayloadRef
 
 from tracegroup import analyze, load
@@ -191,18 +191,12 @@ def test_duration_option(value: str) -> None:
     assert Duration().convert(value, None, None) == {"1s": 1000.0, "200ms": 200.0, "1.5s": 1500.0}[value]
 
 
-def routes_file(tmp_path: Path, fake: object) -> Path:
+def routes_file(tmp_path: Path, fake: FakeSentry) -> Path:
+    """Storefront and frontend to project 11; every other service to the default, project 22."""
     path = tmp_path / "routes.toml"
     path.write_text(
-        f"""
-[default]
-dsn = "{fake.dsn("22")}"  # type: ignore[attr-defined]
-
-[[route]]
-name = "shop"
-services = ["storefront", "frontend"]
-dsn = "{fake.dsn("11")}"
-"""  # type: ignore[attr-defined]
+        f'[default]\ndsn = "{fake.dsn("22")}"\n\n'
+        f'[[route]]\nname = "shop"\nservices = ["storefront", "frontend"]\ndsn = "{fake.dsn("11")}"\n'
     )
     return path
 
