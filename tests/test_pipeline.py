@@ -148,7 +148,7 @@ def test_whatif_recommends_the_smallest_fix() -> None:
         "setting", "value", "strategy", "spans", "misgrouped_pct", "dropped_pct", "incomplete_pct",
         "sentry_events",
     ]  # fmt: skip
-    assert len(frame) == 2 * 2 + 2 * 2 + 2  # grid x strategies + groupbytrace + sentry-otlp reference rows
+    assert len(frame) == 2 * 2 + 2 * 2 + 3  # grid x strategies + groupbytrace, per-trace, sentry-otlp rows
     row = frame[(frame.setting == "wait") & (frame.value == 10_000) & (frame.strategy == "sentryexporter")]
     assert row.dropped_pct.item() == 0 and row.misgrouped_pct.item() == 0
     # A 100 ms wait releases the trace at 5.6 s, before the root's export at 6.1 s: spans 2 and 3 are lost.
@@ -176,6 +176,7 @@ def test_whatif_and_simulate_cli() -> None:
         "batch-size",
         "batch-size",
         "groupbytrace",
+        "per-trace",
         "sentry-otlp",
     ]
     assert data["recommendation"]

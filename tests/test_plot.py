@@ -160,7 +160,8 @@ def test_whatif_curves_of_the_simulation(polyglot: tg.SpanTable) -> None:
 
     result = whatif(polyglot, vary={"batch-size": [256, 8192]})
     fig = plot.whatif_curves(result.frame)
-    assert len(fig.axes) == 3 and all(len(ax.lines) == 3 for ax in fig.axes)
+    # the curve, then groupbytrace, per-trace and sentry-otlp reference lines
+    assert len(fig.axes) == 3 and all(len(ax.lines) == 4 for ax in fig.axes)
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -53,8 +53,8 @@ VERDICT_COLORS: dict[str, str] = {
 VERDICT_MARKERS: dict[str, str] = {"split": "v", "merged": "^", "orphaned": "o", "dropped": "x"}
 BAD_VERDICTS: tuple[str, ...] = VERDICTS[1:]
 #: ``WhatIf.frame`` settings that are reference lines, not curves.
-REFERENCE_SETTINGS: tuple[str, ...] = ("groupbytrace", "sentry-otlp")
-REFERENCE_STYLES: dict[str, str] = {"groupbytrace": "--", "sentry-otlp": ":"}
+REFERENCE_SETTINGS: tuple[str, ...] = ("groupbytrace", "per-trace", "sentry-otlp")
+REFERENCE_STYLES: dict[str, str] = {"groupbytrace": "--", "per-trace": "-.", "sentry-otlp": ":"}
 WHATIF_METRICS: dict[str, str] = {
     "misgrouped_pct": "mis-grouped",
     "dropped_pct": "dropped",

@@ -131,6 +131,11 @@ def analysis_text(s: dict[str, Any], top: int = 10) -> str:
         f"   ({cmp['one_span_transactions']:,} one-span)"
     )
     lines.append(f"  {'incomplete':<22}{ref['incomplete_transactions']:>18,}")
+    if cmp.get("services_without_remote_bits"):
+        lines.append(
+            "Services that never set the parent-remote bits (Sentry's OTLP ingestion merges them with their "
+            f"callers in the same project): {', '.join(cmp['services_without_remote_bits'])}"
+        )
     lines.append("Verdicts: " + ", ".join(f"{k} {c:,} ({_pct(c, n)})" for k, c in v.items()))
     lines.append(
         f"Mis-grouped {s['misgrouped']['spans']:,} ({_pct(s['misgrouped']['spans'], n)}), "

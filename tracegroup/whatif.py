@@ -5,8 +5,9 @@ varied setting (the others at ``base``), groups what each exporter call would ha
 compared strategy, and diffs against the ``service`` grouping of the whole dump. ``WhatIf.frame`` is a
 pandas DataFrame, one row per (setting, value, strategy), with ``misgrouped_pct`` (split + merged +
 orphaned), ``dropped_pct``, ``incomplete_pct`` (spans whose transaction, as Sentry would receive it, has
-a root whose parent Sentry never receives) and ``sentry_events``; two reference rows (setting
-``groupbytrace`` at the base wait, and ``sentry-otlp``) give the lines to beat. ``WhatIf.recommendation``
+a root whose parent Sentry never receives) and ``sentry_events``; three reference rows give the lines to
+beat: ``groupbytrace`` at the base wait, ``per-trace`` (one exporter call per whole trace, the best any
+batching can do: what is left there is the rule's own fault) and ``sentry-otlp``. ``WhatIf.recommendation``
 is one line: the smallest change from ``base`` that brings mis-grouped plus dropped spans under
 ``target`` for the first strategy, as a collector/SDK setting to paste, or what comes closest.
 """
@@ -121,6 +122,7 @@ def whatif(
             )
     wait = base.wait_ms if base.wait_ms is not None else 1000.0
     run("groupbytrace", wait, dataclasses.replace(base, wait_ms=wait), "groupbytrace", tuple(strategies[:1]))
+    run("per-trace", None, base, "trace", tuple(strategies[:1]))
     run("sentry-otlp", None, base, "simulate", ("sentry-otlp",))
     frame = pd.DataFrame(rows)
     return WhatIf(frame, _recommend(rows, base, strategies[0], target), rows)
@@ -164,11 +166,19 @@ def _recommend(rows: list[dict[str, Any]], base: PipelineOptions, strategy: str,
             f"{snippet(best['setting'], best['value'])}  # {strategy} then mis-groups "
             f"{best['misgrouped_pct']:g}% and drops {best['dropped_pct']:g}% of spans (target {limit:g}%)"
         )
+    ideal = next((r for r in refs if r["setting"] == "per-trace"), None)
+    refs = [r for r in refs if r["setting"] != "per-trace"]
     best_ref = min(refs, key=cost) if refs else None
     closest = min(varied, key=cost) if varied else None
     parts = [f"no varied setting brings {strategy} under {limit:g}% mis-grouped + dropped"]
     if closest:
         parts.append(f"closest: {snippet(closest['setting'], closest['value'])} ({cost(closest):g}%)")
+    if ideal and cost(ideal) > limit:
+        parts.append(
+            f"even one exporter call per trace leaves {cost(ideal):g}%: the rule itself (nested SERVER "
+            "spans, entry spans that are not SERVER/CONSUMER) causes it, which no pipeline setting fixes; "
+            "emit the corrected payloads (tracegroup emit)"
+        )
     if best_ref and (closest is None or cost(best_ref) < cost(closest)):
         what = (
             "Sentry's OTLP endpoint" if best_ref["setting"] == "sentry-otlp" else "a groupbytrace processor"
