@@ -792,6 +792,7 @@ def test_summary_keys_and_numbers() -> None:
         "sentry_events": 4,
         "one_span_transactions": 2,
         "exporter_calls": 3,
+        "per_exporter_call": True,
         "calls_with_duplicate_span_ids": 0,
     }
     assert s["verdicts"] == {"ok": 3, "split": 2, "merged": 2, "orphaned": 1, "dropped": 1}

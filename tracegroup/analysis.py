@@ -17,7 +17,7 @@ import numpy as np
 from tracegroup import tree
 from tracegroup.batching import Delivery, default_batching, deliver
 from tracegroup.diff import VERDICTS, Diff, diff
-from tracegroup.grouping import STRATEGIES, Context, Grouping, Options, group
+from tracegroup.grouping import PER_CALL, STRATEGIES, Context, Grouping, Options, group
 from tracegroup.grouping.service import heal as heal_grouping
 from tracegroup.model import SpanTable, kind_name, span_hex
 from tracegroup.pipeline import PipelineOptions
@@ -71,6 +71,7 @@ class Analysis:
                 "sentry_events": n_compared,
                 "one_span_transactions": int(one_span.sum()),
                 "exporter_calls": self.delivery.n_calls,
+                "per_exporter_call": self.compared.strategy in PER_CALL,
                 **{k: v for k, v in self.compared.notes.items() if k != "exporter_calls"},
             },
             "verdicts": counts,

@@ -103,10 +103,12 @@ def analysis_text(s: dict[str, Any], top: int = 10) -> str:
         f"{n:,} spans, {inp['traces']:,} traces, {inp['services']} services, {inp['batches']:,} batches; "
         f"anomalies: {anomalies}"
     )
-    lines.append(
-        f"Compared {cmp['strategy']} (batching {o['batching']}, routing {o['routing']}, "
-        f"{cmp['exporter_calls']:,} exporter calls) with {ref['strategy']} (boundary {o['boundary']})"
+    where = (
+        f"batching {o['batching']}, routing {o['routing']}, {cmp['exporter_calls']:,} exporter calls"
+        if cmp.get("per_exporter_call")
+        else f"whole traces, routing {o['routing']}"
     )
+    lines.append(f"Compared {cmp['strategy']} ({where}) with {ref['strategy']} (boundary {o['boundary']})")
     if "pipeline" in o:
         p, r = o["pipeline"], o["pipeline_result"]
         gbt = (
