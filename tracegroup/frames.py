@@ -10,7 +10,6 @@ of each span (flags, position, status, scope, attributes, resource attributes, e
 
 from __future__ import annotations
 
-import base64
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,22 +22,11 @@ if TYPE_CHECKING:
     from tracegroup.analysis import Analysis
 
 
-def any_value(v: Any) -> Any:
-    """An OTLP AnyValue as a plain Python value (bytes as base64, arrays as lists, kvlists as dicts)."""
-    which = v.WhichOneof("value")
-    if which is None:
-        return None
-    if which == "array_value":
-        return [any_value(x) for x in v.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
-    if which == "bytes_value":
-        return base64.b64encode(v.bytes_value).decode()
-    return getattr(v, which)
-
-
 def attributes(kvs: Any) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in kvs}
+    """OTLP key-values as a dict of JSON values (the emitter's own conversion)."""
+    from tracegroup.sentry.convert import any_json
+
+    return {kv.key: any_json(kv.value) for kv in kvs}
 
 
 def details(table: SpanTable) -> dict[str, list[Any]]:
