@@ -91,14 +91,20 @@ def dsn_public_key(dsn: str) -> str:
     return m.group(1) if m else ""
 
 
-def _route(raw: Any, name: str, where: str) -> Route:
-    if not isinstance(raw, dict):
-        raise LoadError(f"{name}: {where} must be a table/mapping")
+def _services(raw: dict[str, Any], name: str, where: str) -> list[str]:
+    """``services``: one name or a list of names (default: none)."""
     services = raw.get("services", [])
     if isinstance(services, str):
         services = [services]
     if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
         raise LoadError(f"{name}: {where}.services must be a list of service names")
+    return services
+
+
+def _route(raw: Any, name: str, where: str) -> Route:
+    if not isinstance(raw, dict):
+        raise LoadError(f"{name}: {where} must be a table/mapping")
+    services = _services(raw, name, where)
     dsn = raw.get("dsn", "")
     if not isinstance(dsn, str) or (dsn and not re.match(r"^https?://[^@/]+@[^/]+/.*\d+$", dsn)):
         raise LoadError(f"{name}: {where}.dsn is not a DSN like https://KEY@HOST/PROJECT_ID")
@@ -151,11 +157,7 @@ def _rename(raw: Any, name: str, where: str) -> RenameRule:
     sep = raw.get("separator", "")
     if not isinstance(sep, str):
         raise LoadError(f"{name}: {where}.separator must be a string")
-    services = raw.get("services", [])
-    if isinstance(services, str):
-        services = [services]
-    if not isinstance(services, list) or not all(isinstance(x, str) for x in services):
-        raise LoadError(f"{name}: {where}.services must be a list of service names")
+    services = _services(raw, name, where)
     return RenameRule(pattern, list(attrs), sep, list(services))
 
 
