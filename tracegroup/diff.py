@@ -178,8 +178,6 @@ def _cause_text(verdict: int, reason: Reason, kind: int, services: list[str], sv
         return f"entry span of {name} is {kind_name(kind)}: merged into {services[other] or '(no service)'}"
     if reason in (Reason.SERVER_KIND, Reason.CONSUMER_KIND):
         return f"nested {kind_name(kind)} spans in {name} opened their own transactions"
-    if reason == Reason.ORPHAN:
-        return "batch cut: attached under an orphan"
     return f"split where the compared rule cut ({reason.name.lower()})"
 
 

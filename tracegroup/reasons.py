@@ -1,7 +1,7 @@
 """Why a span opened a transaction, joined one, or was lost: the codes every grouping and delivery uses.
 
-Contract: values are stable small integers (they are stored per span as int8); :data:`REASON_TEXT` holds
-the one-line explanation reports print.
+Contract: values are stable small integers (they are stored per span as int8); reports name them by
+``Reason(code).name.lower()`` and explain them in :mod:`tracegroup.diff`'s cause lines.
 """
 
 from __future__ import annotations
@@ -24,22 +24,3 @@ class Reason(enum.IntEnum):
     DROPPED_UNROUTED = 21
     DROPPED_OVERWRITTEN = 22
     DROPPED_QUEUE_FULL = 23
-
-
-#: One-line explanation of each reason, as reports print it.
-REASON_TEXT: dict[Reason, str] = {
-    Reason.JOINED: "joined its parent's transaction",
-    Reason.NO_PARENT: "opened: no parent",
-    Reason.MISSING_PARENT: "opened: parent not in the dump",
-    Reason.OTHER_SERVICE: "opened: parent in another service",
-    Reason.REMOTE_PARENT: "opened: parent-remote flag set",
-    Reason.SERVER_KIND: "opened: SERVER span",
-    Reason.CONSUMER_KIND: "opened: CONSUMER span",
-    Reason.ORPHAN: "sent alone: parent not attached in the same exporter call",
-    Reason.OTHER_PROJECT: "opened: parent in another Sentry project",
-    Reason.HEALED: "parent missing; attached by --heal to the enclosing transaction of its service",
-    Reason.DROPPED_NO_ROOT: "dropped: its exporter call had no transaction root",
-    Reason.DROPPED_UNROUTED: "dropped: its service has no route to Sentry",
-    Reason.DROPPED_OVERWRITTEN: "dropped: its transaction was replaced by one with the same root span id",
-    Reason.DROPPED_QUEUE_FULL: "dropped: SDK export queue full",
-}

@@ -19,7 +19,7 @@ import numpy as np
 
 from tracegroup.batching import Delivery
 from tracegroup.model import SpanTable
-from tracegroup.reasons import REASON_TEXT, Reason  # noqa: F401  (re-exported)
+from tracegroup.reasons import Reason
 from tracegroup.tree import Forest, jump_to_roots
 
 
