@@ -2,7 +2,8 @@
 
 Contract: the command loads the dumps, reads the routes and renames files, makes one
 :func:`tracegroup.sentry.emit.emit` call, writes what was asked (``--out DIR``: envelopes, manifest and
-summary; ``--jsonl FILE``: bare events; ``--manifest FILE``: the manifest anywhere) and prints the summary
+summary, the envelopes streamed as events are built unless ``--jsonl`` is also given; ``--jsonl FILE``:
+bare events; ``--manifest FILE``: the manifest anywhere) and prints the summary
 (text or JSON) on stdout. With neither ``--out`` nor ``--jsonl`` it writes nothing: a dry run. Bad input
 (unreadable dump, bad routes/renames file or regular expression, bad ``--environment``/``--now``,
 unwritable or foreign output directory) is one line on stderr naming the file or option, exit code 2, via
@@ -136,6 +137,9 @@ def _run(
     renames = load_renames(renames_file) if renames_file else []
     now = parse_now(now_text) if now_text else None
     table = _load(dumps, service_attribute, keep_going, quiet)
+    # --out alone streams: each envelope is written as soon as its event is built (memory stays flat);
+    # --jsonl needs every payload in output order, so then events are held until written
+    writer = files.DirWriter(out) if out and not jsonl else None
     result = emit_events(
         table,
         routes=routes,
@@ -145,9 +149,12 @@ def _run(
         environment=environment,
         rebase_time=rebase_time,
         now=now,
+        on_written=writer.write if writer else None,
     )
     written: dict[str, str] = {}
-    if out:
+    if writer:
+        written = writer.finish(result)
+    elif out:
         written = files.write_dir(result, out)
     if jsonl:
         files.write_jsonl(result, jsonl)

@@ -13,15 +13,19 @@ the trace's head, and a trace whose ``sample_rand`` (from its trace id) is not b
 reported as ``sampled_out``. Time: ``now`` (ns) is when Relay is assumed to receive the events (default:
 the clock); ``rebase_time`` shifts every timestamp so the newest span ends at ``now`` (default: the start
 of the current UTC hour, :func:`rebase_target`, so replays are reproducible within the hour).
-Deterministic: same table and options, byte-identical payloads and headers.
+Deterministic: same table and options, byte-identical payloads and headers. Memory: span bytes wait
+for their transaction in a temporary file, not in memory; with ``on_written`` each written event is handed
+over as soon as it is built and its payload is not kept.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,13 +245,55 @@ def sample_rand(trace_hex: str) -> float:
     return math.floor(x * 1_000_000) / 1_000_000
 
 
+class _SpanStore:
+    """The item bytes of the spans still to be placed in a transaction, kept out of memory: appended to
+    an unnamed temporary file (written in large chunks), read back with ``os.pread``; only two int64
+    columns (offset, length) per span stay in memory. A span never stored reads as ``b""``."""
+
+    CHUNK = 8 << 20
+
+    def __init__(self, n: int) -> None:
+        self.file = tempfile.TemporaryFile(prefix="tracegroup-emit-")  # noqa: SIM115 - closed by close()
+        self.fd = self.file.fileno()
+        self.off = np.zeros(n, dtype=np.int64)
+        self.len = np.zeros(n, dtype=np.int64)
+        self.pos = 0
+        self.buf: list[bytes] = []
+        self.buffered = 0
+
+    def put(self, i: int, data: bytes) -> None:
+        self.off[i] = self.pos
+        self.len[i] = k = len(data)
+        self.pos += k
+        self.buf.append(data)
+        self.buffered += k
+        if self.buffered >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            self.file.write(b"".join(self.buf))
+            self.buf, self.buffered = [], 0
+        self.file.flush()
+
+    def size(self, i: int) -> int:
+        return int(self.len[i])
+
+    def get(self, i: int) -> bytes:
+        k = int(self.len[i])
+        return os.pread(self.fd, k, int(self.off[i])) if k else b""
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class _Pieces:
     """The span items of one oversized transaction, parsed back from their bytes when a piece needs one
     as its root, and the header length each candidate root would give."""
 
     def __init__(
         self,
-        items_bytes: list[bytes | None],
+        items_bytes: _SpanStore,
         root: int,
         item: dict[str, Any],
         header: bytes,
@@ -269,7 +315,7 @@ class _Pieces:
 
     def item(self, x: int) -> dict[str, Any]:
         if x not in self.cache:
-            self.cache[x] = json.loads(self.items_bytes[x] or b"{}")
+            self.cache[x] = json.loads(self.items_bytes.get(x) or b"{}")
         return self.cache[x]
 
     def header_len(self, x: int) -> int:
@@ -350,9 +396,14 @@ def emit(
     boundary: str = "service",
     max_item_bytes: int = MAX_ITEM_BYTES,
     forest: tree.Forest | None = None,
+    on_written: Callable[[EmittedEvent], None] | None = None,
 ) -> EmitResult:
     """Build every Sentry event of ``table`` (see the module docstring). ``renames`` run after the routes
-    file's own rules; ``now`` is in ns since the epoch."""
+    file's own rules; ``now`` is in ns since the epoch.
+
+    ``on_written`` streams: it is called with each written event as soon as it is built (transactions in
+    output order, then error events), after which the record keeps no ``payload`` nor ``headers`` (so
+    memory does not grow with the output); the returned records are otherwise the same."""
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r} (choose from {', '.join(STYLES)})")
     if errors not in ERRORS:
@@ -454,7 +505,7 @@ def emit(
     is_root = (root == rows_all).tolist()
     need_l, elig_l, svc_l, pos_l = need.tolist(), eligible.tolist(), svc.tolist(), pos.tolist()
     want_errors = errors != "none"
-    items_bytes: list[bytes | None] = [None] * n
+    items_bytes = _SpanStore(n)
     items: dict[int, dict[str, Any]] = {}
     names: dict[int, str] = {}
     res_of: dict[int, ResourceInfo] = {}
@@ -496,7 +547,7 @@ def emit(
                         res_notes.update(rinfo.notes)
                     item = convert(i, sp, rinfo, sname, sver)
                     if need_l[i]:
-                        items_bytes[i] = dumps(item)
+                        items_bytes.put(i, dumps(item))
                         if style == "sentry" and not is_root[i] and sp.kind == KIND_SERVER:
                             data = item["data"]
                             if data.get("http.route"):
@@ -506,6 +557,7 @@ def emit(
                     if is_root[i] or exc:
                         items[i] = item
                         res_of[i] = rinfo
+    items_bytes.flush()
     if row != n:  # pragma: no cover - the table contract
         raise AssertionError(f"table has {n} rows but its batches hold {row} spans")
     if renamer:
@@ -544,6 +596,12 @@ def emit(
             h["trace"] = dict(dsc[t] or {})
         return h
 
+    def written_event(key: tuple[int, ...], ev: EmittedEvent) -> None:
+        if on_written is not None:
+            on_written(ev)
+            ev.payload, ev.headers = b"", {}
+        out.append((key, ev))
+
     tx_order = np.lexsort((roots, tr[roots])) if ntx else np.zeros(0, dtype=np.int64)
     for k in tx_order.tolist():
         r = int(roots[k])
@@ -574,12 +632,9 @@ def emit(
         header, hnotes = transaction_header(item, style, eid, name, environment)
         hb = dumps(header)
         members = [int(x) for x in rows_k.tolist() if x != r]
-        span_b = [items_bytes[x] or b"" for x in members]
-        size = spliced_size(len(hb), (len(b) for b in span_b), len(span_b))
+        size = spliced_size(len(hb), (items_bytes.size(x) for x in members), len(members))
         if size <= max_item_bytes:
-            payload = splice(hb, span_b)
-            for x in members:  # each span is in one payload: free its bytes (peak memory)
-                items_bytes[x] = None
+            payload = splice(hb, [items_bytes.get(x) for x in members])
             ev = EmittedEvent(
                 "transaction",
                 eid,
@@ -594,12 +649,12 @@ def emit(
                 headers=headers(eid, rt, t),
                 rows=rows_k,
             )
-            out.append(((*key, 1, 0), ev))
+            written_event((*key, 1, 0), ev)
             continue
         # ------------------------------------------------------------- the size rule
         mem = np.array(members, dtype=np.int64)
         taken = mem[np.lexsort((mem, start[mem]))].tolist()
-        lens = {x: len(items_bytes[x] or b"") for x in members}
+        lens = {x: items_bytes.size(x) for x in members}
         pz = _Pieces(items_bytes, r, item, hb, style, name, environment, eid, root_hex)
         pieces, too_big = plan_pieces(r, taken, lens, pz.header_len, max_item_bytes)
         nparts = len(pieces)
@@ -629,7 +684,7 @@ def emit(
             h, pnotes = transaction_header(
                 pz.item(proot), style, peid, name, environment, part=f"{j}/{nparts}", continues=cont
             )
-            payload = splice(dumps(h), [items_bytes[x] or b"" for x in pc.rows])
+            payload = splice(dumps(h), [items_bytes.get(x) for x in pc.rows])
             pn = [
                 f"part {j}/{nparts} of transaction {root_hex}: over the 1 MiB item limit, cut by start time"
             ]
@@ -652,9 +707,7 @@ def emit(
                 headers=headers(peid, rt, t),
                 rows=np.array([proot, *pc.rows], dtype=np.int64),
             )
-            out.append(((*key, 1, j), ev))
-        for x in members:
-            items_bytes[x] = None
+            written_event((*key, 1, j), ev)
         for x in too_big:
             xhex = span_hex(table.span_id[x])
             rec = EmittedEvent(
@@ -670,6 +723,8 @@ def emit(
                 notes=[f"span of transaction {root_hex}"],
             )
             out.append(((*key, 2, x), rec))
+
+    items_bytes.close()
 
     # ----------------------------------------------------------------- error events
     dups: dict[int, str] = {}
@@ -752,7 +807,7 @@ def emit(
             headers=headers(eid, rt, t),
             rows=np.array([i], dtype=np.int64),
         )
-        out.append((ekey, ev))
+        written_event(ekey, ev)
 
     out.sort(key=lambda kv: kv[0])
     options = {

@@ -10,6 +10,10 @@ Contract:
   :meth:`~tracegroup.sentry.emit.EmittedEvent.manifest`) and ``DIR/summary.json``. ``DIR`` must be new,
   empty, or an earlier output of this command (recognized by its ``summary.json``), whose envelopes,
   manifest and summary are replaced; anything else is refused, so user files are never overwritten.
+- :class:`DirWriter` is the same, streamed: built before :func:`~tracegroup.sentry.emit.emit` runs (a
+  foreign ``DIR`` is refused then, before anything is touched), passed as its ``on_written`` so each
+  envelope is written as soon as its event is built, then :meth:`DirWriter.finish` writes the manifest
+  and summary. The files are byte-identical to :func:`write_dir`'s.
 - :func:`write_jsonl` writes the bare payloads, one per line. Output is byte-identical for identical
   results. ``sentry_sdk`` is imported only inside these functions.
 """
@@ -72,15 +76,20 @@ def _is_ours(out: Path) -> bool:
     return isinstance(data, dict) and data.get("tool") == TOOL
 
 
-def _prepare(out: Path) -> None:
+def _check(out: Path) -> None:
+    """Refuse a file or a foreign non-empty directory (touches nothing)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not _is_ours(out):
+        raise ValueError(
+            f"{out}: directory is not empty and is not an earlier 'tracegroup emit' output "
+            "(no summary.json from it): choose a new or empty directory"
+        )
+
+
+def _prepare(out: Path) -> None:
+    _check(out)
     if out.is_dir() and any(out.iterdir()):
-        if not _is_ours(out):
-            raise ValueError(
-                f"{out}: directory is not empty and is not an earlier 'tracegroup emit' output "
-                "(no summary.json from it): choose a new or empty directory"
-            )
         for sub in sorted(out.iterdir()):
             if sub.is_dir():
                 for f in sub.glob("*.envelope"):
@@ -97,26 +106,50 @@ def _json_line(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
+class DirWriter:
+    """Streamed :func:`write_dir`: ``write`` each written event (``emit(..., on_written=w.write)``), then
+    ``finish`` with the result. The directory is checked at construction and prepared at the first
+    write (or at ``finish``)."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.base = Path(out)
+        _check(self.base)
+        self.prepared = False
+        self.files: dict[str, str] = {}
+        self.dirs: dict[str, str] = {}
+
+    def _prepare(self) -> None:
+        if not self.prepared:
+            _prepare(self.base)
+            self.prepared = True
+
+    def write(self, ev: EmittedEvent) -> None:
+        """Write the envelope of one written event."""
+        self._prepare()
+        d = self.dirs.get(ev.service)
+        if d is None:
+            d = self.dirs[ev.service] = service_dir(ev.service)
+            (self.base / d).mkdir(exist_ok=True)
+        rel = f"{d}/{ev.event_id}.envelope"
+        (self.base / rel).write_bytes(envelope_bytes(ev))
+        self.files[ev.event_id] = rel
+
+    def finish(self, result: EmitResult) -> dict[str, str]:
+        """Manifest and summary; returns event id -> file (relative path)."""
+        self._prepare()
+        write_manifest(result, self.base / MANIFEST, self.files)
+        summary = {**result.summary(), "out": {"envelopes": len(self.files), "manifest": MANIFEST}}
+        (self.base / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        return self.files
+
+
 def write_dir(result: EmitResult, out: str | Path) -> dict[str, str]:
     """Write envelopes, manifest and summary under ``out``; returns event id -> file (relative path)."""
-    base = Path(out)
-    _prepare(base)
-    files: dict[str, str] = {}
-    dirs: dict[str, str] = {}
+    w = DirWriter(out)
     for ev in result.records:
-        if not ev.written:
-            continue
-        d = dirs.get(ev.service)
-        if d is None:
-            d = dirs[ev.service] = service_dir(ev.service)
-            (base / d).mkdir(exist_ok=True)
-        rel = f"{d}/{ev.event_id}.envelope"
-        (base / rel).write_bytes(envelope_bytes(ev))
-        files[ev.event_id] = rel
-    write_manifest(result, base / MANIFEST, files)
-    summary = {**result.summary(), "out": {"envelopes": len(files), "manifest": MANIFEST}}
-    (base / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return files
+        if ev.written:
+            w.write(ev)
+    return w.finish(result)
 
 
 def write_manifest(result: EmitResult, path: str | Path, files: dict[str, str] | None = None) -> None:
