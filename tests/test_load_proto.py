@@ -208,3 +208,30 @@ def test_file_exporter_json_with_per_message_zstd(tmp_path: Path) -> None:
 def test_load_accepts_one_path_or_many(tmp_path: Path) -> None:
     p = write(tmp_path, "one.pb", framed(B1))
     assert ids(load(p)) == ids(load(str(p))) == ids(load([p])) == [1, 2, 3]
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out += bytes([low | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def test_pre_0_19_binary_instrumentation_library_spans(tmp_path: Path) -> None:
+    """OTLP before 0.19 kept spans in ResourceSpans field 1000 (instrumentation_library_spans)."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, TracesData
+
+    new = TracesData.FromString(B1)
+    rs_new = new.resource_spans[0]
+    ss: ScopeSpans = rs_new.scope_spans[0]
+    old_rs = ResourceSpans()
+    old_rs.resource.CopyFrom(rs_new.resource)
+    body = ss.SerializeToString()
+    rs_bytes = old_rs.SerializeToString() + _varint((1000 << 3) | 2) + _varint(len(body)) + body
+    old = _varint((1 << 3) | 2) + _varint(len(rs_bytes)) + rs_bytes
+    t = load([write(tmp_path, "old.pb", framed(old))])
+    assert ids(t) == [1, 2] and t.services == ["web"]
+    assert t.sources[0].notes == {"legacy_instrumentation_library_spans": 1}
+    assert t.span(1).name == "span-2"

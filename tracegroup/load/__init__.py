@@ -16,7 +16,8 @@ from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, TracesData
+from google.protobuf.unknown_fields import UnknownFieldSet
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, TracesData
 
 from tracegroup.load.base import Decoded, LoadError
 from tracegroup.load.proto import decode_binary, parse_traces
@@ -136,6 +137,22 @@ def _fix_ids(
     return b"".join(t_out), b"".join(s_out), b"".join(p_out), bad
 
 
+def upgrade_legacy(td: TracesData) -> int:
+    """Move spans that OTLP before 0.19 put in ``ResourceSpans.instrumentation_library_spans`` (field 1000,
+    wire-compatible with ``ScopeSpans``, unknown to today's protobuf classes) into ``scope_spans``, in
+    place; returns how many such groups moved."""
+    moved = 0
+    for rs in td.resource_spans:
+        unknown = UnknownFieldSet(rs)
+        if not len(unknown):
+            continue
+        for f in unknown:
+            if f.field_number == 1000 and f.wire_type == 2:
+                rs.scope_spans.append(ScopeSpans.FromString(f.data))
+                moved += 1
+    return moved
+
+
 def table_from_messages(
     messages: Iterable[bytes], *, service_attribute: str = "service.name", fmt: str = "otlp-proto"
 ) -> SpanTable:
@@ -200,6 +217,12 @@ def _load(
                     f"{name}: message {k + 1} is not an OTLP TracesData message; kept the {k} before it"
                 )
                 break
+            moved = upgrade_legacy(td)
+            if moved:  # keep the upgraded message, so details decode from the same structure
+                raw = td.SerializeToString()
+                source.notes["legacy_instrumentation_library_spans"] = (
+                    source.notes.get("legacy_instrumentation_library_spans", 0) + moved
+                )
             n = cols.add_message(td, len(batches))
             batches.append(Batch(src_index, raw, n))
             source.spans += n
