@@ -26,18 +26,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_analyze import run_once  # noqa: E402  (one child-process runner for every benchmark)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 OUT_DIR = os.path.join(HERE, "out")
 DEFAULT_DUMP = os.path.join(OUT_DIR, "dump-1m.pb")
 CLI = "import sys; from tracegroup.cli import main; sys.argv[0] = 'tracegroup'; sys.exit(main())"
-
-
-def _maxrss_mib(ru_maxrss: int) -> float:
-    return ru_maxrss / (1024 * 1024) if sys.platform == "darwin" else ru_maxrss / 1024  # bytes vs KiB
 
 
 def ensure_dump(path: str, spans: int) -> None:
@@ -49,25 +47,6 @@ def ensure_dump(path: str, spans: int) -> None:
     subprocess.run(
         [sys.executable, os.path.join(HERE, "gen_dump.py"), path, "--spans", str(spans)], check=True
     )
-
-
-def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str, str]:
-    """Run ``cmd`` in a fresh child; return (wall s, peak MiB of that child, exit code, stdout, stderr)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return (
-            wall,
-            _maxrss_mib(usage.ru_maxrss),
-            proc.returncode,
-            out.read().decode(errors="replace"),
-            err.read().decode(errors="replace"),
-        )
 
 
 def measure(dump: str, style: str, now: str, repeat: int, keep_out: bool) -> dict[str, Any]:
