@@ -1,7 +1,7 @@
 """pandas views of a table and an analysis: one row per span.
 
 Contract: :func:`spans_frame` returns one row per span in table order with the columns of the
-``tracegroup spans`` contract (../shared/DESIGN.md): ``trace_id, span_id, parent_span_id`` (lowercase hex,
+``tracegroup spans`` contract (README.md): ``trace_id, span_id, parent_span_id`` (lowercase hex,
 parent empty when none), ``service, name, kind`` (OTLP kind name), ``batch, start_ns, end_ns`` and, given
 an :class:`~tracegroup.analysis.Analysis`, ``transaction, heuristic_transaction, verdict``, plus the rest
 of each span (flags, position, status, scope, attributes, resource attributes, events, links) when

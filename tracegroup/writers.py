@@ -39,7 +39,7 @@ def write_frame(frame: pd.DataFrame, fmt: str, output: str | None) -> None:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise ValueError("parquet output needs pyarrow: pip install 'tracegroup[parquet]'") from None
+            raise ValueError("parquet output needs pyarrow: pip install pyarrow") from None
         _flatten(frame).to_parquet(output, index=False)
         return
     with contextlib.ExitStack() as stack:

@@ -1,7 +1,8 @@
 """``sentryexporter`` / ``sentryexporter-2021``: the legacy collector Sentry exporter, emulated exactly.
 
-Contract (../shared/reference/sentry-exporter.md; Go ``pushTraceData`` at contrib c87eb2d7), per exporter
-call of the :class:`~tracegroup.batching.Delivery`:
+Contract (docs/exporter.md; Go ``pushTraceData`` in open-telemetry/opentelemetry-collector-contrib,
+``exporter/sentryexporter/sentry_exporter.go`` at c87eb2d7), per exporter call of the
+:class:`~tracegroup.batching.Delivery`:
 
 1. Root rule: parent span id all zeros, or kind SERVER or CONSUMER (2021 era: parent all zeros only).
    A root-rule span opens a transaction keyed by its span id.

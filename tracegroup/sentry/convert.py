@@ -2,7 +2,7 @@
 
 Contract:
 - ``exporter`` style reproduces the legacy collector-contrib Sentry exporter (2023–2025,
-  ``convertToSentrySpan`` and friends; ``/work/shared/reference/sentry-exporter.md``): op and description
+  ``convertToSentrySpan`` and friends; ``docs/exporter.md``): op and description
   from the first of ``http.method``, ``db.system``, ``rpc.service``, ``messaging.system``,
   ``faas.trigger``; tags from span attributes then resource attributes (resource wins), values formatted
   as Go formats them; ``status_message``, ``span_kind`` (``SPAN_KIND_…``), ``library_name`` and
