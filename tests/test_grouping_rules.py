@@ -1,6 +1,6 @@
 """Grouping rules one by one on hand-built traces: exact roots, reasons and verdicts.
 
-Rules: /work/shared/reference/sentry-exporter.md (the collector Sentry exporter, Go ``pushTraceData`` at
+Rules: docs/exporter.md (the collector Sentry exporter, Go ``pushTraceData`` at
 contrib c87eb2d7) and the docstrings of ``tracegroup.grouping.*``, ``tracegroup.batching`` and
 ``tracegroup.diff``.
 """

@@ -2,7 +2,7 @@
 
 Contract: nested columns (attributes, events, links) become JSON text in CSV and Parquet and stay nested
 objects in JSON Lines; categorical columns are written as their labels. Parquet needs ``pyarrow``
-(``pip install tracegroup[parquet]``); without it the call fails with a one-line error.
+(``pip install pyarrow``, or the ``parquet`` extra); without it the call fails with a one-line error.
 """
 
 from __future__ import annotations
