@@ -1,0 +1,119 @@
+"""Imports run one way: from the data model at the bottom up to the CLI, never back, never in a loop.
+
+Contract: every ``import`` in the package — lazy ones inside functions included — is an edge from the
+importing module to the ``tracegroup`` module it names. Each module belongs to exactly one layer of
+``LAYERS`` (bottom first; the most specific pattern wins). An edge to a higher layer is an ``up``
+violation; a set of modules importing each other in a loop is a ``cycle``. The violations found must equal
+``tests/import_violations.txt``: that list may only shrink (a fixed violation must be removed from it), and
+nothing may be added to it. docs/design.md draws these layers.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import networkx as nx
+
+ROOT = Path(__file__).resolve().parent.parent
+ALLOWED = Path(__file__).with_name("import_violations.txt")
+
+LAYERS: list[tuple[str, list[str]]] = [
+    ("model", ["tracegroup.model", "tracegroup.reasons", "tracegroup.otlp"]),
+    ("load", ["tracegroup.load", "tracegroup.load.*"]),
+    ("tree", ["tracegroup.tree", "tracegroup.routes"]),
+    (
+        "delivery",
+        ["tracegroup.delivery", "tracegroup.delivery.*", "tracegroup.pipeline", "tracegroup.batching"],
+    ),
+    ("grouping", ["tracegroup.grouping", "tracegroup.grouping.*"]),
+    ("analysis", ["tracegroup.diff", "tracegroup.analysis", "tracegroup.whatif", "tracegroup.check"]),
+    ("frames", ["tracegroup.frames"]),
+    ("sentry", ["tracegroup.sentry", "tracegroup.sentry.*", "tracegroup.otlp_out", "tracegroup.send"]),
+    ("sentry", ["tracegroup.transport"]),
+    ("render", ["tracegroup.render", "tracegroup.render.*", "tracegroup.plot", "tracegroup.writers"]),
+    ("explore", ["tracegroup.explore"]),
+    ("cli", ["tracegroup.cli", "tracegroup.cli.*", "tracegroup.explore_cli", "tracegroup.sentry.cli"]),
+    ("package", ["tracegroup"]),
+]
+ORDER = list(dict.fromkeys(name for name, _ in LAYERS))
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in (ROOT / "tracegroup").rglob("*.py"):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def layer(module: str) -> int:
+    """The index in ORDER of the most specific pattern matching ``module``."""
+    best: tuple[int, str] | None = None
+    for name, patterns in LAYERS:
+        for pattern in patterns:
+            exact = pattern == module
+            prefix = pattern.endswith(".*") and module.startswith(pattern[:-1])
+            if (exact or prefix) and (best is None or len(pattern) + exact > best[0]):
+                best = (len(pattern) + exact, name)
+    assert best is not None, f"{module} is in no layer: add it to LAYERS in tests/test_imports.py"
+    return ORDER.index(best[1])
+
+
+def import_graph() -> nx.DiGraph:
+    mods = modules()
+    graph = nx.DiGraph()
+    graph.add_nodes_from(mods)
+    for module, path in mods.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            else:
+                continue
+            for target in targets:
+                if target == "tracegroup" or target.startswith("tracegroup."):
+                    while target not in mods:
+                        target = target.rpartition(".")[0]
+                    if target != module:
+                        graph.add_edge(module, target)
+    return graph
+
+
+def violations(graph: nx.DiGraph) -> set[str]:
+    found = {f"up {a} -> {b}" for a, b in graph.edges if layer(a) < layer(b)}
+    for component in nx.strongly_connected_components(graph):
+        if len(component) > 1:
+            found.add("cycle " + " ".join(sorted(component)))
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    for module in modules():
+        layer(module)
+
+
+def test_imports_run_one_way_except_the_listed_violations_which_may_only_shrink() -> None:
+    allowed = {ln.strip() for ln in ALLOWED.read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+    found = violations(import_graph())
+    assert sorted(found - allowed) == [], "new import violations: import downwards only, never in a loop"
+    assert sorted(allowed - found) == [], "fixed: remove these lines from tests/import_violations.txt"
+
+
+def test_the_walk_sees_lazy_imports_and_loops() -> None:
+    graph = import_graph()
+    assert graph.has_edge("tracegroup.cli", "tracegroup.analysis")  # a top-level import
+    assert graph.has_edge("tracegroup", "tracegroup.load")
+    probe = nx.DiGraph([("tracegroup.model", "tracegroup.cli"), ("tracegroup.cli", "tracegroup.model")])
+    assert violations(probe) == {
+        "up tracegroup.model -> tracegroup.cli",
+        "cycle tracegroup.cli tracegroup.model",
+    }
