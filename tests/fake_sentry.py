@@ -4,19 +4,27 @@ Envelope endpoint ``/api/<project>/envelope/``: checks ``X-Sentry-Auth`` carries
 the body with ``sentry_sdk.envelope.Envelope.deserialize``, runs every event through Relay's own
 normalizer (``sentry_relay.StoreNormalizer``) and Relay's time window, and keeps what it accepted.
 OTLP endpoint ``/api/<project>/integration/otlp/v1/traces``: checks ``x-sentry-auth``, gunzips and decodes
-the protobuf and keeps every span's flags. ``script[project]`` lists answers to give first (status code,
-headers), e.g. ``[(500, {}), (429, {"Retry-After": "0"})]``; then it answers 200.
+the protobuf and keeps every span's flags. ``script[project]`` lists answers to give first, then
+``default`` (None: accept, answering 200). An answer is (status code, headers), e.g.
+``[(500, {}), (429, {"Retry-After": "0"})]``, or a misbehaviour: ``"garbage"`` (bytes that are not
+HTTP), ``"bad-header"`` (a 200 whose header block is broken), ``"drop"`` (close without answering),
+``"hang"`` (never answer, until the server stops), ``"trickle"`` (a 200 sent one byte every
+``trickle_every`` seconds), ``"accept-then-drop"`` (keep the event, then close without answering).
+Every POST is counted in ``posts`` by item (an envelope's event id, else the sha256 of the body);
+``delay`` seconds pass before each answer. Start it with :func:`fake_sentry` (a threaded server on
+127.0.0.1 stopped on exit).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,10 +37,19 @@ MAX_AGE = 30 * 24 * 3600  # Relay drops events that ended longer ago than its co
 MAX_FUTURE = 60
 
 
+Answer = tuple[int, dict[str, str]] | str
+
+
 @dataclass
 class FakeSentry:
     keys: dict[str, str]  # project id -> public key
-    script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    script: dict[str, list[Answer]] = field(default_factory=dict)
+    default: Answer | None = None
+    delay: float = 0.0
+    trickle_every: float = 0.2
+    posts: dict[str, int] = field(default_factory=dict)  # item -> POSTs received
+    accepted: dict[str, int] = field(default_factory=dict)  # item -> times accepted
+    stopping: threading.Event = field(default_factory=threading.Event)
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     otlp_flags: dict[str, dict[str, int]] = field(default_factory=dict)  # project -> span id hex -> flags
     problems: list[str] = field(default_factory=list)
@@ -44,24 +61,59 @@ class FakeSentry:
         return f"http://{self.keys[project]}@127.0.0.1:{self.port}/{project}"
 
 
+def _item(body: bytes) -> str:
+    """What a POST carries: an envelope's event id, else the sha256 of the body."""
+    try:
+        return str(json.loads(body.partition(b"\n")[0])["event_id"])
+    except (ValueError, KeyError, TypeError):
+        return hashlib.sha256(body).hexdigest()
+
+
 def _handler(fake: FakeSentry) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:  # quiet
             pass
 
         def answer(self, code: int, headers: dict[str, str] | None = None, body: bytes = b"{}") -> None:
-            self.send_response(code)
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except OSError:  # the client is gone (killed, timed out)
+                self.close_connection = True
+
+        def misbehave(self, how: str) -> None:
+            with suppress(OSError):
+                self._misbehave(how)
+            self.close_connection = True
+
+        def _misbehave(self, how: str) -> None:
+            w = self.wfile
+            if how == "garbage":
+                w.write(b"\x00\x01SSH-2.0-OpenSSH_9.6 not http at all\r\n\r\n")
+            elif how == "bad-header":
+                w.write(b"HTTP/1.1 200 OK\r\n" + b"X-Long: " + b"a" * 70_000 + b"\r\n\r\n")
+            elif how == "hang":
+                fake.stopping.wait()
+            elif how == "trickle":
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}":
+                    if fake.stopping.wait(fake.trickle_every):
+                        break
+                    w.write(bytes([byte]))
+                    w.flush()
 
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             m = re.fullmatch(r"/api/(\d+)/(envelope/|integration/otlp/v1/traces)", self.path)
+            item = _item(body)
+            if fake.delay:
+                time.sleep(fake.delay)
             with fake.lock:
                 fake.hits += 1
+                fake.posts[item] = fake.posts.get(item, 0) + 1
                 if not m or m.group(1) not in fake.keys:
                     return self.answer(404)
                 project = m.group(1)
@@ -70,19 +122,29 @@ def _handler(fake: FakeSentry) -> type[BaseHTTPRequestHandler]:
                     fake.problems.append(f"bad auth for {project}: {auth!r}")
                     return self.answer(401)
                 pending = fake.script.get(project)
-                if pending:
-                    code, headers = pending.pop(0)
-                    return self.answer(code, headers)
-                if m.group(2) == "envelope/":
-                    self.envelope(project, body)
+                todo = pending.pop(0) if pending else fake.default
+                if isinstance(todo, tuple):
+                    return self.answer(*todo)
+                if todo is not None and todo != "accept-then-drop":
+                    how = todo
                 else:
-                    td = TracesData.FromString(gzip.decompress(body))
-                    flags = fake.otlp_flags.setdefault(project, {})
-                    for rs in td.resource_spans:
-                        for ss in rs.scope_spans:
-                            for s in ss.spans:
-                                flags[s.span_id.hex()] = s.flags
-                self.answer(200)
+                    how = None
+                    fake.accepted[item] = fake.accepted.get(item, 0) + 1
+                    if m.group(2) == "envelope/":
+                        self.envelope(project, body)
+                    else:
+                        self.otlp(project, body)
+                    if todo is None:
+                        return self.answer(200)
+            self.misbehave(how or "drop")
+
+        def otlp(self, project: str, body: bytes) -> None:
+            td = TracesData.FromString(gzip.decompress(body))
+            flags = fake.otlp_flags.setdefault(project, {})
+            for rs in td.resource_spans:
+                for ss in rs.scope_spans:
+                    for s in ss.spans:
+                        flags[s.span_id.hex()] = s.flags
 
         def envelope(self, project: str, body: bytes) -> None:
             env = Envelope.deserialize(body)
@@ -104,9 +166,7 @@ def _handler(fake: FakeSentry) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def fake_sentry(
-    keys: dict[str, str], script: dict[str, list[tuple[int, dict[str, str]]]] | None = None
-) -> Iterator[FakeSentry]:
+def fake_sentry(keys: dict[str, str], script: dict[str, list[Answer]] | None = None) -> Iterator[FakeSentry]:
     fake = FakeSentry(keys, script or {})
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.port = server.server_address[1]
@@ -115,5 +175,6 @@ def fake_sentry(
     try:
         yield fake
     finally:
+        fake.stopping.set()
         server.shutdown()
         server.server_close()

@@ -48,7 +48,10 @@ def write_envelopes(root: Path, dsns: dict[str, str], per_service: int = 3) -> i
     return n + 1
 
 
-def test_flaky_route_then_resume_every_event_accepted(tmp_path: Path) -> None:
+def test_flaky_route_then_resume_every_event_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tracegroup.transport.wait", lambda stop, seconds: None)
     keys = {"11": "k11", "22": "k22"}
     with fake_sentry(keys, {"22": [(500, {})] * 6}) as fake:
         total = write_envelopes(tmp_path, {"shop": fake.dsn("11"), "payments": fake.dsn("22")})
@@ -88,9 +91,7 @@ def test_rate_limits_are_honoured_per_category(tmp_path: Path) -> None:
             waits.append(round(seconds, 3))
             clock[0] += seconds
 
-        result = send(
-            requests, unsendable, tmp_path / NOT_SENT, concurrency=1, sleep=sleep, clock=lambda: clock[0]
-        )
+        result = send(requests, unsendable, tmp_path, concurrency=1, sleep=sleep, clock=lambda: clock[0])
         assert result.ok and unsendable == []
         # The transaction goes first (name order): its 429 blocks transactions 7 s and everything 3 s, so it
         # waits 7 s; its retry gets Retry-After: 2 (everything, 2 s) and waits again; the error event then
@@ -176,7 +177,7 @@ def test_send_corrected_otlp_to_each_route() -> None:
         routes = Routes([Route("front", ["a"], fake.dsn("11")), Route("back", ["b"], fake.dsn("22"))])
         requests, unsendable = otlp_requests(corrected_messages(t, flags), routes)
         assert [o.detail for o in unsendable] == ["1 spans of services without a route or DSN"]
-        result = send(requests, [], Path("/nonexistent/not-sent"), sleep=lambda s: None)
+        result = send(requests, [], None, sleep=lambda s: None)
         assert result.ok
         assert fake.otlp_flags == {
             "11": {f"{1:016x}": 0, f"{2:016x}": 0x100},
@@ -206,7 +207,7 @@ def test_emit_send_flaky_route_then_resume_end_to_end(
 ) -> None:
     """A new user routes a shipped fixture to two projects, one of them flaky: emit --send leaves the flaky
     project's events listed as not sent; `send --resume` delivers them; Relay's normalizer accepts all."""
-    monkeypatch.setattr("tracegroup.transport.time.sleep", lambda seconds: None)  # backoff without waiting
+    monkeypatch.setattr("tracegroup.transport.wait", lambda stop, seconds: None)  # backoff without waiting
     with fake_sentry({"11": "k11", "22": "k22"}, {"22": [(503, {})] * 100_000}) as fake:
         out = tmp_path / "out"
         args = [
@@ -244,7 +245,18 @@ def test_emit_otlp_and_send_otlp(tmp_path: Path) -> None:
     with fake_sentry({"11": "k11", "22": "k22"}) as fake:
         otlp = tmp_path / "fixed.pb"
         routes = str(routes_file(tmp_path, fake))
-        args = ["emit", "fixtures/polyglot.pb", "--routes", routes, "--otlp", str(otlp), "--send-otlp"]
+        out = str(tmp_path / "out")
+        args = [
+            "emit",
+            "fixtures/polyglot.pb",
+            "--routes",
+            routes,
+            "--otlp",
+            str(otlp),
+            "--out",
+            out,
+            "--send-otlp",
+        ]
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 0, r.output
         flags = {**fake.otlp_flags["11"], **fake.otlp_flags["22"]}

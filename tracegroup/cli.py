@@ -417,7 +417,11 @@ def whatif(
 def send_options(fn: F) -> F:
     for deco in reversed(
         [
-            click.option("--resume", is_flag=True, help="Send only what the last run's not-sent file lists."),
+            click.option(
+                "--resume",
+                is_flag=True,
+                help="Send exactly what the directory's send-journal.jsonl does not list as accepted.",
+            ),
             click.option("--dry-run", is_flag=True, help="Send nothing; show what would go where."),
             click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True),
             click.option(
@@ -425,19 +429,44 @@ def send_options(fn: F) -> F:
                 type=click.IntRange(1, 100),
                 default=5,
                 show_default=True,
-                help="Attempts per item on 5xx and network errors.",
+                help="Most requests per item (429, 5xx, network errors); retries wait 1 s at least.",
             ),
             click.option(
                 "--max-wait",
                 type=Duration(),
                 default="300s",
                 show_default=True,
-                help="Longest total wait for rate limits per item before it counts as failed.",
+                help="Longest total wait (backoff and rate limits) per item before it counts as failed.",
+            ),
+            click.option(
+                "--timeout",
+                type=Duration(),
+                default="30s",
+                show_default=True,
+                help="Longest attempt: connecting, sending and the whole answer.",
+            ),
+            click.option(
+                "--deadline",
+                type=Duration(),
+                default="3600s",
+                show_default=True,
+                help="Longest run: what is not accepted by then is listed as not sent (--resume).",
             ),
         ]
     ):
         fn = deco(fn)
     return fn
+
+
+def transport_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The ``send_options`` values as :func:`tracegroup.transport.send_all` arguments (seconds)."""
+    return {
+        "concurrency": opts["concurrency"],
+        "retries": opts["retries"],
+        "max_wait": opts["max_wait"] / 1000,
+        "timeout": max(opts["timeout"], 1.0) / 1000,
+        "deadline": opts["deadline"] / 1000,
+    }
 
 
 def report_send(result: Any, fmt: str) -> None:
@@ -446,6 +475,13 @@ def report_send(result: Any, fmt: str) -> None:
         click.echo(render.to_json(result.as_dict()), nl=False)
     else:
         click.echo(render.send_text(result.as_dict()), nl=False)
+    if getattr(result, "interrupted", False):
+        sent = sum(o.status == "sent" for o in result.outcomes)
+        click.echo(
+            f"tracegroup: interrupted: {sent} accepted, {len(result.outcomes) - sent} not; "
+            "rerun with --resume to send the rest",
+            err=True,
+        )
     if not result.ok and not all(o.status == "would-send" for o in result.outcomes):
         sys.exit(1)
 
@@ -455,25 +491,17 @@ def report_send(result: Any, fmt: str) -> None:
 @send_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @_errors
-def send(
-    directory: str, resume: bool, dry_run: bool, concurrency: int, retries: int, max_wait: float, fmt: str
-) -> None:
-    """Send the envelopes `tracegroup emit --out DIRECTORY` wrote, each to its DSN; report every outcome."""
-    from tracegroup.send import NOT_SENT, envelope_requests
+def send(directory: str, resume: bool, dry_run: bool, fmt: str, **opts: Any) -> None:
+    """Send the envelopes `tracegroup emit --out DIRECTORY` wrote, each to its DSN; report every outcome
+    and journal it in DIRECTORY/send-journal.jsonl (see docs/send.md)."""
+    from tracegroup.send import envelope_requests, otlp_file_requests
     from tracegroup.send import send as run_send
 
     root = Path(directory)
-    requests, unsendable = envelope_requests(root)
-    result = run_send(
-        requests,
-        unsendable,
-        root / NOT_SENT,
-        resume=resume,
-        dry_run=dry_run,
-        concurrency=concurrency,
-        retries=retries,
-        max_wait=max_wait / 1000,
-    )
+    requests, unsendable = envelope_requests(root, required=not resume)
+    if resume:
+        requests += otlp_file_requests(root)
+    result = run_send(requests, unsendable, root, resume=resume, dry_run=dry_run, **transport_options(opts))
     report_send(result, fmt)
 
 

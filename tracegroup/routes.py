@@ -81,8 +81,16 @@ class Routes:
 
 
 def redact_dsn(dsn: str) -> str:
-    """A DSN with its key(s) replaced by ``***``: safe to print."""
-    return re.sub(r"//[^@/]*@", "//***@", dsn)
+    """A DSN or URL (or text holding some) with its key(s) replaced by ``***``: safe to print. Everything
+    before the last ``@`` of each authority goes, so a secret containing ``@`` is masked whole; so do
+    ``sentry_key=`` / ``sentry_secret=`` values."""
+
+    def mask(m: re.Match[str]) -> str:
+        _, at, host = m.group(1).rpartition("@")
+        return f"//***@{host}" if at else m.group(0)
+
+    out = re.sub(r"//([^/\s]*)", mask, dsn)
+    return re.sub(r"(sentry_(?:key|secret)=)[^&,\s]+", r"\1***", out)
 
 
 def dsn_public_key(dsn: str) -> str:

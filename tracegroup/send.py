@@ -1,22 +1,35 @@
-"""Send what ``tracegroup emit`` wrote (envelopes) or corrected OTLP, and account for every item.
+"""Send what ``tracegroup emit`` wrote (envelopes) or corrected OTLP, and account for every item durably.
 
-Contract:
+Contract (the guarantees are spelled out in docs/send.md):
 - :func:`envelope_requests` turns every ``*.envelope`` file under a directory (name order) into a request
   to its DSN's envelope endpoint (the DSN comes from the envelope header; ``sent_at`` is set at sending,
   nothing else in the file changes). Envelopes without a DSN cannot be sent and are reported as such.
+  Every item carries the sha256 of its file.
 - :func:`otlp_requests` turns corrected OTLP batches into one gzip-compressed OTLP/HTTP protobuf request
   per (batch, route) to the route's Sentry OTLP traces endpoint, with ``x-sentry-auth: sentry
-  sentry_key=…``; spans of unrouted services are reported, never posted nowhere.
-- :func:`send` runs them through :func:`tracegroup.transport.send_all`, writes the outcomes that were not
-  ``sent`` to a JSON-lines *not-sent* file (removed when everything went through) and, with ``resume``,
-  sends only what that file lists. ``dry_run`` sends nothing and reports what would go where.
+  sentry_key=…``; spans of unrouted services are reported, never posted nowhere. Given a directory, each
+  request is also written there (``.otlp/<route>/batch-N.otlp``: a JSON header line, then the body) so
+  ``--resume`` can send it again; :func:`otlp_file_requests` reads them back.
+- :func:`send` runs them through :func:`tracegroup.transport.send_all`. With a directory it first appends
+  a ``pending`` line per item to the journal ``send-journal.jsonl`` (append-only, one JSON object per line,
+  each write fsync'd), then one line per outcome as it happens; at the end (or on SIGINT/SIGTERM) it
+  writes the items not accepted to ``not-sent.jsonl`` (removed when everything went through). The latest
+  line of a key is its state. ``resume`` sends exactly the journal's items whose state is not ``sent``,
+  and refuses (``LoadError``, one line) when an item changed, vanished or appeared since the journal.
+  :func:`clear_state` forgets a directory's journal, not-sent list and OTLP requests (a re-emit).
+  ``dry_run`` sends and writes nothing and reports what would go where.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import json
+import os
+import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +44,9 @@ from tracegroup.transport import Dsn, Outcome, Request, report, send_all
 
 CLIENT = "tracegroup/0.1.0"
 NOT_SENT = "not-sent.jsonl"
+JOURNAL = "send-journal.jsonl"
+OTLP_DIR = ".otlp"
+IN_FLIGHT = "interrupted before an answer (may have been in flight: --resume sends it again)"
 
 
 @dataclass
@@ -38,10 +54,11 @@ class SendResult:
     outcomes: list[Outcome]
     per_service: dict[str, dict[str, int]]
     not_sent_file: str | None
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return all(o.status == "sent" for o in self.outcomes)
+        return not self.interrupted and all(o.status == "sent" for o in self.outcomes)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,33 +66,41 @@ class SendResult:
             "per_service": self.per_service,
             "not_sent": [asdict(o) for o in self.outcomes if o.status != "sent"],
             "not_sent_file": self.not_sent_file,
+            "interrupted": self.interrupted,
         }
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _category(item_type: str) -> str:
     return {"transaction": "transaction", "event": "error"}.get(item_type, item_type or "default")
 
 
-def envelope_requests(directory: Path, now: dt.datetime | None = None) -> tuple[list[Request], list[Outcome]]:
-    """Requests for every envelope under ``directory``, and outcomes for those that cannot be sent."""
+def envelope_requests(
+    directory: Path, now: dt.datetime | None = None, *, required: bool = True
+) -> tuple[list[Request], list[Outcome]]:
+    """Requests for every envelope under ``directory``, and outcomes for those that cannot be sent
+    (``required``: no envelope at all is a ``LoadError``)."""
     files = sorted(directory.rglob("*.envelope"))
-    if not files:
+    if not files and required:
         raise LoadError(f"{directory}: no .envelope files (write some with `tracegroup emit --out DIR`)")
     sent_at = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     requests, unsendable = [], []
     for path in files:
-        key = str(path.relative_to(directory))
+        key = path.relative_to(directory).as_posix()
         service = path.parent.name if path.parent != directory else ""
-        head, _, rest = path.read_bytes().partition(b"\n")
+        data = path.read_bytes()
+        head, _, rest = data.partition(b"\n")
         try:
             header = json.loads(head)
             item_type = json.loads(rest.partition(b"\n")[0] or b"{}").get("type", "")
-        except ValueError:
+        except (ValueError, AttributeError):
             raise LoadError(f"{path}: not an envelope (its header line is not JSON)") from None
-        if not header.get("dsn"):
-            unsendable.append(
-                Outcome(key, service, "rejected", None, "no DSN in the envelope header (unrouted)")
-            )
+        if not isinstance(header, dict) or not header.get("dsn"):
+            why = "no DSN in the envelope header (unrouted)"
+            unsendable.append(Outcome(key, service, "rejected", None, why, 0, sha256(data)))
             continue
         try:
             dsn = Dsn.parse(header["dsn"])
@@ -87,33 +112,65 @@ def envelope_requests(directory: Path, now: dt.datetime | None = None) -> tuple[
             "Content-Type": "application/x-sentry-envelope",
             "X-Sentry-Auth": dsn.auth_header(CLIENT),
         }
-        requests.append(Request(key, dsn.envelope_url(), headers, body, service, _category(item_type)))
+        category = _category(item_type)
+        requests.append(Request(key, dsn.envelope_url(), headers, body, service, category, sha256(data)))
     return requests, unsendable
 
 
+def _otlp_request(key: str, data: bytes) -> Request:
+    """The request an OTLP request file (a JSON header line, then the gzip body) stands for."""
+    head, _, body = data.partition(b"\n")
+    header = json.loads(head)
+    dsn = Dsn.parse(header["dsn"])
+    headers = {
+        "Content-Type": "application/x-protobuf",
+        "Content-Encoding": "gzip",
+        "x-sentry-auth": f"sentry sentry_key={dsn.public_key}",
+    }
+    return Request(key, dsn.otlp_traces_url(), headers, body, header["service"], "span", sha256(data))
+
+
 def otlp_requests(
-    messages: Iterator[TracesData], routes: Routes, attribute: str = "service.name"
+    messages: Iterator[TracesData],
+    routes: Routes,
+    attribute: str = "service.name",
+    directory: Path | None = None,
 ) -> tuple[list[Request], list[Outcome]]:
-    """One request per (batch, route); outcomes for the parts of batches no route takes."""
+    """One request per (batch, route), written under ``directory`` when given; outcomes for the parts of
+    batches no route takes."""
+    from tracegroup.sentry.envelope import service_dir
+
     requests, unsendable = [], []
     for b, td in enumerate(messages):
         for route, part in per_route(td, routes, attribute).items():
             spans = sum(len(ss.spans) for rs in part.resource_spans for ss in rs.scope_spans)
-            key = f"batch-{b}/{route or '(unrouted)'}"
             dsn_text = _dsn_of(routes, route)
             if not dsn_text:
                 why = f"{spans} spans of services without a route or DSN"
-                unsendable.append(Outcome(key, route or "", "rejected", None, why))
+                unsendable.append(
+                    Outcome(f"batch-{b}/{route or '(unrouted)'}", route or "", "rejected", None, why)
+                )
                 continue
-            dsn = Dsn.parse(dsn_text)
-            headers = {
-                "Content-Type": "application/x-protobuf",
-                "Content-Encoding": "gzip",
-                "x-sentry-auth": f"sentry sentry_key={dsn.public_key}",
-            }
+            key = f"{OTLP_DIR}/{service_dir(route or '')}/batch-{b:06d}.otlp"
+            header = {"dsn": dsn_text, "service": route or "", "spans": spans}
             body = gzip.compress(part.SerializeToString(), mtime=0)
-            requests.append(Request(key, dsn.otlp_traces_url(), headers, body, route or "", "span"))
+            data = json.dumps(header, separators=(",", ":")).encode() + b"\n" + body
+            if directory is not None:
+                (directory / key).parent.mkdir(parents=True, exist_ok=True)
+                (directory / key).write_bytes(data)
+            requests.append(_otlp_request(key, data))
     return requests, unsendable
+
+
+def otlp_file_requests(directory: Path) -> list[Request]:
+    """The OTLP requests :func:`otlp_requests` wrote under ``directory`` (name order)."""
+    out = []
+    for path in sorted((directory / OTLP_DIR).rglob("*.otlp")):
+        try:
+            out.append(_otlp_request(path.relative_to(directory).as_posix(), path.read_bytes()))
+        except (ValueError, KeyError, TypeError):
+            raise LoadError(f"{path}: not an OTLP request file written by tracegroup") from None
+    return out
 
 
 def _dsn_of(routes: Routes, name: str | None) -> str:
@@ -123,31 +180,134 @@ def _dsn_of(routes: Routes, name: str | None) -> str:
     return ""
 
 
+def clear_state(directory: Path) -> None:
+    """Forget earlier deliveries from ``directory``: its journal, not-sent list and OTLP requests."""
+    (directory / JOURNAL).unlink(missing_ok=True)
+    (directory / NOT_SENT).unlink(missing_ok=True)
+    shutil.rmtree(directory / OTLP_DIR, ignore_errors=True)
+
+
+class Journal:
+    """``send-journal.jsonl``: append-only, one JSON object per line (an outcome or ``pending``), each
+    write flushed and fsync'd before the next item is reported; a torn last line is ignored."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / JOURNAL
+        self.lock = threading.Lock()
+        self.fd: int | None = None
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        """The latest line of every key."""
+        state: dict[str, dict[str, Any]] = {}
+        for line in self.path.read_bytes().splitlines():
+            try:
+                record = json.loads(line)
+                state[str(record["key"])] = record
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a kill
+        return state
+
+    def append(self, outcomes: list[Outcome]) -> None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        data = b"".join(
+            json.dumps({**asdict(o), "time": stamp}, sort_keys=True).encode() + b"\n" for o in outcomes
+        )
+        with self.lock:
+            if self.fd is None:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                if os.fstat(self.fd).st_size and not self.path.read_bytes().endswith(b"\n"):
+                    data = b"\n" + data  # after a torn line: start a fresh one
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+            os.fsync(self.fd)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+
+
+def _changed(state: dict[str, dict[str, Any]], current: dict[str, str]) -> str | None:
+    """Why the items of a directory no longer match its journal (None when they do)."""
+    for key, record in state.items():
+        if record.get("sha256") and key not in current:
+            return f"{key} is gone"
+        if record.get("sha256") and current[key] != record["sha256"]:
+            return f"{key} changed"
+    if any(k.endswith(".envelope") for k in state):
+        new = [k for k in current if k.endswith(".envelope") and k not in state]
+        if new:
+            return f"{new[0]} is new"
+    return None
+
+
 def send(
     requests: list[Request],
     unsendable: list[Outcome],
-    not_sent_file: Path,
+    directory: Path | None,
     *,
     resume: bool = False,
     dry_run: bool = False,
     **options: Any,
 ) -> SendResult:
-    """Send (see the module docstring); ``options`` go to :func:`tracegroup.transport.send_all`."""
+    """Send (see the module docstring); ``directory`` holds the journal and the not-sent list (None: no
+    files, no resume); ``options`` go to :func:`tracegroup.transport.send_all`."""
+    journal = Journal(directory) if directory is not None else None
+    earlier: list[Outcome] = []
     if resume:
-        if not not_sent_file.exists():
-            raise LoadError(f"{not_sent_file}: nothing to resume (no not-sent file)")
-        wanted = {json.loads(line)["key"] for line in not_sent_file.read_text().splitlines() if line.strip()}
-        requests = [r for r in requests if r.key in wanted]
-        unsendable = [o for o in unsendable if o.key in wanted]
+        if journal is None or not journal.path.exists():
+            where = journal.path if journal else "(no directory)"
+            raise LoadError(f"{where}: nothing to resume (no journal: send without --resume first)")
+        state = journal.read()
+        items: list[Request | Outcome] = [*requests, *unsendable]
+        why = _changed(state, {x.key: x.sha256 for x in items})
+        if why:
+            raise LoadError(f"{directory}: {why} since {JOURNAL} was written; send without --resume")
+        pending = {k for k, r in state.items() if r.get("status") != "sent"}
+        requests = [r for r in requests if r.key in pending]
+        unsendable = [o for o in unsendable if o.key in pending]
+        known = {x.key for x in items}
+        fields = set(Outcome.__dataclass_fields__)
+        earlier = [
+            Outcome(**{k: v for k, v in state[k].items() if k in fields}) for k in sorted(pending - known)
+        ]  # items without a source here (spans no route takes): their last outcome stands
     if dry_run:
         outcomes = [
             Outcome(r.key, r.service, "would-send", None, f"POST {redact_dsn(r.url)}") for r in requests
         ]
-        return SendResult(outcomes + unsendable, report(outcomes + unsendable), None)
-    outcomes = send_all(requests, **options) + unsendable
+        everything = outcomes + unsendable + earlier
+        return SendResult(everything, report(everything), None)
+    if journal is None:
+        outcomes = send_all(requests, **options) + unsendable
+        return SendResult(outcomes, report(outcomes), None)
+    not_sent_file = journal.path.with_name(NOT_SENT)
+    not_sent_file.unlink(missing_ok=True)
+    journal.append([Outcome(r.key, r.service, "pending", sha256=r.sha256) for r in requests] + unsendable)
+    done: dict[str, Outcome] = {}
+
+    def record(outcome: Outcome) -> None:
+        journal.append([outcome])
+        done[outcome.key] = outcome
+
+    interrupted = False
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main else None
+    try:
+        outcomes = send_all(requests, on_outcome=record, **options)
+    except KeyboardInterrupt:
+        interrupted = True
+        outcomes = [
+            done.get(r.key) or Outcome(r.key, r.service, "failed", None, IN_FLIGHT, 0, r.sha256)
+            for r in requests
+        ]
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        journal.close()
+    outcomes += unsendable + earlier
     failed = [o for o in outcomes if o.status != "sent"]
     if failed:
         not_sent_file.write_text("".join(json.dumps(asdict(o), sort_keys=True) + "\n" for o in failed))
-    elif not_sent_file.exists():
-        not_sent_file.unlink()
-    return SendResult(outcomes, report(outcomes), str(not_sent_file) if failed else None)
+    return SendResult(outcomes, report(outcomes), str(not_sent_file) if failed else None, interrupted)

@@ -133,6 +133,8 @@ def _run(
         raise ValueError("--send needs --out DIR (the envelopes it sends)")
     if send_otlp and not routes_file:
         raise ValueError("--send-otlp needs --routes FILE (the DSN of each service's project)")
+    if send_otlp and not out:
+        raise ValueError("--send-otlp needs --out DIR (its delivery journal and what --resume sends again)")
     routes = load_routes(routes_file) if routes_file else None
     renames = load_renames(renames_file) if renames_file else []
     now = parse_now(now_text) if now_text else None
@@ -156,6 +158,12 @@ def _run(
         written = writer.finish(result)
     elif out:
         written = files.write_dir(result, out)
+    if out:
+        from pathlib import Path
+
+        from tracegroup.send import clear_state
+
+        clear_state(Path(out))  # a new emit: earlier deliveries from DIR no longer describe its files
     if jsonl:
         files.write_jsonl(result, jsonl)
     if manifest:
@@ -169,28 +177,29 @@ def _run(
         summary["output"]["otlp"] = otlp
     click.echo(to_json(summary) if fmt == "json" else summary_text(summary), nl=False)
     if send or send_otlp:
-        _send(table, out if send else None, routes if send_otlp else None, fmt)
+        assert out is not None  # checked above
+        _send(table, out, send, routes if send_otlp else None, fmt)
 
 
-def _send(table: Any, out: str | None, routes: Any, fmt: str) -> None:
-    """``--send`` / ``--send-otlp``: deliver, report, exit 1 unless everything was accepted."""
+def _send(table: Any, out: str, envelopes: bool, routes: Any, fmt: str) -> None:
+    """``--send`` / ``--send-otlp``: deliver, journal in ``out``, report, exit 1 unless all was accepted."""
     from pathlib import Path
 
     from tracegroup.cli import report_send
     from tracegroup.otlp_out import corrected_messages, service_flags
-    from tracegroup.send import NOT_SENT, envelope_requests, otlp_requests, send
+    from tracegroup.send import envelope_requests, otlp_requests, send
     from tracegroup.transport import Outcome, Request
 
+    root = Path(out)
     requests: list[Request] = []
     unsendable: list[Outcome] = []
-    if out:
-        requests, unsendable = envelope_requests(Path(out))
+    if envelopes:
+        requests, unsendable = envelope_requests(root)
     if routes is not None:
-        more, lost = otlp_requests(
-            corrected_messages(table, service_flags(table)), routes, table.service_attribute
-        )
+        messages = corrected_messages(table, service_flags(table))
+        more, lost = otlp_requests(messages, routes, table.service_attribute, root)
         requests, unsendable = requests + more, unsendable + lost
-    report_send(send(requests, unsendable, Path(out or ".") / NOT_SENT), fmt)
+    report_send(send(requests, unsendable, root), fmt)
 
 
 def summary_text(s: dict[str, Any]) -> str:
