@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegroup.grouping import Context, Grouping, Reason, opened_by_parent, register
+from tracegroup.grouping.base import Context, Grouping, Reason, opened_by_parent, register
 from tracegroup.grouping.service import REMOTE
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegroup.grouping import Context, Grouping, Reason, register
+from tracegroup.grouping.base import Context, Grouping, Reason, register
 from tracegroup.model import KIND_CONSUMER, KIND_SERVER
 from tracegroup.tree import jump_to_roots, lookup_parents
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegroup.grouping import Context, Grouping, Reason, opened_by_parent, register
+from tracegroup.grouping.base import Context, Grouping, Reason, opened_by_parent, register
 from tracegroup.model import FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, SpanTable, span_hex
 from tracegroup.tree import jump_to_roots
 

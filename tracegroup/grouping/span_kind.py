@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegroup.grouping import Context, Grouping, Reason, opened_by_parent, register
+from tracegroup.grouping.base import Context, Grouping, Reason, opened_by_parent, register
 from tracegroup.model import KIND_CONSUMER, KIND_SERVER
 
 
