@@ -15,18 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tracegroup.model import KIND_NAMES, STATUS_NAMES, SpanTable, hex_ids
+from tracegroup.otlp import attributes
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from tracegroup.analysis import Analysis
-
-
-def attributes(kvs: Any) -> dict[str, Any]:
-    """OTLP key-values as a dict of JSON values (the emitter's own conversion)."""
-    from tracegroup.sentry.convert import any_json
-
-    return {kv.key: any_json(kv.value) for kv in kvs}
 
 
 def details(table: SpanTable) -> dict[str, list[Any]]:

@@ -21,12 +21,9 @@ Contract:
 
 from __future__ import annotations
 
-import base64
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -38,6 +35,7 @@ from tracegroup.model import (
     KIND_SERVER,
     KIND_UNSPECIFIED,
 )
+from tracegroup.otlp import any_json, go_float
 
 STYLES = ("exporter", "sentry")
 
@@ -132,31 +130,6 @@ _ENV_BAD = re.compile(r"[\n\r\t\x0b\x0c/\\]")
 
 
 # --------------------------------------------------------------------------------------------- values
-def go_float(v: float) -> str:
-    """Go's ``strconv.FormatFloat(v, 'g', -1, 64)``: shortest round-trip digits, exponent form when the
-    decimal exponent is below -4 or at least 6 (``123.123``, ``100``, ``1.234567e+06``, ``1e-05``)."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v == 0:
-        return "-0" if math.copysign(1.0, v) < 0 else "0"
-    sign, digit_tuple, exp = Decimal(repr(v)).as_tuple()
-    digits = "".join(map(str, digit_tuple)).rstrip("0") or "0"
-    assert isinstance(exp, int)
-    dp = len(digit_tuple) + exp  # position of the decimal point relative to the digits
-    x = dp - 1
-    s = "-" if sign else ""
-    if x < -4 or x >= 6:
-        mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{s}{mant}e{'-' if x < 0 else '+'}{abs(x):02d}"
-    if dp <= 0:
-        return f"{s}0.{'0' * -dp}{digits}"
-    if dp >= len(digits):
-        return f"{s}{digits}{'0' * (dp - len(digits))}"
-    return f"{s}{digits[:dp]}.{digits[dp:]}"
-
-
 def tag_value(v: Any) -> str | None:
     """An OTLP ``AnyValue`` as the exporter's tag string; None for empty, map, array and bytes values."""
     w = v.WhichOneof("value")
@@ -168,28 +141,6 @@ def tag_value(v: Any) -> str | None:
         return "true" if v.bool_value else "false"
     if w == "double_value":
         return go_float(v.double_value)
-    return None
-
-
-def any_json(v: Any) -> Any:
-    """An OTLP ``AnyValue`` as a JSON value (arrays -> lists, kvlists -> objects, bytes -> base64,
-    non-finite doubles -> strings, empty -> None). Nesting is bounded by protobuf's own depth limit."""
-    w = v.WhichOneof("value")
-    if w == "string_value":
-        return v.string_value
-    if w == "int_value":
-        return v.int_value
-    if w == "bool_value":
-        return v.bool_value
-    if w == "double_value":
-        f = v.double_value
-        return f if math.isfinite(f) else go_float(f)
-    if w == "array_value":
-        return [any_json(x) for x in v.array_value.values]
-    if w == "kvlist_value":
-        return {kv.key: any_json(kv.value) for kv in v.kvlist_value.values}
-    if w == "bytes_value":
-        return base64.b64encode(v.bytes_value).decode("ascii")
     return None
 
 
