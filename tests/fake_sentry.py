@@ -50,6 +50,8 @@ class FakeSentry:
     posts: dict[str, int] = field(default_factory=dict)  # item -> POSTs received
     accepted: dict[str, int] = field(default_factory=dict)  # item -> times accepted
     stopping: threading.Event = field(default_factory=threading.Event)
+    log: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic(), item) per POST
+    gets: int = 0  # a followed redirect would show up here
     events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     otlp_flags: dict[str, dict[str, int]] = field(default_factory=dict)  # project -> span id hex -> flags
     problems: list[str] = field(default_factory=list)
@@ -105,6 +107,11 @@ def _handler(fake: FakeSentry) -> type[BaseHTTPRequestHandler]:
                     w.write(bytes([byte]))
                     w.flush()
 
+        def do_GET(self) -> None:  # noqa: N802
+            with fake.lock:
+                fake.gets += 1
+            self.answer(200)
+
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             m = re.fullmatch(r"/api/(\d+)/(envelope/|integration/otlp/v1/traces)", self.path)
@@ -114,6 +121,7 @@ def _handler(fake: FakeSentry) -> type[BaseHTTPRequestHandler]:
             with fake.lock:
                 fake.hits += 1
                 fake.posts[item] = fake.posts.get(item, 0) + 1
+                fake.log.append((time.monotonic(), item))
                 if not m or m.group(1) not in fake.keys:
                     return self.answer(404)
                 project = m.group(1)
@@ -170,7 +178,7 @@ def fake_sentry(keys: dict[str, str], script: dict[str, list[Answer]] | None = N
     fake = FakeSentry(keys, script or {})
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield fake

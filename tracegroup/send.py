@@ -195,6 +195,7 @@ class Journal:
         self.path = directory / JOURNAL
         self.lock = threading.Lock()
         self.fd: int | None = None
+        self.closed = False
 
     def read(self) -> dict[str, dict[str, Any]]:
         """The latest line of every key."""
@@ -207,12 +208,16 @@ class Journal:
                 continue  # a line torn by a kill
         return state
 
-    def append(self, outcomes: list[Outcome]) -> None:
+    def append(self, outcomes: list[Outcome]) -> bool:
+        """Write and fsync; False once closed (an answer arriving after an interruption is not recorded,
+        so the journal and the not-sent list agree)."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         data = b"".join(
             json.dumps({**asdict(o), "time": stamp}, sort_keys=True).encode() + b"\n" for o in outcomes
         )
         with self.lock:
+            if self.closed:
+                return False
             if self.fd is None:
                 self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 if os.fstat(self.fd).st_size and not self.path.read_bytes().endswith(b"\n"):
@@ -221,9 +226,11 @@ class Journal:
             while view:
                 view = view[os.write(self.fd, view) :]
             os.fsync(self.fd)
+            return True
 
     def close(self) -> None:
         with self.lock:
+            self.closed = True
             if self.fd is not None:
                 os.close(self.fd)
                 self.fd = None
@@ -286,10 +293,12 @@ def send(
     not_sent_file.unlink(missing_ok=True)
     journal.append([Outcome(r.key, r.service, "pending", sha256=r.sha256) for r in requests] + unsendable)
     done: dict[str, Outcome] = {}
+    done_lock = threading.Lock()
 
     def record(outcome: Outcome) -> None:
-        journal.append([outcome])
-        done[outcome.key] = outcome
+        with done_lock:
+            if journal.append([outcome]):
+                done[outcome.key] = outcome
 
     interrupted = False
     main = threading.current_thread() is threading.main_thread()
@@ -298,6 +307,8 @@ def send(
         outcomes = send_all(requests, on_outcome=record, **options)
     except KeyboardInterrupt:
         interrupted = True
+        with done_lock:
+            journal.close()  # what was in flight stays pending
         outcomes = [
             done.get(r.key) or Outcome(r.key, r.service, "failed", None, IN_FLIGHT, 0, r.sha256)
             for r in requests
