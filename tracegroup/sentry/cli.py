@@ -4,7 +4,10 @@ Contract: the command loads the dumps, reads the routes and renames files, makes
 :func:`tracegroup.sentry.emit.emit` call, writes what was asked (``--out DIR``: envelopes, manifest and
 summary, the envelopes streamed as events are built unless ``--jsonl`` is also given; ``--jsonl FILE``:
 bare events; ``--manifest FILE``: the manifest anywhere) and prints the summary
-(text or JSON) on stdout. With neither ``--out`` nor ``--jsonl`` it writes nothing: a dry run. Bad input
+(text or JSON) on stdout. With neither ``--out`` nor ``--jsonl`` it writes nothing: a dry run. Writing
+``--out DIR`` forgets DIR's earlier deliveries (journal, not-sent list, kept OTLP requests); ``--send`` and
+``--send-otlp`` (both need ``--out DIR``) then deliver as ``tracegroup send`` does (docs/send.md), with
+its default limits, journaling in DIR so ``tracegroup send DIR --resume`` finishes the job. Bad input
 (unreadable dump, bad routes/renames file or regular expression, bad ``--environment``/``--now``,
 unwritable or foreign output directory) is one line on stderr naming the file or option, exit code 2, via
 the shared ``tracegroup.cli`` error handling. DSN keys are never printed. Heavy modules are imported when
