@@ -1,7 +1,9 @@
-"""The notebook API (tracegroup.explore via SpanTable methods): exact columns and dtypes, trace lookup,
-one trace's tree, anomalies, and the memoized analysis behind the frames."""
+"""The notebook API (tracegroup.Explorer): exact columns and dtypes, trace lookup, one trace's tree,
+anomalies, the memoized analysis behind the frames, and the analysis options it takes."""
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,7 @@ from builders import S, table
 
 import tracegroup as tg
 from tracegroup import explore
+from tracegroup.render import MAX_INDENT
 
 HOTROD = "fixtures/external/getTrace-response.json"
 DSB = "fixtures/external/traces-1695947455229.json"  # Jaeger, 64-bit trace ids
@@ -48,11 +51,11 @@ def dtypes(frame: pd.DataFrame) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def hotrod() -> tg.SpanTable:
-    return tg.load([HOTROD])
+def hotrod() -> tg.Explorer:
+    return tg.Explorer.load([HOTROD])
 
 
-def test_documented_column_tables_match_the_module(hotrod: tg.SpanTable) -> None:
+def test_documented_column_tables_match_the_module() -> None:
     assert explore.SPAN_COLUMNS == SPANS
     assert {**explore.SPAN_COLUMNS, **explore.DIFF_COLUMNS} == DIFF
     assert explore.TRANSACTION_COLUMNS == TRANSACTIONS
@@ -60,11 +63,12 @@ def test_documented_column_tables_match_the_module(hotrod: tg.SpanTable) -> None
     assert explore.ANOMALY_COLUMNS == ANOMALIES
 
 
-def test_spans_columns_dtypes_and_values(hotrod: tg.SpanTable) -> None:
+def test_spans_columns_dtypes_and_values(hotrod: tg.Explorer) -> None:
     f = hotrod.spans()
     assert dtypes(f) == SPANS
     assert len(f) == 40 and f.index.name == "row" and f.index.tolist() == list(range(40))
-    assert list(f["service"].cat.categories) == hotrod.services and len(hotrod.services) == 6
+    services = hotrod.table.services
+    assert list(f["service"].cat.categories) == services and len(services) == 6
     assert list(f["kind"].cat.categories) == [
         "UNSPECIFIED",
         "INTERNAL",
@@ -82,18 +86,18 @@ def test_spans_columns_dtypes_and_values(hotrod: tg.SpanTable) -> None:
     assert f["depth"].min() == 0 and (f["depth"] == 0).sum() == 1
     assert set(f["flags"]) <= {257, 769}  # sampled, is-remote known (and, once, remote)
     # the same rows as the CLI's spans frame
-    ref = tg.spans_frame(hotrod, details_=False)
+    ref = tg.spans_frame(hotrod.table, details_=False)
     assert f["span_id"].tolist() == ref["span_id"].tolist() and f["name"].tolist() == ref["name"].tolist()
 
 
-def test_spans_with_details(hotrod: tg.SpanTable) -> None:
+def test_spans_with_details(hotrod: tg.Explorer) -> None:
     f = hotrod.spans(details=True)
     assert list(f.columns[: len(SPANS)]) == list(SPANS)
     assert {"status_code", "attributes", "resource_attributes", "events", "links"} <= set(f.columns)
     assert all(r["service.name"] == s for r, s in zip(f["resource_attributes"], f["service"], strict=True))
 
 
-def test_diff_verdicts_and_the_analysis_behind_them(hotrod: tg.SpanTable) -> None:
+def test_diff_verdicts_and_the_analysis_behind_them(hotrod: tg.Explorer) -> None:
     d = hotrod.diff()
     assert dtypes(d) == DIFF
     assert d["verdict"].value_counts().to_dict() == {
@@ -109,7 +113,7 @@ def test_diff_verdicts_and_the_analysis_behind_them(hotrod: tg.SpanTable) -> Non
     assert (merged["transaction"] != merged["heuristic_transaction"]).all()
     # the memoized Analysis is the one the frame came from, reachable with the same options
     an = hotrod.analyze(reference="service", compare="sentryexporter")
-    assert an is hotrod.analyze()
+    assert an is hotrod.analyze() and an is hotrod.analyze(compared="sentryexporter")
     assert (an.diff.verdict == d["verdict"].cat.codes.to_numpy()).all()
     assert d.attrs["options"]["compare"] == "sentryexporter"
     # other options give another analysis
@@ -120,7 +124,7 @@ def test_diff_verdicts_and_the_analysis_behind_them(hotrod: tg.SpanTable) -> Non
         hotrod.diff(batchs="trace")
 
 
-def test_transactions_both_ways(hotrod: tg.SpanTable) -> None:
+def test_transactions_both_ways(hotrod: tg.Explorer) -> None:
     ref = hotrod.transactions()
     assert dtypes(ref) == TRANSACTIONS
     assert len(ref) == 28 and ref["spans"].sum() == 40 and ref["intact"].sum() == 11
@@ -138,27 +142,29 @@ def test_transactions_both_ways(hotrod: tg.SpanTable) -> None:
 
 
 def test_traces_worst_first() -> None:
-    t = tg.load([POLYGLOT])
+    t = tg.Explorer.load([POLYGLOT])
     f = t.traces()
     assert dtypes(f) == TRACES
-    assert len(f) == t.n_traces and f["spans"].sum() == len(t)
+    assert len(f) == t.table.n_traces and f["spans"].sum() == len(t.table)
     assert (f["not_ok"].diff().dropna() <= 0).all()
     summary = t.analyze().summary()
     assert f["trace_id"].tolist()[: len(summary["worst_traces"])] == [
         w["trace_id"] for w in summary["worst_traces"]
     ]
-    assert explore.worst_trace(t) == f["trace_id"].iloc[0]
+    assert t.worst_trace() == f["trace_id"].iloc[0]
 
 
 def test_anomalies_one_row_per_span_and_kind() -> None:
-    t = table(
-        [
-            S(1, service="a", start=100),
-            S(2, 1, "a", start=50),  # starts before its parent: clock skew
-            S(2, 1, "a", start=150),  # duplicate id in the trace
-            S(7, 7, "a"),  # self parent
-            S(8, 99, "b"),  # parent not in the dump
-        ]
+    t = tg.Explorer(
+        table(
+            [
+                S(1, service="a", start=100),
+                S(2, 1, "a", start=50),  # starts before its parent: clock skew
+                S(2, 1, "a", start=150),  # duplicate id in the trace
+                S(7, 7, "a"),  # self parent
+                S(8, 99, "b"),  # parent not in the dump
+            ]
+        )
     )
     f = t.anomalies()
     assert dtypes(f) == ANOMALIES
@@ -176,17 +182,17 @@ def test_anomalies_one_row_per_span_and_kind() -> None:
     keys = [(order.index(k), r) for k, r in zip(f["kind"].astype(str), f["row"], strict=True)]
     assert keys == sorted(keys)  # kinds in report order, then rows
     assert list(f["kind"].cat.categories) == list(tg.tree.ANOMALY_KINDS)
-    assert len(tg.load([HOTROD]).anomalies()) == 0
+    assert len(tg.Explorer.load([HOTROD]).anomalies()) == 0
 
 
-def test_trace_lookup_by_hex_in_any_form(hotrod: tg.SpanTable) -> None:
-    tid = hotrod.trace_hex[0]
+def test_trace_lookup_by_hex_in_any_form(hotrod: tg.Explorer) -> None:
+    tid = hotrod.table.trace_hex[0]
     for form in (tid, tid.upper(), "0x" + tid, f"  {tid}\n"):
         assert hotrod.trace(form).trace_id == tid
-    dsb = tg.load([DSB])
-    short = dsb.trace_hex[3][16:]
-    assert dsb.trace_hex[3] == "0" * 16 + short  # 64-bit ids are left-padded at load
-    assert dsb.trace(short.upper()).trace_id == dsb.trace_hex[3]
+    dsb = tg.Explorer.load([DSB])
+    short = dsb.table.trace_hex[3][16:]
+    assert dsb.table.trace_hex[3] == "0" * 16 + short  # 64-bit ids are left-padded at load
+    assert dsb.trace(short.upper()).trace_id == dsb.table.trace_hex[3]
     with pytest.raises(ValueError, match="16 or 32 hex"):
         hotrod.trace("xyz")
     with pytest.raises(ValueError):
@@ -195,8 +201,8 @@ def test_trace_lookup_by_hex_in_any_form(hotrod: tg.SpanTable) -> None:
         hotrod.trace("f" * 32)
 
 
-def test_trace_view_tree_order_graph_and_text(hotrod: tg.SpanTable) -> None:
-    v = hotrod.trace(hotrod.trace_hex[0])
+def test_trace_view_tree_order_graph_and_text(hotrod: tg.Explorer) -> None:
+    v = hotrod.trace(hotrod.table.trace_hex[0])
     f = v.spans
     assert dtypes(f) == DIFF and len(v) == 40 and f.index.name == "row"
     pos = {s: k for k, s in enumerate(f["span_id"])}
@@ -217,26 +223,54 @@ def test_trace_view_tree_order_graph_and_text(hotrod: tg.SpanTable) -> None:
     assert "more spans not shown" not in text
     cut = v.lines(max_spans=10)
     assert cut[-1].startswith("... 30 more spans not shown: the first 10 of 40") and "merged" in cut[-1]
+    assert hotrod.show(v.trace_id) == text and hotrod.show(v.trace_id, max_spans=10) == "\n".join(cut) + "\n"
 
 
 def test_trace_view_of_a_100k_deep_trace_is_iterative() -> None:
     n = 100_000
-    t = table(
-        [S(i + 1, i or None, "a" if i < n // 2 else "b", start=1_000 + i, end=10**9 - i) for i in range(n)]
+    t = tg.Explorer(
+        table(
+            [
+                S(i + 1, i or None, "a" if i < n // 2 else "b", start=1_000 + i, end=10**9 - i)
+                for i in range(n)
+            ]
+        )
     )
     v = t.trace("1".rjust(32, "0"))
     assert v.depth.tolist() == list(range(n))
-    lines = v.lines(max_spans=explore.MAX_INDENT + 3)
+    lines = v.lines(max_spans=MAX_INDENT + 3)
     deep = [x for x in lines if "[" in x.split("  ")[-1] or x.lstrip().startswith("[")]
-    assert deep and deep[0].lstrip().startswith(f"[{explore.MAX_INDENT + 1}] span-")
+    assert deep and deep[0].lstrip().startswith(f"[{MAX_INDENT + 1}] span-")
     assert "service: 2 transactions" in lines[1]
 
 
-def test_corrected_grouping_of_one_trace(hotrod: tg.SpanTable) -> None:
-    f = explore.corrected(hotrod, hotrod.trace_hex[0])
+def test_corrected_grouping_of_one_trace(hotrod: tg.Explorer) -> None:
+    f = hotrod.corrected(hotrod.table.trace_hex[0])
     assert len(f) == 40 and f["transaction"].nunique() == 28
     # each transaction's rows are contiguous, its root first
     runs = (f["transaction"] != f["transaction"].shift()).sum()
     assert runs == 28
     firsts = f.groupby("transaction", sort=False).head(1)
     assert (firsts["span_id"] == firsts["transaction"]).all()
+
+
+def test_analysis_options_are_analyzes_and_compared_is_compare(hotrod: tg.Explorer) -> None:
+    params = inspect.signature(tg.analyze).parameters
+    defaults = {k: p.default for k, p in params.items() if k not in ("table", "forest")}
+    assert defaults == explore.ANALYSIS_DEFAULTS
+    assert set(explore.AnalysisOptions.__annotations__) == set(explore.ANALYSIS_DEFAULTS)
+    # one spelling or the other, in every method
+    tid = hotrod.table.trace_hex[0]
+    a = hotrod.diff(compared="span-kind").attrs["options"]["compare"]
+    b = hotrod.diff(compare="span-kind").attrs["options"]["compare"]
+    assert a == b == "span-kind"
+    assert hotrod.trace(tid, compare="span-kind").analysis is hotrod.trace(tid, "span-kind").analysis
+    assert hotrod.traces(compare="span-kind").attrs["options"]["compare"] == "span-kind"
+    with pytest.raises(TypeError, match="give the grouping once"):
+        hotrod.diff(compared="span-kind", compare="remote-parent")
+    with pytest.raises(TypeError, match="unknown analysis option"):
+        hotrod.analyze(routes="service")
+    # an Explorer never touches its table: two Explorers of one table keep their own memo
+    other = tg.Explorer(hotrod.table)
+    assert other.analyze() is not hotrod.analyze() and not hasattr(hotrod.table, "_tracegroup_explore_cache")
+    assert repr(other) == "Explorer(40 spans, 1 trace, 6 services)"

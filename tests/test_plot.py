@@ -33,17 +33,17 @@ def by_gid(ax: object, gid: str) -> list[object]:
 
 
 @pytest.fixture(scope="module")
-def hotrod() -> tg.SpanTable:
-    return tg.load([HOTROD])
+def hotrod() -> tg.Explorer:
+    return tg.Explorer.load([HOTROD])
 
 
 @pytest.fixture(scope="module")
-def polyglot() -> tg.SpanTable:
-    return tg.load([POLYGLOT])
+def polyglot() -> tg.Explorer:
+    return tg.Explorer.load([POLYGLOT])
 
 
-def test_waterfall_one_bar_per_span_per_panel(hotrod: tg.SpanTable) -> None:
-    fig = plot.waterfall(hotrod, hotrod.trace_hex[0])
+def test_waterfall_one_bar_per_span_per_panel(hotrod: tg.Explorer) -> None:
+    fig = hotrod.waterfall(hotrod.table.trace_hex[0])
     tree, ref, cmp = fig.axes
     assert len(fig.axes) == 3
     assert not bars(tree) and len(tree.texts) == 2 * 40  # name (indented) and service per span
@@ -63,15 +63,15 @@ def test_waterfall_one_bar_per_span_per_panel(hotrod: tg.SpanTable) -> None:
     assert root.get_x() == 0 and root.get_width() == pytest.approx(702.6, abs=0.1)
     # indentation: names of deeper spans start further right
     xs = [t.get_position()[0] for t in tree.texts[::2]]
-    depth = hotrod.trace(hotrod.trace_hex[0]).depth
+    depth = hotrod.trace(hotrod.table.trace_hex[0]).depth
     assert all((xs[i] < xs[j]) == (depth[i] < depth[j]) for i in range(40) for j in range(40))
 
 
-def test_waterfall_marks_dropped_orphaned_and_missing_parents(polyglot: tg.SpanTable) -> None:
+def test_waterfall_marks_dropped_orphaned_and_missing_parents(polyglot: tg.Explorer) -> None:
     frame = polyglot.traces()
     worst = frame.iloc[0]
     assert worst["dropped"] > 0 and worst["orphaned"] > 0
-    fig = plot.waterfall(polyglot, worst["trace_id"])
+    fig = polyglot.waterfall(worst["trace_id"])
     tree, ref, cmp = fig.axes
     assert not tree.texts and tree.collections  # too many rows: a depth profile, not names
     assert [len(bars(ax)[0].patches) for ax in (ref, cmp)] == [worst["spans"]] * 2
@@ -83,28 +83,32 @@ def test_waterfall_marks_dropped_orphaned_and_missing_parents(polyglot: tg.SpanT
     anomalies = polyglot.anomalies()
     missing = anomalies[anomalies["kind"] == "missing_parent"]
     tid = missing["trace_id"].iloc[0]
-    fig = plot.waterfall(polyglot, tid)
+    fig = polyglot.waterfall(tid)
     (marks,) = by_gid(fig.axes[1], "parent-missing")
     assert len(marks.get_offsets()) == (missing["trace_id"] == tid).sum()  # type: ignore[attr-defined]
 
 
-def test_waterfall_max_spans_and_other_groupings(hotrod: tg.SpanTable) -> None:
-    fig = plot.waterfall(hotrod, hotrod.trace_hex[0], max_spans=10)
+def test_waterfall_max_spans_and_other_groupings(hotrod: tg.Explorer) -> None:
+    tid = hotrod.table.trace_hex[0]
+    fig = hotrod.waterfall(tid, max_spans=10)
     assert [len(bars(ax)[0].patches) for ax in fig.axes[1:]] == [10, 10]
     assert "first 10 of 40 spans" in fig.get_suptitle()
-    fig = plot.waterfall(hotrod, hotrod.trace_hex[0], "span-kind", routing="service")
+    fig = hotrod.waterfall(tid, "span-kind", routing="service")
     assert fig.axes[2].get_title().startswith("span-kind: ")
-    view = hotrod.trace(hotrod.trace_hex[0], compare="remote-parent")
+    view = hotrod.trace(tid, compared="remote-parent")
     assert view.waterfall().axes[2].get_title().startswith("remote-parent: ")
+    # plot.waterfall draws the data it is given: a trace's spans frame, its id and the options
+    fig = plot.waterfall(view.spans, view.trace_id, {**view.analysis.options, "compare": "mine"}, max_spans=5)
+    assert fig.axes[2].get_title().startswith("mine: ") and f"trace {tid}: 40 spans" in fig.get_suptitle()
 
 
-def test_overview_series(polyglot: tg.SpanTable) -> None:
+def test_overview_series(polyglot: tg.Explorer) -> None:
     an = polyglot.analyze()
     fig = plot.overview(an)
     ax_s, ax_t = fig.axes
     for ax in (ax_s, ax_t):
         assert [c.get_label() for c in bars(ax)] == ["split", "merged", "orphaned", "dropped"]
-    services = int((np.bincount(polyglot.service) > 0).sum())
+    services = int((np.bincount(polyglot.table.service) > 0).sum())
     assert all(len(c.patches) == services for c in bars(ax_s))
     per_trace = an.diff.by_arrays("trace")["spans"]
     buckets = len(set(np.floor(np.log10(per_trace)).astype(int).tolist()))
@@ -112,7 +116,7 @@ def test_overview_series(polyglot: tg.SpanTable) -> None:
     # stacked shares are the per-service verdict shares
     svc = an.diff.by_arrays("service")
     first = [t.get_text() for t in ax_s.get_yticklabels()][0]
-    code = polyglot.services.index(first)
+    code = polyglot.table.services.index(first)
     dropped = next(c for c in bars(ax_s) if c.get_label() == "dropped").patches[0]
     assert dropped.get_width() == pytest.approx(100 * svc["dropped"][code] / svc["spans"][code])
 
@@ -155,10 +159,10 @@ def test_whatif_curves_series() -> None:
     assert len(only_refs.axes) == 3 and [len(ax.lines) for ax in only_refs.axes] == [2, 2, 2]
 
 
-def test_whatif_curves_of_the_simulation(polyglot: tg.SpanTable) -> None:
+def test_whatif_curves_of_the_simulation(polyglot: tg.Explorer) -> None:
     from tracegroup.whatif import whatif
 
-    result = whatif(polyglot, vary={"batch-size": [256, 8192]})
+    result = whatif(polyglot.table, vary={"batch-size": [256, 8192]})
     fig = plot.whatif_curves(result.frame)
     # the curve, then groupbytrace, per-trace and sentry-otlp reference lines
     assert len(fig.axes) == 3 and all(len(ax.lines) == 4 for ax in fig.axes)

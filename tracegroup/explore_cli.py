@@ -2,11 +2,12 @@
 
 Contract: both commands take the load and grouping options of ``analyze`` (the same decorators, so
 ``--compare``, ``--batches``, ``--routing``, the simulation settings … mean the same), build the same
-Analysis, and call one library function each — :meth:`tracegroup.explore.TraceView.text` and
-:mod:`tracegroup.plot` — exactly what a notebook calls. Without ``--trace`` they take the worst trace
-(most spans not ``ok``) and say so on stderr. A trace id not in the dump, or a malformed one, is a usage
-error (exit 2). matplotlib is imported only when ``plot`` runs; this module is imported by
-:mod:`tracegroup.cli` at start-up and imports nothing heavy itself.
+Analysis, and call one library method each — :meth:`tracegroup.explore.Explorer.show`,
+:meth:`~tracegroup.explore.Explorer.waterfall` or a :mod:`tracegroup.plot` function — exactly what a
+notebook calls. Without ``--trace`` they take the worst trace (most spans not ``ok``) and say so on
+stderr. A trace id not in the dump, or a malformed one, is a usage error (exit 2). matplotlib is imported
+only when ``plot`` runs; this module is imported by :mod:`tracegroup.cli` at start-up and imports nothing
+heavy itself.
 """
 
 from __future__ import annotations
@@ -24,27 +25,25 @@ if "tracegroup.cli" not in sys.modules:  # pragma: no cover - imported on its ow
 
 from tracegroup.analysis import Analysis  # noqa: E402
 from tracegroup.cli import _analysis, _errors, _load, _pipeline, _routing, grouping_options, load_options  # noqa: E402
-from tracegroup.model import SpanTable  # noqa: E402
+from tracegroup.explore import Explorer  # noqa: E402
 
 WORST_NOTE = "no --trace given: showing the worst trace, {trace} ({not_ok} spans not ok)"
 
 
-def _trace_id(table: SpanTable, an: Analysis, trace_id: str | None, quiet: bool) -> str:
+def _trace_id(explorer: Explorer, an: Analysis, trace_id: str | None, quiet: bool) -> str:
     """The requested trace id, checked, or the worst trace's (announced on stderr)."""
-    from tracegroup import explore
-
     if trace_id is None:
-        if not len(table):
+        if not len(explorer.table):
             raise click.UsageError("the dump holds no spans")
-        worst = explore.worst_trace(table, analysis=an)
+        worst = explorer.worst_trace(analysis=an)
         if not quiet:
             per = an.diff.by_arrays("trace")
-            code = explore.trace_code(table, worst)
+            code = explorer.trace_code(worst)
             not_ok = int(per["spans"][code] - per["ok"][code])
             click.echo(f"tracegroup: {WORST_NOTE.format(trace=worst, not_ok=f'{not_ok:,}')}", err=True)
         return worst
     try:
-        explore.trace_code(table, trace_id)
+        explorer.trace_code(trace_id)
     except (KeyError, ValueError) as err:
         raise click.BadParameter(str(err.args[0]), param_hint="--trace") from None
     return trace_id
@@ -72,12 +71,10 @@ def show(
     **opts: Any,
 ) -> None:
     """One trace as an indented tree: each span with its transaction under both groupings."""
-    from tracegroup import explore
-
-    table = _load(dumps, service_attribute, keep_going, quiet)
-    an = _analysis(table, opts)
-    view = explore.trace(table, _trace_id(table, an, trace_id, quiet), analysis=an)
-    click.echo(view.text(max_spans), nl=False)
+    explorer = Explorer(_load(dumps, service_attribute, keep_going, quiet))
+    an = _analysis(explorer.table, opts)
+    text = explorer.show(_trace_id(explorer, an, trace_id, quiet), analysis=an, max_spans=max_spans)
+    click.echo(text, nl=False)
 
 
 def _vary(values: tuple[str, ...]) -> dict[str, list[float]]:
@@ -165,8 +162,9 @@ def plot(
         if kind == "overview":
             fig = figures.overview(an)
         else:
-            chosen = _trace_id(table, an, trace_id, quiet)
-            fig = figures.waterfall(table, chosen, analysis=an, max_spans=max_spans or None)
+            explorer = Explorer(table)
+            chosen = _trace_id(explorer, an, trace_id, quiet)
+            fig = explorer.waterfall(chosen, analysis=an, max_spans=max_spans or None)
     fig.savefig(output, dpi=dpi)
     if not quiet:
         click.echo(f"tracegroup: wrote {output}", err=True)

@@ -204,51 +204,6 @@ class SpanTable:
                     for s in ss.spans:
                         yield b, rs, ss, s
 
-    # ----- notebook API (tracegroup.explore)
-    def spans(self, *, details: bool = False) -> Any:
-        """One row per span as a pandas DataFrame: :func:`tracegroup.explore.spans`."""
-        from tracegroup import explore
-
-        return explore.spans(self, details=details)
-
-    def analyze(self, **options: Any) -> Any:
-        """The memoized :class:`~tracegroup.analysis.Analysis` for these options:
-        :func:`tracegroup.explore.analysis`."""
-        from tracegroup import explore
-
-        return explore.analysis(self, **options)
-
-    def transactions(self, strategy: str = "service", **options: Any) -> Any:
-        """One row per transaction of ``strategy``: :func:`tracegroup.explore.transactions`."""
-        from tracegroup import explore
-
-        return explore.transactions(self, strategy, **options)
-
-    def diff(self, a: str = "service", b: str = "sentryexporter", **options: Any) -> Any:
-        """Per-span verdicts of ``b`` against ``a``: :func:`tracegroup.explore.diff`."""
-        from tracegroup import explore
-
-        return explore.diff(self, a, b, **options)
-
-    def traces(self, a: str = "service", b: str = "sentryexporter", **options: Any) -> Any:
-        """One row per trace, worst first: :func:`tracegroup.explore.traces`."""
-        from tracegroup import explore
-
-        return explore.traces(self, a, b, **options)
-
-    def anomalies(self) -> Any:
-        """One row per anomalous span: :func:`tracegroup.explore.anomalies`."""
-        from tracegroup import explore
-
-        return explore.anomalies(self)
-
-    def trace(self, trace_id: str, compare: str = "sentryexporter", **options: Any) -> Any:
-        """One trace's spans and tree (a :class:`tracegroup.explore.TraceView`):
-        :func:`tracegroup.explore.trace`."""
-        from tracegroup import explore
-
-        return explore.trace(self, trace_id, compare, **options)
-
 
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Dense ranks by one stable argsort: (sorted distinct values, rank of each value, the argsort, and a

@@ -4,16 +4,20 @@ Contract:
 - Every function returns a new :class:`matplotlib.figure.Figure` built without pyplot (no global figure
   state: the CLI saves it with ``fig.savefig``, a notebook displays it as the cell's value after
   ``%matplotlib inline``). matplotlib is imported inside the functions, never at module import.
-- :func:`waterfall` (:func:`waterfall_of` for a :class:`~tracegroup.explore.TraceView`): three panels
-  sharing the span rows, one row per span in depth-first order. Left, the tree: span names indented by
-  depth (a depth profile instead when there are more than :data:`LABEL_LIMIT` rows). Middle, the
-  reference grouping; right, the compared one. Each of these two holds exactly one ``BarContainer``
-  with one bar per shown span (time axis: ms since the trace's first start; colour: service), one
-  outline per transaction (a ``PatchCollection`` with gid ``transactions``: the box around its spans'
-  rows and times) and a ``>`` marker on each transaction root. The compared panel also marks each
-  verdict other than ``ok`` with its own marker series (dropped spans' bars are hatched and faded); the
-  reference panel marks spans whose parent is not in the dump. ``max_spans`` keeps the first spans in
-  tree order and says so in the title.
+- Every function takes the data it draws (DataFrames, an Analysis, plain values) and never imports
+  :mod:`tracegroup.explore`, which sits above it and calls it (``Explorer.waterfall``,
+  ``TraceView.waterfall``).
+- :func:`waterfall` takes one trace's spans as :meth:`tracegroup.explore.Explorer.trace` lists them
+  (``TraceView.spans``: the span and diff columns, one row per span in depth-first order), the trace id and
+  the analysis options (``reference``, ``compare``, ``batching``, ``routing``). It draws three panels
+  sharing the span rows. Left, the tree: span names indented by depth (a depth profile instead when
+  there are more than :data:`LABEL_LIMIT` rows). Middle, the reference grouping; right, the compared
+  one. Each of these two holds exactly one ``BarContainer`` with one bar per shown span (time axis: ms
+  since the trace's first start; colour: service), one outline per transaction (a ``PatchCollection``
+  with gid ``transactions``: the box around its spans' rows and times) and a ``>`` marker on each
+  transaction root. The compared panel also marks each verdict other than ``ok`` with its own marker
+  series (dropped spans' bars are hatched and faded); the reference panel marks spans whose parent is
+  not in the dump. ``max_spans`` keeps the first spans in tree order and says so in the title.
 - :func:`overview`: two panels, each with one stacked ``BarContainer`` per non-``ok`` verdict (split,
   merged, orphaned, dropped): share of spans by service (worst first) and by trace size (span count
   buckets 1–9, 10–99, …; the number of traces printed on each bar).
@@ -25,13 +29,13 @@ Contract:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tracegroup import explore
 from tracegroup.diff import VERDICTS
-from tracegroup.model import SpanTable
+from tracegroup.render import MAX_INDENT, plural
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,28 +87,16 @@ def service_colors(services: list[str]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ waterfall
 def waterfall(
-    table: SpanTable,
-    trace_id: str,
-    compare: str = "sentryexporter",
-    *,
-    analysis: Analysis | None = None,
-    max_spans: int | None = None,
-    **options: Any,
+    spans: pd.DataFrame, trace_id: str, options: Mapping[str, Any], *, max_spans: int | None = None
 ) -> Figure:
-    """Waterfall of one trace under the reference grouping and ``compare`` side by side (see the
-    module docstring); ``options`` are :func:`tracegroup.analyze`'s, or pass an ``analysis``."""
-    view = explore.trace(table, trace_id, compare, analysis=analysis, **options)
-    return waterfall_of(view, max_spans=max_spans)
-
-
-def waterfall_of(view: explore.TraceView, *, max_spans: int | None = None) -> Figure:
-    """:func:`waterfall` of a :class:`~tracegroup.explore.TraceView`."""
+    """Waterfall of one trace under the reference grouping and the compared one side by side (see the
+    module docstring): ``spans`` is ``TraceView.spans``, ``options`` the Analysis' options."""
     from matplotlib.patches import Patch
 
-    full = view.spans
+    full = spans
     frame = full.iloc[:max_spans] if max_spans and len(full) > max_spans else full
     m = len(frame)
-    opts = view.analysis.options
+    opts = options
     t0 = int(full["start_ns"].min()) if len(full) else 0
     left = (frame["start_ns"].to_numpy() - t0) / 1e6
     width = frame["duration_ms"].to_numpy().clip(min=0)
@@ -135,13 +127,13 @@ def waterfall_of(view: explore.TraceView, *, max_spans: int | None = None) -> Fi
         ax.scatter(
             left[is_root], y[is_root], marker=">", s=marker_size * 0.8, color="black", zorder=3, gid="roots"
         )
-        title = f"{label}: {explore.plural(n_tx, 'transaction')}"
+        title = f"{label}: {plural(n_tx, 'transaction')}"
         if ax is ax_cmp:
             for k in np.flatnonzero(verdict == "dropped").tolist():
                 bars.patches[k].set_alpha(0.3)
                 bars.patches[k].set_hatch("////")
             bad = int((verdict != "ok").sum())
-            title += f", {explore.plural(bad, 'span')} not ok" if bad else ", every span ok"
+            title += f", {plural(bad, 'span')} not ok" if bad else ", every span ok"
             for v in BAD_VERDICTS:
                 rows = np.flatnonzero(verdict == v)
                 if len(rows):
@@ -188,8 +180,8 @@ def waterfall_of(view: explore.TraceView, *, max_spans: int | None = None) -> Fi
     )
     cut = f" — first {m:,} of {len(full):,} spans in tree order" if m < len(full) else ""
     fig.suptitle(
-        f"trace {view.trace_id}: {explore.plural(len(full), 'span')}, "
-        f"{explore.plural(full['service'].nunique(), 'service')}; batching {opts['batching']}, "
+        f"trace {trace_id}: {plural(len(full), 'span')}, "
+        f"{plural(full['service'].nunique(), 'service')}; batching {opts['batching']}, "
         f"routing {opts['routing']}{cut}",
         fontsize=11,
     )
@@ -207,13 +199,13 @@ def _tree_panel(ax: Axes, frame: pd.DataFrame) -> None:
         ax.set_title(f"tree: {m:,} spans, too many to name", fontsize=10)
         ax.tick_params(axis="y", left=False, labelleft=False)
         return
-    indent = min(0.05, 0.55 / (min(int(depth.max(initial=0)), explore.MAX_INDENT) + 1))
+    indent = min(0.05, 0.55 / (min(int(depth.max(initial=0)), MAX_INDENT) + 1))
     size = 8 if m <= 40 else 6
     for k, (d, name, service) in enumerate(
         zip(depth.tolist(), frame["name"].tolist(), map(str, frame["service"]), strict=True)
     ):
-        label = (f"[{d}] " if d > explore.MAX_INDENT else "") + name
-        x = 0.01 + indent * min(d, explore.MAX_INDENT)
+        label = (f"[{d}] " if d > MAX_INDENT else "") + name
+        x = 0.01 + indent * min(d, MAX_INDENT)
         ax.text(x, k, label, va="center", ha="left", fontsize=size, clip_on=True)
         ax.text(0.995, k, service, va="center", ha="right", fontsize=size - 1, color="#777777")
     ax.set_xlim(0, 1)
@@ -297,7 +289,7 @@ def overview(analysis: Analysis, top_services: int = 25) -> Figure:
         ax_t.bar(x, share, bottom=acc_t, color=VERDICT_COLORS[v], label=v, width=0.7)
         acc_t += share
     for k in range(nb):
-        ax_t.text(k, acc_t[k] + 1.5, explore.plural(int(traces_b[k]), "trace"), ha="center", fontsize=8)
+        ax_t.text(k, acc_t[k] + 1.5, plural(int(traces_b[k]), "trace"), ha="center", fontsize=8)
     ax_t.set_xticks(x, labels)
     ax_t.set_ylim(0, 110)
     ax_t.set_xlabel("spans in the trace")

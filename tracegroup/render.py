@@ -1,7 +1,9 @@
 """Renderers: an analysis summary or a load report as one screen of text, or as JSON.
 
 Contract: renderers take the plain dicts that :meth:`tracegroup.analysis.Analysis.summary` and
-:func:`info` build and only format them; they compute nothing of their own.
+:func:`info` build and only format them; they compute nothing of their own. :func:`plural` and
+:data:`MAX_INDENT` are shared with the other renderers (the text tree of :mod:`tracegroup.explore`, the
+figures of :mod:`tracegroup.plot`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,14 @@ import numpy as np
 
 from tracegroup.model import SpanTable
 from tracegroup.tree import ANOMALY_KINDS, Forest
+
+#: Traces deeper than this are indented no further in text trees and waterfalls; the depth is printed instead.
+MAX_INDENT = 24
+
+
+def plural(n: int, word: str, words: str = "") -> str:
+    """``1 span``, ``2 spans``, ``1,000 spans``."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"
 
 
 def info(table: SpanTable, forest: Forest, examples: int = 5) -> dict[str, Any]:
