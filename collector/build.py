@@ -2,9 +2,11 @@
 
 Usage::
 
-    python collector/build.py [--download-only] [--rebuild]
+    python collector/build.py [--download-only] [--rebuild] [--goservice]
 
-prints the binary's path. Two steps, each with its own one-line error:
+prints the binary's path (``--goservice``: the Go SDK service of the recordings, ``collector/goservice``,
+its own module, built the same way into ``<cache>/tracegroup/goservice-<key>``). Two steps, each with its
+own one-line error:
 
 1. ``go mod download`` (needs the Go module proxy, unless Go's module cache already holds everything):
    a failure raises :class:`RegistryError` — the one failure a live test may skip on. A checksum that
@@ -60,15 +62,20 @@ def cache_dir() -> Path:
     return Path(base) / "tracegroup"
 
 
-def cache_key() -> str:
+#: The Go SDK service the recorder can add (``--go``): its own module beside the collector's.
+GOSERVICE = HERE / "goservice"
+
+
+def cache_key(src: Path = HERE) -> str:
     h = hashlib.sha256()
     for name in ("go.sum", "go.mod", "main.go"):
-        h.update((HERE / name).read_bytes())
+        h.update((src / name).read_bytes())
     return h.hexdigest()[:16]
 
 
-def binary_path() -> Path:
-    return cache_dir() / f"otelcol-{cache_key()}"
+def binary_path(src: Path = HERE) -> Path:
+    prefix = "otelcol" if src == HERE else src.name
+    return cache_dir() / f"{prefix}-{cache_key(src)}"
 
 
 def go_executable() -> str:
@@ -90,10 +97,10 @@ def _last_line(text: str) -> str:
     return lines[-1][:400] if lines else "(no output)"
 
 
-def _run(cmd: list[str], timeout: float, what: str, error: type[CollectorError]) -> str:
+def _run(cmd: list[str], timeout: float, what: str, error: type[CollectorError], cwd: Path = HERE) -> str:
     try:
         proc = subprocess.run(
-            cmd, cwd=HERE, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+            cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
         raise error(f"{what} did not finish within {timeout:.0f} s") from None
@@ -109,18 +116,19 @@ def _run(cmd: list[str], timeout: float, what: str, error: type[CollectorError])
     return out
 
 
-def download() -> None:
+def download(src: Path = HERE) -> None:
     """``go mod download`` every module go.sum pins (a no-op when Go's module cache has them)."""
     go = go_executable()
-    _run([go, "mod", "download"], DOWNLOAD_TIMEOUT_S, "go mod download", RegistryError)
+    _run([go, "mod", "download"], DOWNLOAD_TIMEOUT_S, "go mod download", RegistryError, src)
 
 
-def build(rebuild: bool = False) -> Path:
-    """The collector binary: reused from the cache, or downloaded and built (see the module docstring)."""
-    target = binary_path()
+def build(rebuild: bool = False, src: Path = HERE) -> Path:
+    """The binary of the Go main package in ``src`` (default: the collector): reused from the cache, or
+    downloaded and built (see the module docstring)."""
+    target = binary_path(src)
     if target.exists() and not rebuild:
         return target
-    download()
+    download(src)
     go = go_executable()
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
@@ -131,6 +139,7 @@ def build(rebuild: bool = False) -> Path:
             BUILD_TIMEOUT_S,
             "go build",
             BuildError,
+            src,
         )
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)  # atomic: a concurrent build never leaves half a binary under the key
@@ -144,13 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     p.add_argument("--download-only", action="store_true", help="only run go mod download")
     p.add_argument("--rebuild", action="store_true", help="build even when the cached binary exists")
+    p.add_argument("--goservice", action="store_true", help="the Go SDK service (collector/goservice)")
     args = p.parse_args(argv)
+    src = GOSERVICE if args.goservice else HERE
     try:
         if args.download_only:
-            download()
+            download(src)
             print("go mod download: ok")
         else:
-            print(build(rebuild=args.rebuild))
+            print(build(rebuild=args.rebuild, src=src))
     except CollectorError as err:
         print(f"collector/build.py: {type(err).__name__}: {err}", file=sys.stderr)
         return 3 if isinstance(err, RegistryError) else 2 if isinstance(err, GoMissing) else 1

@@ -10,7 +10,7 @@ Three tiers:
   within the documented tolerance of the real capture;
 - every run, live smoke (needs Go): build or reuse the collector, record the Python services for ~20 s
   through one configuration, and require this run's capture, emulated, to equal this run's envelopes;
-- on demand (``pytest -m collector_full``): every configuration, the Node.js frontend included.
+- on demand (``pytest -m collector_full``): every configuration, the Node.js and Go services included.
 """
 
 from __future__ import annotations
@@ -371,7 +371,7 @@ def compare_emit(rec: Path, tmp: Path) -> tuple[list[str], dict[str, int]]:
 
 #: Recordings whose mis-grouped share the default model misses by more than the tolerance because of the
 #: batch timer's phase (docs/collector.md, "Pipeline model"): checked against the phase sweep instead.
-TIMER_PHASE_LIMITED = {"batch-default"}
+TIMER_PHASE_LIMITED = {"routing"}
 PHASE_STEP_MS = 20
 PROBE_SERVICE = "tracegroup-phase-probe"
 
@@ -383,7 +383,7 @@ def model_numbers(rec: Path) -> dict[str, dict[str, float]]:
     out = {}
     for label, options in (("real", ["--batches", "captured"]), ("model", meta["model_options"])):
         if label == "real" and meta["config"] == "routing":
-            options = [*options, "--routing", "none"]  # the capture is already one file per exporter
+            options = [*options, "--routes", "none"]  # the capture is already one file per exporter
         result = CliRunner().invoke(
             cli, ["analyze", str(capture_path(rec)), *options, "--format", "json", "-q"]
         )
@@ -596,14 +596,14 @@ def test_a_module_the_proxy_does_not_serve_is_a_registry_error(tmp_path: Path) -
 def test_full_every_configuration_and_sdk(tmp_path: Path) -> None:
     require_executable("node", "install Node.js 20 (the frontend service)")
     require_executable("npm", "install npm (the frontend's packages come from the npm registry)")
-    proc = record_live(tmp_path, CONFIGS, 10.0, "--node")
+    proc = record_live(tmp_path, CONFIGS, 10.0, "--node", "--go")
     assert proc.returncode == 0, proc.stderr
     failures = []
     for name in CONFIGS:
         rec = tmp_path / name
         failures += [f"{name}: {p}" for p in compare_grouping(rec)]
         failures += [f"{name}: {p}" for p in compare_emit(rec, tmp_path)[0]]
-        assert "frontend" in tg.load([capture_path(rec)]).services
+        assert {"frontend", "pricing"} <= set(tg.load([capture_path(rec)]).services)
     assert not failures, "\n".join(failures[:60])
 
 
