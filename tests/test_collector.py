@@ -376,6 +376,14 @@ PHASE_STEP_MS = 20
 PROBE_SERVICE = "tracegroup-phase-probe"
 
 
+def cli_options(options: list[str]) -> list[str]:
+    """``recording.json``'s model options for this CLI: the routing option is ``--routes`` (formerly
+    ``--routing``); whichever ``analyze`` knows is used."""
+    help_text = CliRunner().invoke(cli, ["analyze", "--help"]).output
+    flag = "--routes" if "--routes" in help_text else "--routing"
+    return [flag if o in ("--routing", "--routes") else o for o in options]
+
+
 def model_numbers(rec: Path) -> dict[str, dict[str, float]]:
     """Exporter calls and mis-grouped shares of the real capture and of the pipeline model replaying its
     spans with the configuration's settings (``recording.json``: ``model_options``)."""
@@ -385,7 +393,7 @@ def model_numbers(rec: Path) -> dict[str, dict[str, float]]:
         if label == "real" and meta["config"] == "routing":
             options = [*options, "--routes", "none"]  # the capture is already one file per exporter
         result = CliRunner().invoke(
-            cli, ["analyze", str(capture_path(rec)), *options, "--format", "json", "-q"]
+            cli, ["analyze", str(capture_path(rec)), *cli_options(options), "--format", "json", "-q"]
         )
         assert result.exit_code == 0, result.output
         s = json.loads(result.stdout)
@@ -638,7 +646,15 @@ def phase_sweep(rec: Path, tmp: Path) -> list[tuple[int, float]]:
         _probe_dump(probe, first - 10_000_000_000 - offset * 1_000_000)
         result = CliRunner().invoke(
             cli,
-            ["analyze", str(probe), str(capture_path(rec)), *meta["model_options"], "--format", "json", "-q"],
+            [
+                "analyze",
+                str(probe),
+                str(capture_path(rec)),
+                *cli_options(meta["model_options"]),
+                "--format",
+                "json",
+                "-q",
+            ],
         )
         assert result.exit_code == 0, result.output
         s = json.loads(result.stdout)
