@@ -7,7 +7,7 @@ Contract:
   ``Envelope.serialize`` writes the bytes.
 - :func:`write_dir` writes ``DIR/<service>/<event_id>.envelope`` for every written event, then
   ``DIR/manifest.jsonl`` (one JSON line per event, written or not, in output order: see
-  :meth:`~tracegroup.sentry.emit.EmittedEvent.manifest`) and ``DIR/summary.json``. ``DIR`` must be new,
+  :meth:`~tracegroup.sentry.build.EmittedEvent.manifest`) and ``DIR/summary.json``. ``DIR`` must be new,
   empty, or an earlier output of this command (recognized by its ``summary.json``), whose envelopes,
   manifest and summary are replaced; anything else is refused, so user files are never overwritten.
 - :class:`DirWriter` is the same, streamed: built before :func:`~tracegroup.sentry.emit.emit` runs (a
@@ -26,7 +26,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracegroup.sentry.emit import EmitResult, EmittedEvent
+from tracegroup.sentry.build import EmittedEvent
+from tracegroup.sentry.emit import EmitResult
 
 if TYPE_CHECKING:
     from sentry_sdk.envelope import Envelope

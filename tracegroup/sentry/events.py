@@ -11,10 +11,10 @@ Contract:
   big to fit even alone is returned as not written.
 - Event ids are uuid5 of the trace id, root span id and part (or span id and exception index): the same
   input gives the same ids, hence byte-identical files.
-- Time rules (Relay): a transaction (each piece of a split one on its own) is dropped when its end
-  (``timestamp``, its root span's end) lies more than :data:`TX_MAX_PAST_S` before ``now`` or
-  :data:`MAX_FUTURE_S` or more after it (the metrics aggregator's window), and when any of its spans
-  ends before it starts; an error event out of
+- Time rules (Relay; the window is written once, :func:`relay_late`): a transaction (each piece of a
+  split one on its own) is dropped when its end (``timestamp``, its root span's end) lies more than
+  :data:`TX_MAX_PAST_S` before ``now`` or :data:`MAX_FUTURE_S` or more after it (the metrics
+  aggregator's window), and when any of its spans ends before it starts; an error event out of
   [now - :data:`ERROR_MAX_PAST_S`, now + :data:`MAX_FUTURE_S`] is kept with its timestamp rewritten.
 - Exception dedup (:func:`dedup_exceptions`): within one transaction, the same (type, message) recorded
   on a span and on spans enclosing it is reported once, on the innermost span. Walks go up parent arrays
@@ -28,7 +28,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -44,8 +44,22 @@ MAX_FUTURE_S = 60
 #: Error events older than this get their timestamp replaced by the receive time (``max_secs_in_past`` of
 #: event normalization: 30 days).
 ERROR_MAX_PAST_S = 30 * 24 * 3600
+#: Nanoseconds per second.
+NS = 1_000_000_000
 #: Room left in each piece for the ``part`` marker added after the cut.
 PART_SLACK = 96
+
+
+@overload
+def relay_late(end_ns: int, now_ns: int, max_past_s: int) -> tuple[bool, bool]: ...
+@overload
+def relay_late(end_ns: np.ndarray, now_ns: int, max_past_s: int) -> tuple[np.ndarray, np.ndarray]: ...
+def relay_late(end_ns: Any, now_ns: int, max_past_s: int) -> tuple[Any, Any]:
+    """Relay's time window for events ending at ``end_ns`` (ns; an int or an array) received at ``now_ns``:
+    (too old: more than ``max_past_s`` seconds before now, in the future: :data:`MAX_FUTURE_S` or more
+    after it)."""
+    return end_ns < now_ns - max_past_s * NS, end_ns >= now_ns + MAX_FUTURE_S * NS
+
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/tracegroup/emit")  # fixed: ids never change
 

@@ -1,0 +1,566 @@
+"""Building ``tracegroup emit``'s events from a :class:`~tracegroup.sentry.plan.Plan`: span conversion,
+transaction and error payloads, envelope headers, one :class:`EmittedEvent` per event, written or not.
+
+Contract: :func:`build` converts every span the plan needs in one pass over the table's batches
+(:func:`convert_spans`: each span once, in the chosen style, renamed by the :class:`Renamer`; its item
+bytes go to a temporary file, :class:`SpanStore`, not memory; exception span events are collected on the
+way), then builds the transactions in the plan's output order — a transaction above ``max_item_bytes`` is
+cut into continuation transactions (:func:`tracegroup.sentry.events.plan_pieces`), each piece under the
+plan's time rule on its own, a span too big alone is ``too_large`` — then one error event per exception
+(``--errors dedup`` drops the enclosing duplicates; an error event above ``max_item_bytes`` is
+``too_large``). Event ids are handed out in that order, so they are deterministic. Records come back in
+output order (by trace, transaction root, transactions before errors); with ``on_written`` each written
+event is handed over as soon as it is built and keeps no payload nor headers afterwards. Headers: the
+event id, the route's DSN when routed, the SDK, the trace's dynamic sampling context when it has one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
+
+from tracegroup.model import KIND_SERVER, SpanTable, span_hex
+from tracegroup.routes import Route
+from tracegroup.sentry.convert import (
+    EXPORTER_SDK,
+    ResourceInfo,
+    exporter_span,
+    go_times,
+    iso_times,
+    resource_info,
+    sentry_span,
+    sentry_transaction_name,
+)
+from tracegroup.sentry.events import (
+    EventIds,
+    ExceptionRecord,
+    Piece,
+    TxName,
+    dedup_exceptions,
+    dumps,
+    error_event,
+    plan_pieces,
+    sentry_sdk_info,
+    splice,
+    spliced_size,
+    transaction_header,
+)
+from tracegroup.sentry.plan import TX_REASONS, Plan
+from tracegroup.sentry.rename import Renamer
+
+
+@dataclass
+class EmittedEvent:
+    """One transaction or error event: written (``reason`` empty, ``payload`` set) or not (``reason``)."""
+
+    kind: str  # "transaction" | "error"
+    event_id: str
+    service: str
+    trace_id: str
+    root_span_id: str  # transaction: its root (contexts.trace) span; error: the span that recorded it
+    spans: int  # spans carried (root included); 0 for error events
+    route: str = ""
+    dsn: str = field(default="", repr=False)
+    part: int = 1
+    parts: int = 1
+    notes: list[str] = field(default_factory=list)
+    reason: str = ""
+    payload: bytes = field(default=b"", repr=False)
+    headers: dict[str, Any] = field(default_factory=dict, repr=False)
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+
+    @property
+    def written(self) -> bool:
+        return not self.reason
+
+    def event(self) -> dict[str, Any]:
+        """The payload as a dict (what Relay receives)."""
+        data: dict[str, Any] = json.loads(self.payload)
+        return data
+
+    def manifest(self, file: str | None = None) -> dict[str, Any]:
+        """The manifest line of this event (the DSN is never included)."""
+        out: dict[str, Any] = {
+            "event_id": self.event_id,
+            "type": self.kind,
+            "service": self.service,
+            "trace_id": self.trace_id,
+            "root_span_id": self.root_span_id,
+            "spans": self.spans,
+            "route": self.route,
+            "part": f"{self.part}/{self.parts}",
+            "written": self.written,
+            "file": file,
+        }
+        if self.reason:
+            out["reason"] = self.reason
+        out["notes"] = self.notes
+        return out
+
+
+class SpanStore:
+    """The item bytes of the spans still to be placed in a transaction, kept out of memory: appended to
+    an unnamed temporary file (written in large chunks), read back with ``os.pread``; only two int64
+    columns (offset, length) per span stay in memory. A span never stored reads as ``b""``."""
+
+    CHUNK = 8 << 20
+
+    def __init__(self, n: int) -> None:
+        self.file = tempfile.TemporaryFile(prefix="tracegroup-emit-")  # noqa: SIM115 - closed by close()
+        self.fd = self.file.fileno()
+        self.off = np.zeros(n, dtype=np.int64)
+        self.len = np.zeros(n, dtype=np.int64)
+        self.pos = 0
+        self.buf: list[bytes] = []
+        self.buffered = 0
+
+    def put(self, i: int, data: bytes) -> None:
+        self.off[i] = self.pos
+        self.len[i] = k = len(data)
+        self.pos += k
+        self.buf.append(data)
+        self.buffered += k
+        if self.buffered >= self.CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            self.file.write(b"".join(self.buf))
+            self.buf, self.buffered = [], 0
+        self.file.flush()
+
+    def size(self, i: int) -> int:
+        return int(self.len[i])
+
+    def get(self, i: int) -> bytes:
+        k = int(self.len[i])
+        return os.pread(self.fd, k, int(self.off[i])) if k else b""
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class _Pieces:
+    """The span items of one oversized transaction, parsed back from their bytes when a piece needs one
+    as its root, and the header length each candidate root would give."""
+
+    def __init__(
+        self,
+        store: SpanStore,
+        root: int,
+        item: dict[str, Any],
+        header: bytes,
+        style: str,
+        name: TxName,
+        environment: str,
+        eid: str,
+        root_hex: str,
+    ) -> None:
+        self.store, self.root, self.header = store, root, header
+        self.style, self.name, self.environment, self.eid, self.root_hex = (
+            style,
+            name,
+            environment,
+            eid,
+            root_hex,
+        )
+        self.cache: dict[int, dict[str, Any]] = {root: item}
+
+    def item(self, x: int) -> dict[str, Any]:
+        if x not in self.cache:
+            self.cache[x] = json.loads(self.store.get(x) or b"{}")
+        return self.cache[x]
+
+    def header_len(self, x: int) -> int:
+        if x == self.root:
+            return len(self.header)
+        h, _ = transaction_header(
+            self.item(x), self.style, self.eid, self.name, self.environment, continues=self.root_hex
+        )
+        return len(dumps(h))
+
+
+class _RowAccess:
+    """Random access to (resource, scope, span) of a row, the last few batch messages cached."""
+
+    def __init__(self, table: SpanTable) -> None:
+        self.table = table
+        self.cache: dict[int, TracesData] = {}
+
+    def get(self, i: int) -> tuple[Any, Any, Any]:
+        t = self.table
+        b = int(t.batch[i])
+        td = self.cache.get(b)
+        if td is None:
+            if len(self.cache) >= 8:
+                del self.cache[next(iter(self.cache))]
+            td = self.cache[b] = TracesData.FromString(t.batches[b].raw)
+        rs = td.resource_spans[int(t.res[i])]
+        ss = rs.scope_spans[int(t.scope[i])]
+        return rs, ss, ss.spans[int(t.idx[i])]
+
+
+def exceptions(sp: Any, row: int) -> list[ExceptionRecord]:
+    """The ``exception`` span events of one OTLP span that have a message or a type."""
+    out: list[ExceptionRecord] = []
+    for k, ev in enumerate(sp.events):
+        if ev.name != "exception":
+            continue
+        msg = typ = stack = ""
+        for kv in ev.attributes:
+            key = kv.key
+            if key == "exception.message":
+                msg = kv.value.string_value
+            elif key == "exception.type":
+                typ = kv.value.string_value
+            elif key == "exception.stacktrace":
+                stack = kv.value.string_value
+        if msg or typ:
+            out.append(ExceptionRecord(row, k, typ, msg, stack, int(ev.time_unix_nano)))
+    return out
+
+
+class Converter:
+    """One OTLP span -> its Sentry span item in ``style``, renamed, with its emitted times (formatted a
+    column at a time for the rows the plan needs, one by one for any other); remembers each span's name."""
+
+    def __init__(self, plan: Plan, style: str, renamer: Renamer) -> None:
+        self.style, self.renamer = style, renamer
+        self.fmt = go_times if style == "exporter" else iso_times
+        self.start, self.end = plan.times.start, plan.times.end
+        need_idx = np.flatnonzero(plan.need)
+        pos = np.full(plan.n, -1, dtype=np.int64)
+        pos[need_idx] = np.arange(len(need_idx))
+        self.st_txt, self.en_txt = self.fmt(self.start[need_idx]), self.fmt(self.end[need_idx])
+        self.pos_l, self.svc_l = pos.tolist(), plan.svc.tolist()
+        self.names: dict[int, str] = {}
+
+    def __call__(self, i: int, sp: Any, rinfo: ResourceInfo, sname: str, sver: str) -> dict[str, Any]:
+        name = self.renamer.apply(sp.name, self.svc_l[i], sp.attributes) if self.renamer else sp.name
+        p = self.pos_l[i]
+        if p >= 0:
+            st, en = self.st_txt[p], self.en_txt[p]
+        else:
+            st, en = self.fmt(self.start[i : i + 1])[0], self.fmt(self.end[i : i + 1])[0]
+        self.names[i] = name
+        if self.style == "exporter":
+            return exporter_span(sp, name, rinfo.tags, sname, sver, st, en)
+        return sentry_span(sp, name, sname, sver, st, en)
+
+
+@dataclass
+class Converted:
+    """What the conversion pass leaves: the stored item bytes of every span a written transaction needs,
+    the parsed items (and resources) of transaction roots and spans with exceptions, every exception, the
+    resource notes, and (``sentry`` style) the route name of an inner SERVER span per transaction root."""
+
+    store: SpanStore
+    items: dict[int, dict[str, Any]] = field(default_factory=dict)
+    res_of: dict[int, ResourceInfo] = field(default_factory=dict)
+    records: list[ExceptionRecord] = field(default_factory=list)
+    res_notes: set[str] = field(default_factory=set)
+    nested_route: dict[int, str] = field(default_factory=dict)
+
+
+def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors: bool) -> Converted:
+    """One pass over the table's batches: convert each span needed by a written transaction or carrying
+    an exception event that may be written, store its bytes, collect the exceptions."""
+    n, style = plan.n, convert.style
+    is_root = (plan.root == np.arange(n, dtype=np.int64)).tolist()
+    need_l, elig_l, root_l = plan.need.tolist(), plan.eligible.tolist(), plan.root.tolist()
+    out = Converted(SpanStore(n))
+    row = 0
+    for batch in table.batches:
+        td = TracesData.FromString(batch.raw)
+        for rs in td.resource_spans:
+            rinfo: ResourceInfo | None = None
+            for ss in rs.scope_spans:
+                sname, sver = ss.scope.name, ss.scope.version
+                for sp in ss.spans:
+                    i = row
+                    row += 1
+                    exc = exceptions(sp, i) if len(sp.events) else None
+                    if exc:
+                        out.records.extend(exc)
+                    if not (need_l[i] or (exc and want_errors and elig_l[i])):
+                        continue
+                    if rinfo is None:
+                        rinfo = resource_info(rs.resource.attributes, style)
+                        out.res_notes.update(rinfo.notes)
+                    item = convert(i, sp, rinfo, sname, sver)
+                    if need_l[i]:
+                        out.store.put(i, dumps(item))
+                        if style == "sentry" and not is_root[i] and sp.kind == KIND_SERVER:
+                            data = item["data"]
+                            if data.get("http.route"):
+                                out.nested_route.setdefault(
+                                    root_l[i], sentry_transaction_name("", KIND_SERVER, data)[0]
+                                )
+                    if is_root[i] or exc:
+                        out.items[i] = item
+                        out.res_of[i] = rinfo
+    out.store.flush()
+    if row != n:  # pragma: no cover - the table contract
+        raise AssertionError(f"table has {n} rows but its batches hold {row} spans")
+    return out
+
+
+class Builder:
+    """Builds the events of a plan from converted spans, in order, handing out event ids."""
+
+    def __init__(
+        self,
+        table: SpanTable,
+        plan: Plan,
+        convert: Converter,
+        spans: Converted,
+        environment: str,
+        max_item_bytes: int,
+        on_written: Callable[[EmittedEvent], None] | None,
+    ) -> None:
+        self.table, self.plan, self.convert, self.spans = table, plan, convert, spans
+        self.style, self.environment, self.max_item_bytes = convert.style, environment, max_item_bytes
+        self.on_written = on_written
+        self.access = _RowAccess(table)
+        self.ids = EventIds()
+        self.out: list[tuple[tuple[int, ...], EmittedEvent]] = []
+        self.sdk = dict(EXPORTER_SDK) if self.style == "exporter" else sentry_sdk_info()
+
+    # ----------------------------------------------------------------- shared pieces
+    def span_hex(self, row: int) -> str:
+        return span_hex(self.table.span_id[row])
+
+    def tx_name(self, r: int) -> TxName:
+        """Name and resource fields of the transaction rooted at row ``r`` (converting it if needed)."""
+        items, res_of = self.spans.items, self.spans.res_of
+        if r not in items:
+            rs, ss, sp = self.access.get(r)
+            rinfo = resource_info(rs.resource.attributes, self.style)
+            items[r] = self.convert(r, sp, rinfo, ss.scope.name, ss.scope.version)
+            res_of[r] = rinfo
+        item, rinfo = items[r], res_of[r]
+        if self.style == "exporter":
+            return TxName(item.get("description", ""))
+        nm, source = sentry_transaction_name(
+            self.convert.names[r], int(self.table.kind[r]), item.get("data", {})
+        )
+        nested = self.spans.nested_route
+        if source != "route" and r in nested:  # e.g. Phoenix: the route is on the inner SERVER span
+            nm, source = nested[r], "route"
+        return TxName(nm, source, rinfo.release, rinfo.environment, rinfo.platform, rinfo.json)
+
+    def headers(self, eid: str, rt: Route | None, t: int) -> dict[str, Any]:
+        h: dict[str, Any] = {"event_id": eid}
+        if rt is not None and rt.dsn:
+            h["dsn"] = rt.dsn
+        h["sdk"] = dict(self.sdk)
+        dsc = self.plan.routing.dsc[t]
+        if dsc is not None:
+            h["trace"] = dict(dsc or {})
+        return h
+
+    def record(
+        self,
+        key: tuple[int, ...],
+        kind: str,
+        eid: str,
+        owner: int,
+        span: str,
+        rows: np.ndarray,
+        *,
+        reason: str = "",
+        payload: bytes = b"",
+        notes: list[str] | None = None,
+        part: int = 1,
+        parts: int = 1,
+    ) -> None:
+        """Add the event ``eid`` of the service and trace of row ``owner``, rooted at (transaction) or
+        recorded on (error) span ``span``, carrying ``rows``: not written when ``reason``, else written
+        with ``payload`` (and handed to ``on_written``)."""
+        p = self.plan
+        t = int(p.tr[owner])
+        rt = p.route(owner)
+        ev = EmittedEvent(
+            kind,
+            eid,
+            p.services[int(p.svc[owner])],
+            p.trace_hex[t],
+            span,
+            len(rows) if kind == "transaction" else 0,
+            rt.name if rt else "",
+            rt.dsn if rt and not reason else "",
+            part=part,
+            parts=parts,
+            notes=notes if notes is not None else [],
+            reason=reason,
+            payload=payload,
+            headers=self.headers(eid, rt, t) if not reason else {},
+            rows=rows,
+        )
+        if not reason and self.on_written is not None:
+            self.on_written(ev)
+            ev.payload, ev.headers = b"", {}
+        self.out.append((key, ev))
+
+    # ----------------------------------------------------------------- transactions
+    def transaction(self, k: int) -> None:
+        """Transaction ``k`` of the plan: one record, or its pieces when over the item limit."""
+        p, store = self.plan, self.spans.store
+        r = int(p.tx.roots[k])
+        t = int(p.tr[r])
+        rows_k = p.tx.rows(k)
+        root_hex = self.span_hex(r)
+        eid = self.ids.new("transaction", p.trace_hex[t], root_hex)
+        key = (t, r, 0)
+        if p.tx.reason[k]:
+            reason = TX_REASONS[int(p.tx.reason[k])]
+            self.record((*key, 0, 0), "transaction", eid, r, root_hex, rows_k, reason=reason)
+            return
+        name = self.tx_name(r)
+        item = self.spans.items[r]
+        header, hnotes = transaction_header(item, self.style, eid, name, self.environment)
+        hb = dumps(header)
+        members = [int(x) for x in rows_k.tolist() if x != r]
+        size = spliced_size(len(hb), (store.size(x) for x in members), len(members))
+        if size <= self.max_item_bytes:
+            payload = splice(hb, [store.get(x) for x in members])
+            self.record((*key, 1, 0), "transaction", eid, r, root_hex, rows_k, payload=payload, notes=hnotes)
+            return
+        self.split(
+            key, r, members, _Pieces(store, r, item, hb, self.style, name, self.environment, eid, root_hex)
+        )
+
+    def split(self, key: tuple[int, ...], r: int, members: list[int], pz: _Pieces) -> None:
+        """The size rule: transaction ``r`` as pieces cut by start time (:meth:`piece`); spans too big
+        alone are ``too_large``."""
+        store, start = self.spans.store, self.plan.times.start
+        mem = np.array(members, dtype=np.int64)
+        taken = mem[np.lexsort((mem, start[mem]))].tolist()
+        lens = {x: store.size(x) for x in members}
+        pieces, too_big = plan_pieces(r, taken, lens, pz.header_len, self.max_item_bytes)
+        for j, pc in enumerate(pieces, start=1):
+            self.piece((*key, 1, j), r, j, len(pieces), pc, pz)
+        trace = self.plan.trace_hex[int(self.plan.tr[r])]
+        for x in too_big:
+            xhex = self.span_hex(x)
+            eid = self.ids.new("transaction", trace, xhex, "too-large")
+            notes = [f"span of transaction {pz.root_hex}"]
+            rows = np.array([x], dtype=np.int64)
+            self.record((*key, 2, x), "transaction", eid, r, xhex, rows, reason="too_large", notes=notes)
+
+    def piece(self, key: tuple[int, ...], r: int, j: int, nparts: int, pc: Piece, pz: _Pieces) -> None:
+        """Piece ``j`` of ``nparts`` of transaction ``r``, under the time rule on its own (a continuation's
+        own end decides, as for any transaction)."""
+        trace, root_hex, proot = self.plan.trace_hex[int(self.plan.tr[r])], pz.root_hex, pc.root
+        phex = root_hex if proot == r else self.span_hex(proot)
+        rows = np.array([proot, *pc.rows], dtype=np.int64)
+        late = self.plan.tx_late(proot)
+        if late:
+            eid = self.ids.new("transaction", trace, root_hex, f"part{j}")
+            notes = [f"part {j}/{nparts} of transaction {root_hex}"]
+            self.record(
+                key, "transaction", eid, r, phex, rows, reason=late, notes=notes, part=j, parts=nparts
+            )
+            return
+        eid = pz.eid if j == 1 else self.ids.new("transaction", trace, root_hex, f"part{j}")
+        cont = "" if proot == r else root_hex
+        h, hnotes = transaction_header(
+            pz.item(proot), self.style, eid, pz.name, self.environment, part=f"{j}/{nparts}", continues=cont
+        )
+        payload = splice(dumps(h), [self.spans.store.get(x) for x in pc.rows])
+        notes = [f"part {j}/{nparts} of transaction {root_hex}: over the 1 MiB item limit, cut by start time"]
+        if cont:
+            parent = pz.item(proot).get("parent_span_id", "")
+            notes.append(f"continuation transaction rooted at span {phex} (parent {parent})")
+        notes += hnotes
+        self.record(
+            key, "transaction", eid, r, phex, rows, payload=payload, notes=notes, part=j, parts=nparts
+        )
+
+    # ----------------------------------------------------------------- error events
+    def error(self, rec: ExceptionRecord, errors: str, dup: str | None) -> None:
+        """The error event of one exception (``dup``: the dedup note when it is a duplicate)."""
+        p = self.plan
+        i = rec.row
+        t = int(p.tr[i])
+        shex = self.span_hex(i)
+        eid = self.ids.new("exception", p.trace_hex[t], shex, str(rec.index))
+        key = (t, int(p.root[i]), 1, i, rec.index)
+        rows = np.array([i], dtype=np.int64)
+        reason = p.error_reason(i, errors) or ("duplicate_exception" if dup is not None else "")
+        if reason:
+            notes = [dup] if dup is not None else []
+            self.record(key, "error", eid, i, shex, rows, reason=reason, notes=notes)
+            return
+        item = self.spans.items[i]
+        if self.style == "exporter":
+            ts_ns, ts = int(p.times.end[i]), item["timestamp"]
+            txn = None
+        else:
+            ts_ns = rec.time_ns + p.times.shift if rec.time_ns else int(p.times.end[i])
+            ts = self.convert.fmt(np.array([ts_ns], dtype=np.int64))[0]
+            txn = self.tx_name(int(p.root[i]))
+        ev_dict, notes = error_event(item, rec, self.style, eid, txn, self.environment, ts)
+        if p.error_late(ts_ns):
+            notes.append("outside Relay's window (30 days back, 60 s ahead): Relay replaces its timestamp")
+        payload = dumps(ev_dict)
+        if len(payload) > self.max_item_bytes:
+            self.record(
+                key, "error", eid, i, shex, rows, reason="too_large", notes=[f"{len(payload):,} bytes"]
+            )
+            return
+        self.record(key, "error", eid, i, shex, rows, payload=payload, notes=notes)
+
+    def events(self) -> list[EmittedEvent]:
+        """Every record, in output order."""
+        self.out.sort(key=lambda kv: kv[0])
+        return [ev for _, ev in self.out]
+
+
+@dataclass
+class Built:
+    """The records in output order, the run's notes (counts) and the number of exception span events."""
+
+    records: list[EmittedEvent]
+    notes: dict[str, int]
+    exception_events: int
+
+
+def build(
+    table: SpanTable,
+    plan: Plan,
+    renamer: Renamer,
+    *,
+    style: str,
+    errors: str,
+    environment: str,
+    max_item_bytes: int,
+    on_written: Callable[[EmittedEvent], None] | None = None,
+) -> Built:
+    """Every event of ``plan`` (see the module docstring)."""
+    convert = Converter(plan, style, renamer)
+    spans = convert_spans(table, plan, convert, errors != "none")
+    notes: dict[str, int] = {}
+    if renamer:  # counted now: naming a transaction later may convert (and rename) its root again
+        notes["spans renamed"] = renamer.renamed
+    for note in spans.res_notes:
+        notes[note] = notes.get(note, 0) + 1
+    b = Builder(table, plan, convert, spans, environment, max_item_bytes, on_written)
+    try:
+        for k in plan.tx.order.tolist():
+            b.transaction(int(k))
+    finally:
+        spans.store.close()
+    dups: dict[int, str] = {}
+    if errors == "dedup" and spans.records:
+        dups = dedup_exceptions(spans.records, plan.root, plan.parent, b.span_hex)
+    for k, rec in enumerate(spans.records):
+        b.error(rec, errors, dups.get(k))
+    return Built(b.events(), notes, len(spans.records))
