@@ -149,7 +149,7 @@ def test_update_creates_checks_and_restores_golden_files(tmp_path: Path) -> None
 
 def test_options_come_from_the_golden_header_unless_given(tmp_path: Path) -> None:
     fixture = "fixtures/polyglot.pb"
-    assert run(fixture, "--expected", str(tmp_path), "--routing", "service", "--update")[0] == 0
+    assert run(fixture, "--expected", str(tmp_path), "--routes", "service", "--update")[0] == 0
     header = json.loads((tmp_path / "polyglot.pb.golden.jsonl").read_text().splitlines()[0])
     assert header["options"] == {
         "batching": "captured",
@@ -160,7 +160,7 @@ def test_options_come_from_the_golden_header_unless_given(tmp_path: Path) -> Non
         "service_attribute": "service.name",
     }
     assert run(fixture, "--expected", str(tmp_path))[0] == 0  # routing service read back from the header
-    code, out, _ = run(fixture, "--expected", str(tmp_path), "--routing", "none")
+    code, out, _ = run(fixture, "--expected", str(tmp_path), "--routes", "none")
     assert code == 1 and out.splitlines()[0].split(": ", 1)[1].startswith("header changed; sentryexporter: ")
 
 
@@ -242,7 +242,7 @@ def test_bad_inputs_exit_2(tmp_path: Path) -> None:
     )
     assert code == 2 and "would share the golden file" in err
     code, _, err = run(
-        "fixtures/external/yelp.json", "--expected", str(tmp_path), "--routing", "nowhere.toml"
+        "fixtures/external/yelp.json", "--expected", str(tmp_path), "--routes", "nowhere.toml"
     )
     assert code == 2 and "nowhere.toml" in err
     assert run("fixtures/external/yelp.json", "--expected", str(tmp_path), "--compare", "nope")[0] == 2

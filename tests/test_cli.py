@@ -47,7 +47,7 @@ def test_analyze_json_numbers_hotrod() -> None:
 
 
 def test_routing_service_drops_entry_parts_that_are_not_server() -> None:
-    s = json.loads(run("analyze", HOTROD, "--routing", "service", "--format", "json")[1])
+    s = json.loads(run("analyze", HOTROD, "--routes", "service", "--format", "json")[1])
     assert s["verdicts"]["dropped"] == 15  # redis-manual and mysql parts have no root: dropped whole
     assert s["options"]["routing"] == "service"
 
@@ -60,7 +60,7 @@ def test_fail_on_misgrouped_exit_codes() -> None:
 
 def test_usage_errors_exit_2() -> None:
     assert run("analyze", HOTROD, "--compare", "nope")[0] == 2
-    code, out = run("analyze", HOTROD, "--routing", "missing.toml")
+    code, out = run("analyze", HOTROD, "--routes", "missing.toml")
     assert code == 2 and "missing.toml" in out
 
 
@@ -102,3 +102,10 @@ def test_info_counts_real_traces() -> None:
     d = json.loads(out)
     assert code == 0 and d["spans"] == 660 and d["traces"] == 20 and len(d["services"]) == 12
     assert d["cross_service_links"] == 220
+
+
+def test_routing_is_the_deprecated_spelling_of_routes() -> None:
+    result = CliRunner().invoke(main, ["analyze", HOTROD, "--routing", "service", "--format", "json"])
+    assert result.exit_code == 0
+    assert "tracegroup: warning: --routing is deprecated, use --routes" in result.stderr
+    assert json.loads(result.stdout)["options"]["routing"] == "service"

@@ -178,7 +178,7 @@ def run(*args: str) -> tuple[int, str]:
     [
         ("--trace", "2EA75461946A7DD10F2C15AB36A076CB"),
         ("--kind", "overview"),
-        ("--kind", "waterfall", "--routing", "service", "--max-spans", "5"),
+        ("--kind", "waterfall", "--routes", "service", "--max-spans", "5"),
     ],
 )
 def test_cli_writes_a_png(tmp_path: Path, args: tuple[str, ...]) -> None:

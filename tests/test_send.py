@@ -187,7 +187,7 @@ def test_send_corrected_otlp_to_each_route() -> None:
 
 @pytest.mark.parametrize("value", ["1s", "200ms", "1.5s"])
 def test_duration_option(value: str) -> None:
-    from tracegroup.cli import Duration
+    from tracegroup.cli.common import Duration
 
     assert Duration().convert(value, None, None) == {"1s": 1000.0, "200ms": 200.0, "1.5s": 1500.0}[value]
 

@@ -155,7 +155,7 @@ def test_unwritable_and_foreign_output(tmp_path: Path) -> None:
 
 def test_registering_the_command_imports_nothing_heavy() -> None:
     code = (
-        "import sys, tracegroup; before = set(sys.modules); import tracegroup.sentry.cli; "
+        "import sys, tracegroup; before = set(sys.modules); import tracegroup.cli.sentry; "
         "new = set(sys.modules) - before; "
         "print(sorted(m for m in new if m.split('.')[0] in ('sentry_sdk', 'yaml', 'sentry_relay')))"
     )

@@ -42,7 +42,7 @@ def test_show_hotrod_tree_with_both_transactions() -> None:
 
 
 def test_show_takes_a_64_bit_id_and_other_groupings() -> None:
-    result = run(DSB, "--trace", "151E8EA44A5CF41C", "--compare", "span-kind", "--routing", "service")
+    result = run(DSB, "--trace", "151E8EA44A5CF41C", "--compare", "span-kind", "--routes", "service")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("trace 0000000000000000151e8ea44a5cf41c: ")
     assert "span-kind tx" in result.stdout and "routing service" in result.stdout

@@ -1,0 +1,5 @@
+"""``python -m tracegroup.cli``: the ``tracegroup`` command."""
+
+from tracegroup.cli import main
+
+main()

@@ -1,0 +1,171 @@
+"""``tracegroup info``, ``analyze``, ``spans`` and ``whatif``: a dump's facts, both groupings, the per-span
+table and other pipeline settings.
+
+Contract: each command loads the dumps, makes one library call (:func:`tracegroup.render.info`,
+:meth:`tracegroup.analysis.Analysis.summary`, :func:`tracegroup.frames.spans_frame`,
+:func:`tracegroup.whatif.whatif`) and hands the result to one renderer or writer.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from tracegroup import render, tree
+from tracegroup.cli.common import (
+    Duration,
+    analysis_from,
+    errors,
+    grouping_options,
+    load_options,
+    load_table,
+    pipeline_from,
+    routes_from,
+    routes_value,
+    with_pipeline_options,
+    with_routes_options,
+)
+from tracegroup.grouping import STRATEGIES
+
+
+@click.command()
+@load_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@errors
+def info(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet: bool, fmt: str) -> None:
+    """Formats detected, batches, spans, traces, services and anomalies of DUMPS."""
+    table = load_table(dumps, service_attribute, keep_going, quiet)
+    data = render.info(table, tree.build(table))
+    click.echo(render.to_json(data) if fmt == "json" else render.info_text(data), nl=False)
+
+
+@click.command(name="analyze")
+@load_options
+@grouping_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--top", default=10, show_default=True, help="Worst traces to list.")
+@click.option(
+    "--fail-on-misgrouped",
+    type=click.FloatRange(0, 1),
+    help="Exit 1 when the share of spans the compared rule gets wrong (dropped included, incomplete "
+    "transactions excluded) exceeds this ratio.",
+)
+@errors
+def analyze_cmd(
+    dumps: tuple[str, ...],
+    service_attribute: str,
+    keep_going: bool,
+    quiet: bool,
+    fmt: str,
+    top: int,
+    fail_on_misgrouped: float | None,
+    **opts: Any,
+) -> None:
+    """How the compared strategy grouped DUMPS against one transaction per application boundary."""
+    table = load_table(dumps, service_attribute, keep_going, quiet)
+    summary = analysis_from(table, opts).summary(top=top)
+    click.echo(render.to_json(summary) if fmt == "json" else render.analysis_text(summary, top), nl=False)
+    if fail_on_misgrouped is not None and summary["blamed"]["ratio"] > fail_on_misgrouped:
+        click.echo(
+            f"tracegroup: {summary['blamed']['ratio']:.2%} of spans mis-grouped or dropped "
+            f"(limit {fail_on_misgrouped:.2%})",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@click.command()
+@load_options
+@grouping_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="csv", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Output file (default stdout)."
+)
+@click.option("--no-details", is_flag=True, help="Only the contract columns: skip attributes, events, links.")
+@errors
+def spans(
+    dumps: tuple[str, ...],
+    service_attribute: str,
+    keep_going: bool,
+    quiet: bool,
+    fmt: str,
+    output: str | None,
+    no_details: bool,
+    **opts: Any,
+) -> None:
+    """One row per span with its transaction under both groupings and its verdict."""
+    from tracegroup.frames import spans_frame
+    from tracegroup.writers import write_frame
+
+    table = load_table(dumps, service_attribute, keep_going, quiet)
+    frame = spans_frame(table, analysis_from(table, opts), details_=not no_details)
+    write_frame(frame, fmt, output)
+
+
+def _vary(values: tuple[str, ...]) -> dict[str, list[float]]:
+    from tracegroup.whatif import SETTINGS
+
+    out: dict[str, list[float]] = {}
+    for item in values:
+        name, _, raw = item.partition("=")
+        name = name.strip()
+        if name not in SETTINGS or not raw:
+            raise click.BadParameter(
+                f"{item!r}: expected NAME=V1,V2,… with NAME one of {', '.join(SETTINGS)}", param_hint="--vary"
+            )
+        convert: click.ParamType = Duration() if SETTINGS[name][2] == "ms" else click.IntRange(0)
+        out[name] = [float(convert.convert(v.strip(), None, None)) for v in raw.split(",") if v.strip()]
+    return out
+
+
+@click.command()
+@load_options
+@click.option(
+    "--vary", multiple=True, help="NAME=V1,V2,… e.g. batch-size=64,512,8192 or wait=1s,5s (repeatable)."
+)
+@click.option(
+    "--strategies",
+    default="sentryexporter",
+    show_default=True,
+    help="Comma-separated compared strategies; the first one drives the recommendation.",
+)
+@click.option(
+    "--target",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Acceptable share of mis-grouped plus dropped spans.",
+)
+@with_routes_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@with_pipeline_options
+@errors
+def whatif(
+    dumps: tuple[str, ...],
+    service_attribute: str,
+    keep_going: bool,
+    quiet: bool,
+    vary: tuple[str, ...],
+    strategies: str,
+    target: float,
+    fmt: str,
+    **opts: Any,
+) -> None:
+    """Mis-grouped, dropped and incomplete spans under other pipeline settings, and what to change."""
+    from tracegroup.whatif import whatif as run_whatif
+
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    for name in names:
+        if name not in STRATEGIES:
+            raise click.BadParameter(f"unknown strategy {name!r}", param_hint="--strategies")
+    grid = _vary(vary) or {"batch-size": [64, 512, 8192], "sdk-batch": [64, 512], "wait": [1000, 5000]}
+    table = load_table(dumps, service_attribute, keep_going, quiet)
+    result = run_whatif(table, grid, names, pipeline_from(opts), routes_from(routes_value(opts)), target)
+    if fmt == "json":
+        click.echo(render.to_json({"rows": result.rows, "recommendation": result.recommendation}), nl=False)
+    else:
+        click.echo(render.whatif_text(result.rows, result.recommendation), nl=False)

@@ -1,0 +1,94 @@
+"""``tracegroup check``: groupings of fixture dumps against committed golden files (CI regression).
+
+Contract: one :func:`tracegroup.check.check_fixture` call per fixture, one summary line each (and the
+diffs, truncated to ``--max-diff-lines``); the exit code is the worst status: 0 equal/updated, 1 differ,
+2 error. Options not given come from each golden file's header (see :mod:`tracegroup.check`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tracegroup.batching import BATCHINGS
+from tracegroup.check import check_fixture, golden_path
+from tracegroup.cli.common import _deprecated_routing
+from tracegroup.grouping import STRATEGIES
+
+
+@click.command()
+@click.argument("fixtures", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--expected",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory of golden files (<fixture name>.golden.jsonl).",
+)
+@click.option("--update", is_flag=True, help="Rewrite the golden files from the current groupings.")
+@click.option(
+    "--compare", type=click.Choice(sorted(STRATEGIES)), help="Compared strategy (default sentryexporter)."
+)
+@click.option(
+    "--reference", type=click.Choice(sorted(STRATEGIES)), help="Reference strategy (default service)."
+)
+@click.option("--boundary", type=click.Choice(["service", "service+remote"]), help="Application boundary.")
+@click.option("--batches", "batching", type=click.Choice(BATCHINGS), help="Exporter calls (as for analyze).")
+@click.option("--routes", help="none, service, or a routes file (as for analyze).")
+@click.option("--routing", "routing_deprecated", hidden=True, callback=_deprecated_routing)
+@click.option("--service-attribute", help="Resource attribute that names a service (default service.name).")
+@click.option(
+    "--max-diff-lines",
+    default=80,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Diff lines shown per fixture (0: all).",
+)
+def check(
+    fixtures: tuple[str, ...],
+    expected: str,
+    update: bool,
+    max_diff_lines: int,
+    **overrides: Any,
+) -> None:
+    """Compare each FIXTURE's groupings with its golden file in --expected DIR.
+
+    Options not given on the command line come from the golden file's header, else the analyze
+    defaults. Exit 0 when every fixture matches (or was updated), 1 when one differs, 2 on bad input or
+    a missing golden file.
+    """
+    routes = overrides.pop("routes", None) or overrides.pop("routing_deprecated", None)
+    overrides.pop("routing_deprecated", None)
+    overrides["routing"] = routes
+    seen: dict[Path, str] = {}
+    for f in fixtures:
+        g = golden_path(f, expected)
+        if g in seen and seen[g] != f:
+            click.echo(f"tracegroup: error: {seen[g]} and {f} would share the golden file {g}", err=True)
+            sys.exit(2)
+        seen[g] = f
+    worst = 0
+    for f in fixtures:  # every fixture is checked and reported, then the worst status is the exit code
+        r = check_fixture(f, expected, overrides, update=update)
+        worst = max(worst, r.exit_code)
+        if r.status == "error":
+            click.echo(f"tracegroup: error: {r.message}", err=True)
+            continue
+        label = {"ok": "ok", "differ": "FAIL", "updated": "updated", "created": "created"}[r.status]
+        tail = f": {r.message}" if r.message else ""
+        click.echo(f"{label:8} {f} ({r.lines} lines, {r.golden}){tail}")
+        if r.diff:
+            shown = r.diff if max_diff_lines == 0 else r.diff[:max_diff_lines]
+            for line in shown:
+                click.echo(line)
+            if len(shown) < len(r.diff):
+                click.echo(f"... {len(r.diff) - len(shown)} more diff lines (--max-diff-lines 0 shows all)")
+    if worst == 1:
+        click.echo(
+            "tracegroup: groupings differ from the golden files; if the change is intended, "
+            "rerun with --update and commit the golden files",
+            err=True,
+        )
+    sys.exit(worst)

@@ -1,0 +1,365 @@
+"""What every ``tracegroup`` command shares: error handling, loading, and the option groups.
+
+Contract: :func:`errors` turns bad input (``LoadError``, ``ValueError``, ``OSError``) into one line on
+stderr naming the file and the problem, exit code 2, never a traceback. :func:`load_table` loads dumps with
+progress and warnings on stderr. The option decorators (:func:`load_options`, :func:`grouping_options`,
+:data:`pipeline_options`, :func:`send_options`) give every command the same names, defaults and help, and
+the ``*_from`` functions turn their values into the library's arguments. The routes option is ``--routes``
+everywhere; the old spelling ``--routing`` still works with a deprecation warning.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from tracegroup import render
+from tracegroup.analysis import Analysis, analyze
+from tracegroup.batching import BATCHINGS
+from tracegroup.grouping import STRATEGIES
+from tracegroup.load import LoadError, load
+from tracegroup.model import SpanTable
+from tracegroup.pipeline import PipelineOptions
+from tracegroup.routes import Routes, load_routes
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"tracegroup: error: {message}", err=True)
+    sys.exit(2)
+
+
+def errors(fn: F) -> F:
+    """Turn bad input into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LoadError as err:
+            fail(str(err))
+        except ValueError as err:
+            fail(str(err))
+        except OSError as err:
+            fail(f"{getattr(err, 'filename', '') or ''}: {err.strerror or err}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_table(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet: bool) -> SpanTable:
+    show = not quiet and sys.stderr.isatty()
+
+    def progress(path: str, spans: int, files: int) -> None:
+        click.echo(f"\rloaded {path} ({spans:,} spans so far, {files} files)", err=True, nl=False)
+
+    table = load(
+        dumps, service_attribute=service_attribute, keep_going=keep_going, progress=progress if show else None
+    )
+    if show:
+        click.echo("", err=True)
+    if not quiet:
+        for s in table.sources:
+            for w in s.warnings:
+                click.echo(f"tracegroup: warning: {w}", err=True)
+    return table
+
+
+def load_options(fn: F) -> F:
+    for deco in reversed(
+        [
+            click.argument("dumps", nargs=-1, required=True, type=click.Path()),
+            click.option(
+                "--service-attribute",
+                default="service.name",
+                show_default=True,
+                help="Resource attribute that names a service.",
+            ),
+            click.option(
+                "--keep-going", is_flag=True, help="Skip unreadable files with a warning instead of failing."
+            ),
+            click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr."),
+        ]
+    ):
+        fn = deco(fn)
+    return fn
+
+
+def _deprecated_routing(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        click.echo("tracegroup: warning: --routing is deprecated, use --routes", err=True)
+    return value
+
+
+#: ``--routes none|service|FILE`` and its deprecated spelling ``--routing`` (hidden).
+routes_options = [
+    click.option(
+        "--routes",
+        default="none",
+        show_default=True,
+        help="none, service (one exporter per service), or a routes file (TOML/YAML).",
+    ),
+    click.option("--routing", "routing_deprecated", hidden=True, callback=_deprecated_routing),
+]
+
+
+def with_routes_options(fn: F) -> F:
+    for deco in reversed(routes_options):
+        fn = deco(fn)
+    return fn
+
+
+def routes_value(opts: dict[str, Any]) -> str:
+    """The ``--routes`` value, or the deprecated ``--routing`` one when only that was given."""
+    old = opts.pop("routing_deprecated", None)
+    return old if old is not None and opts.get("routes", "none") == "none" else opts.get("routes", "none")
+
+
+def grouping_options(fn: F) -> F:
+    for deco in reversed(
+        [
+            click.option(
+                "--compare",
+                default="sentryexporter",
+                show_default=True,
+                type=click.Choice(sorted(STRATEGIES)),
+                help="Strategy compared with the reference.",
+            ),
+            click.option(
+                "--reference",
+                default="service",
+                show_default=True,
+                type=click.Choice(sorted(STRATEGIES)),
+                help="The grouping taken as correct.",
+            ),
+            click.option(
+                "--boundary",
+                default="service",
+                show_default=True,
+                type=click.Choice(["service", "service+remote"]),
+                help="service+remote also cuts where the OTLP flags say the parent is remote.",
+            ),
+            click.option(
+                "--batches",
+                "batching",
+                type=click.Choice(BATCHINGS),
+                help="Exporter calls: captured messages (default for multi-message dumps), one per trace "
+                "(default otherwise), the whole dump, or a simulated pipeline (simulate, groupbytrace).",
+            ),
+            *routes_options,
+            click.option(
+                "--heal", is_flag=True, help="Repair incomplete transactions (listed in the report)."
+            ),
+            *pipeline_options,
+        ]
+    ):
+        fn = deco(fn)
+    return fn
+
+
+class Duration(click.ParamType):
+    """A duration like ``200ms``, ``5s``, ``1.5s`` or ``100us``, as milliseconds (bare numbers are ms)."""
+
+    name = "duration"
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        for unit in sorted(self.units, key=len, reverse=True):
+            if text.endswith(unit) and text[: -len(unit)].strip():
+                number, scale = text[: -len(unit)], self.units[unit]
+                break
+        else:
+            number, scale = text, 1.0
+        try:
+            ms = float(number) * scale
+        except ValueError:
+            self.fail(f"{value!r} is not a duration like 200ms, 5s or 1.5s", param, ctx)
+        if ms < 0:
+            self.fail(f"{value!r} is negative", param, ctx)
+        return ms
+
+
+_DEFAULTS = PipelineOptions()
+#: Simulation settings for ``--batches simulate|groupbytrace`` (also the ``whatif --vary`` names).
+pipeline_options = [
+    click.option(
+        "--sdk-delay",
+        type=Duration(),
+        default=f"{_DEFAULTS.sdk_delay_ms}ms",
+        show_default=True,
+        help="SDK BatchSpanProcessor schedule delay.",
+    ),
+    click.option(
+        "--sdk-batch",
+        type=click.IntRange(1),
+        default=_DEFAULTS.sdk_batch,
+        show_default=True,
+        help="SDK max export batch size.",
+    ),
+    click.option(
+        "--sdk-queue",
+        type=click.IntRange(1),
+        default=_DEFAULTS.sdk_queue,
+        show_default=True,
+        help="SDK max queue size (spans beyond it are dropped).",
+    ),
+    click.option(
+        "--sdk-export-time",
+        type=Duration(),
+        default="0ms",
+        show_default=True,
+        help="How long one SDK export keeps the worker busy (a slow collector fills the queue).",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(1),
+        default=_DEFAULTS.batch_size,
+        show_default=True,
+        help="Collector batch processor send_batch_size.",
+    ),
+    click.option(
+        "--batch-max-size",
+        type=click.IntRange(0),
+        default=0,
+        show_default=True,
+        help="Collector batch processor send_batch_max_size (0: no limit).",
+    ),
+    click.option(
+        "--batch-timeout",
+        type=Duration(),
+        default=f"{_DEFAULTS.batch_timeout_ms}ms",
+        show_default=True,
+        help="Collector batch processor timeout.",
+    ),
+    click.option(
+        "--wait",
+        type=Duration(),
+        default=None,
+        help="groupbytrace wait_duration (implies --batches groupbytrace; default 1s there).",
+    ),
+]
+
+
+def with_pipeline_options(fn: F) -> F:
+    for deco in reversed(pipeline_options):
+        fn = deco(fn)
+    return fn
+
+
+def pipeline_from(opts: dict[str, Any]) -> PipelineOptions:
+    return PipelineOptions(
+        sdk_delay_ms=opts.get("sdk_delay", _DEFAULTS.sdk_delay_ms),
+        sdk_batch=opts.get("sdk_batch", _DEFAULTS.sdk_batch),
+        sdk_queue=opts.get("sdk_queue", _DEFAULTS.sdk_queue),
+        sdk_export_ms=opts.get("sdk_export_time", 0.0),
+        batch_size=opts.get("batch_size", _DEFAULTS.batch_size),
+        batch_max_size=opts.get("batch_max_size", 0),
+        batch_timeout_ms=opts.get("batch_timeout", _DEFAULTS.batch_timeout_ms),
+        wait_ms=opts.get("wait"),
+    )
+
+
+def routes_from(value: str) -> str | Routes:
+    if value in ("none", "service"):
+        return value
+    if not Path(value).exists():
+        raise click.BadParameter(
+            f"{value}: not 'none', 'service' or an existing routes file", param_hint="--routes"
+        )
+    return load_routes(value)
+
+
+def analysis_from(table: SpanTable, opts: dict[str, Any]) -> Analysis:
+    batching = opts["batching"]
+    if opts.get("wait") is not None and batching in (None, "simulate"):
+        batching = "groupbytrace"
+    return analyze(
+        table,
+        compare=opts["compare"],
+        reference=opts["reference"],
+        batching=batching,
+        routing=routes_from(routes_value(opts)),
+        boundary=opts["boundary"],
+        pipeline=pipeline_from(opts),
+        heal=opts.get("heal", False),
+    )
+
+
+def send_options(fn: F) -> F:
+    for deco in reversed(
+        [
+            click.option(
+                "--resume",
+                is_flag=True,
+                help="Send exactly what the directory's send-journal.jsonl does not list as accepted.",
+            ),
+            click.option("--dry-run", is_flag=True, help="Send nothing; show what would go where."),
+            click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True),
+            click.option(
+                "--retries",
+                type=click.IntRange(1, 100),
+                default=5,
+                show_default=True,
+                help="Most requests per item (429, 5xx, network errors); retries wait 1 s at least.",
+            ),
+            click.option(
+                "--max-wait",
+                type=Duration(),
+                default="300s",
+                show_default=True,
+                help="Longest total wait (backoff and rate limits) per item before it counts as failed.",
+            ),
+            click.option(
+                "--timeout",
+                type=Duration(),
+                default="30s",
+                show_default=True,
+                help="Longest attempt: connecting, sending and the whole answer.",
+            ),
+            click.option(
+                "--deadline",
+                type=Duration(),
+                default="3600s",
+                show_default=True,
+                help="Longest run: what is not accepted by then is listed as not sent (--resume).",
+            ),
+        ]
+    ):
+        fn = deco(fn)
+    return fn
+
+
+def transport_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The ``send_options`` values as :func:`tracegroup.transport.send_all` arguments (seconds)."""
+    return {
+        "concurrency": opts["concurrency"],
+        "retries": opts["retries"],
+        "max_wait": opts["max_wait"] / 1000,
+        "timeout": max(opts["timeout"], 1.0) / 1000,
+        "deadline": opts["deadline"] / 1000,
+    }
+
+
+def report_send(result: Any, fmt: str) -> None:
+    """Print a send report and exit 1 unless every item was accepted."""
+    if fmt == "json":
+        click.echo(render.to_json(result.as_dict()), nl=False)
+    else:
+        click.echo(render.send_text(result.as_dict()), nl=False)
+    if getattr(result, "interrupted", False):
+        sent = sum(o.status == "sent" for o in result.outcomes)
+        click.echo(
+            f"tracegroup: interrupted: {sent} accepted, {len(result.outcomes) - sent} not; "
+            "rerun with --resume to send the rest",
+            err=True,
+        )
+    if not result.ok and not all(o.status == "would-send" for o in result.outcomes):
+        sys.exit(1)

@@ -1,0 +1,278 @@
+"""``tracegroup emit`` and ``send``: dump files -> Sentry envelopes (or bare events) on disk, and a summary.
+
+Contract: the command loads the dumps, reads the routes and renames files, makes one
+:func:`tracegroup.sentry.emit.emit` call, writes what was asked (``--out DIR``: envelopes, manifest and
+summary, the envelopes streamed as events are built unless ``--jsonl`` is also given; ``--jsonl FILE``:
+bare events; ``--manifest FILE``: the manifest anywhere) and prints the summary
+(text or JSON) on stdout. With neither ``--out`` nor ``--jsonl`` it writes nothing: a dry run. Writing
+``--out DIR`` forgets DIR's earlier deliveries (journal, not-sent list, kept OTLP requests); ``--send`` and
+``--send-otlp`` (both need ``--out DIR``) then deliver as ``tracegroup send`` does (docs/send.md), with
+its default limits, journaling in DIR so ``tracegroup send DIR --resume`` finishes the job. Bad input
+(unreadable dump, bad routes/renames file or regular expression, bad ``--environment``/``--now``,
+unwritable or foreign output directory) is one line on stderr naming the file or option, exit code 2, via
+the shared :func:`tracegroup.cli.common.errors`. DSN keys are never printed. Heavy modules are imported
+when the command runs, so registering it costs nothing at start-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tracegroup.cli.common import errors, load_table, report_send, send_options, transport_options
+
+
+def parse_now(value: str) -> int:
+    """``--now``: epoch seconds (int or float) or an RFC 3339 timestamp -> ns since the epoch."""
+    import datetime as dt
+
+    text = value.strip()
+    try:
+        return int(round(float(text) * 1_000_000_000))
+    except ValueError:
+        pass
+    try:
+        stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--now {value!r}: not epoch seconds nor an RFC 3339 timestamp") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return int(stamp.timestamp()) * 1_000_000_000 + stamp.microsecond * 1000
+
+
+@click.command("emit")
+@click.argument("dumps", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Write DIR/<service>/<event_id>.envelope per event, DIR/manifest.jsonl and DIR/summary.json.",
+)
+@click.option("--jsonl", type=click.Path(dir_okay=False), help="Write the bare events, one JSON per line.")
+@click.option(
+    "--manifest", type=click.Path(dir_okay=False), help="Also write the manifest (JSON lines) to this file."
+)
+@click.option(
+    "--style",
+    type=click.Choice(["exporter", "sentry"]),
+    default="exporter",
+    show_default=True,
+    help="exporter: spans as the legacy collector exporter converted them; sentry: as Sentry's SDKs "
+    "send them.",
+)
+@click.option(
+    "--errors",
+    type=click.Choice(["all", "dedup", "none"]),
+    default="all",
+    show_default=True,
+    help="Error events from exception span events: all, dedup (one per exception re-recorded on enclosing "
+    "spans of a transaction), none.",
+)
+@click.option("--routes", "routes_file", type=click.Path(), help="Routes file (TOML/YAML): service -> DSN.")
+@click.option("--renames", "renames_file", type=click.Path(), help="File of [[rename]] rules (TOML/YAML).")
+@click.option("--environment", default="", help="Sentry environment of every event.")
+@click.option(
+    "--rebase-time",
+    is_flag=True,
+    help="Shift every timestamp so the newest span ends now (replaying a capture).",
+)
+@click.option(
+    "--now",
+    "now_text",
+    help="The time Relay is assumed to receive the events (RFC 3339 or epoch seconds); default: the "
+    "clock. With --rebase-time the newest span ends at --now (default: the start of the current UTC hour). "
+    "Pin it for byte-identical replays across hours.",
+)
+@click.option(
+    "--service-attribute",
+    default="service.name",
+    show_default=True,
+    help="Resource attribute that names a service.",
+)
+@click.option("--keep-going", is_flag=True, help="Skip unreadable files with a warning instead of failing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--send", is_flag=True, help="Then send the envelopes of --out DIR (as `tracegroup send DIR`).")
+@click.option(
+    "--otlp",
+    type=click.Path(dir_okay=False),
+    help="Also write the spans as OTLP with corrected parent-remote flags (for Sentry's OTLP endpoint).",
+)
+@click.option("--otlp-format", type=click.Choice(["proto", "jsonl"]), default="proto", show_default=True)
+@click.option("--send-otlp", is_flag=True, help="Post the corrected OTLP to each route's OTLP endpoint.")
+def emit(**options: Any) -> None:
+    """Turn DUMPS into Sentry transactions (one per application boundary) and error events."""
+
+    errors(_run)(**options)
+
+
+def _run(
+    dumps: tuple[str, ...],
+    out: str | None,
+    jsonl: str | None,
+    manifest: str | None,
+    style: str,
+    errors: str,
+    routes_file: str | None,
+    renames_file: str | None,
+    environment: str,
+    rebase_time: bool,
+    now_text: str | None,
+    service_attribute: str,
+    keep_going: bool,
+    quiet: bool,
+    fmt: str,
+    send: bool,
+    otlp: str | None,
+    otlp_format: str,
+    send_otlp: bool,
+) -> None:
+    from tracegroup.render import to_json
+    from tracegroup.routes import load_renames, load_routes
+    from tracegroup.sentry import envelope as files
+    from tracegroup.sentry.emit import emit as emit_events
+
+    if send and not out:
+        raise ValueError("--send needs --out DIR (the envelopes it sends)")
+    if send_otlp and not routes_file:
+        raise ValueError("--send-otlp needs --routes FILE (the DSN of each service's project)")
+    if send_otlp and not out:
+        raise ValueError("--send-otlp needs --out DIR (its delivery journal and what --resume sends again)")
+    routes = load_routes(routes_file) if routes_file else None
+    renames = load_renames(renames_file) if renames_file else []
+    now = parse_now(now_text) if now_text else None
+    table = load_table(dumps, service_attribute, keep_going, quiet)
+    # --out alone streams: each envelope is written as soon as its event is built (memory stays flat);
+    # --jsonl needs every payload in output order, so then events are held until written
+    writer = files.DirWriter(out) if out and not jsonl else None
+    result = emit_events(
+        table,
+        routes=routes,
+        renames=renames,
+        style=style,
+        errors=errors,
+        environment=environment,
+        rebase_time=rebase_time,
+        now=now,
+        on_written=writer.write if writer else None,
+    )
+    written: dict[str, str] = {}
+    if writer:
+        written = writer.finish(result)
+    elif out:
+        written = files.write_dir(result, out)
+    if out:
+        from pathlib import Path
+
+        from tracegroup.send import clear_state
+
+        clear_state(Path(out))  # a new emit: earlier deliveries from DIR no longer describe its files
+    if jsonl:
+        files.write_jsonl(result, jsonl)
+    if manifest:
+        files.write_manifest(result, manifest, written)
+    summary = result.summary()
+    summary["output"] = {"out": out or "", "jsonl": jsonl or "", "manifest": manifest or ""}
+    if otlp:
+        from tracegroup.otlp_out import corrected_messages, service_flags, write_otlp
+
+        write_otlp(corrected_messages(table, service_flags(table)), otlp, otlp_format)
+        summary["output"]["otlp"] = otlp
+    click.echo(to_json(summary) if fmt == "json" else summary_text(summary), nl=False)
+    if send or send_otlp:
+        assert out is not None  # checked above
+        _send(table, out, send, routes if send_otlp else None, fmt)
+
+
+def _send(table: Any, out: str, envelopes: bool, routes: Any, fmt: str) -> None:
+    """``--send`` / ``--send-otlp``: deliver, journal in ``out``, report, exit 1 unless all was accepted."""
+    from pathlib import Path
+
+    from tracegroup.otlp_out import corrected_messages, service_flags
+    from tracegroup.send import envelope_requests, otlp_requests, send
+    from tracegroup.transport import Outcome, Request
+
+    root = Path(out)
+    requests: list[Request] = []
+    unsendable: list[Outcome] = []
+    if envelopes:
+        requests, unsendable = envelope_requests(root)
+    if routes is not None:
+        messages = corrected_messages(table, service_flags(table))
+        more, lost = otlp_requests(messages, routes, table.service_attribute, root)
+        requests, unsendable = requests + more, unsendable + lost
+    report_send(send(requests, unsendable, root), fmt)
+
+
+def summary_text(s: dict[str, Any]) -> str:
+    """The summary as a short report."""
+    from tracegroup.sentry.emit import NOT_WRITTEN
+
+    o, sp, tx, er = s["options"], s["spans"], s["transactions"], s["errors"]
+    lines = [
+        f"tracegroup emit: style {o['style']}, errors {o['errors']}"
+        + (f", now {o['now']}" if o["now"] else "")
+        + (
+            f", newest span rebased to {o['rebased_to']} ({o['shift_ns'] / 1e9:+,.0f} s)"
+            if o["rebased_to"]
+            else ""
+        ),
+        f"spans: {sp['in']:,} in, {sp['written']:,} written in {tx['events']:,} transaction events "
+        f"({tx['written']:,} transactions, {tx['split']:,} split into continuations), "
+        f"{er['written']:,} error event(s) of {er['exception_events']:,} exception span event(s)",
+    ]
+    nw = sum(sp["not_written"].values())
+    if nw or er["not_written"]:
+        lines.append(f"not written: {nw:,} spans")
+        for reason, n in sp["not_written"].items():
+            lines.append(
+                f"  {n:>9,} spans in {tx['not_written'].get(reason, 0):,} transactions: {reason} — "
+                f"{NOT_WRITTEN.get(reason, '')}"
+            )
+        for reason, n in er["not_written"].items():
+            lines.append(f"  {n:>9,} error events: {reason} — {NOT_WRITTEN.get(reason, '')}")
+    if s["routes"]:
+        lines.append("routes:")
+        for r in s["routes"]:
+            svcs = ", ".join(r["services"]) or "(no service of these dumps)"
+            lines.append(f"  {r['name']}: {r['dsn']} sample_rate {r['sample_rate']:g} <- {svcs}")
+    if s["unrouted_services"]:
+        lines.append(f"unrouted services (not written): {', '.join(s['unrouted_services'])}")
+    lines.append("per service:")
+    for p in s["per_service"]:
+        lines.append(
+            f"  {p['service'] or '(no service)'}: {p['transactions']:,} transactions, {p['spans']:,} spans, "
+            f"{p['errors']:,} error event(s)"
+            + (f", {p['not_written_spans']:,} spans not written" if p["not_written_spans"] else "")
+            + (f" -> {p['route']}" if p["route"] else "")
+        )
+    for note, n in s["notes"].items():
+        lines.append(f"note: {note}" + (f" ({n:,})" if n > 1 else ""))
+    out = s.get("output", {})
+    if out.get("out"):
+        lines.append(f"wrote {out['out']}/ (<service>/<event_id>.envelope, manifest.jsonl, summary.json)")
+    if out.get("jsonl"):
+        lines.append(f"wrote {out['jsonl']} (one event per line)")
+    if not out.get("out") and not out.get("jsonl"):
+        lines.append("dry run: give --out DIR and/or --jsonl FILE to write events")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True))
+@send_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@errors
+def send(directory: str, resume: bool, dry_run: bool, fmt: str, **opts: Any) -> None:
+    """Send the envelopes `tracegroup emit --out DIRECTORY` wrote, each to its DSN; report every outcome
+    and journal it in DIRECTORY/send-journal.jsonl (see docs/send.md)."""
+    from tracegroup.send import envelope_requests, otlp_file_requests
+    from tracegroup.send import send as run_send
+
+    root = Path(directory)
+    requests, unsendable = envelope_requests(root, required=not resume)
+    if resume:
+        requests += otlp_file_requests(root)
+    result = run_send(requests, unsendable, root, resume=resume, dry_run=dry_run, **transport_options(opts))
+    report_send(result, fmt)
