@@ -20,7 +20,10 @@ naming the file) on anything else::
 
 A route is one exporter in the collector (and one Sentry project): services sharing a route share its
 exporter calls. ``Routes.route_of(service)`` gives the route name, or None when the service is unrouted.
-A DSN's secret part is never printed: use :func:`redact_dsn` for anything shown to users.
+DSNs are parsed in one place, :meth:`Dsn.parse` (``https://PUBLIC_KEY[:SECRET]@HOST[:PORT][/PATH]/PROJECT_ID``,
+``http`` or ``https``, a numeric project id): a route's ``dsn`` must parse, its public key is the parsed one,
+and sending builds its URLs and auth header from it. A DSN's secret part is never printed: use
+:func:`redact_dsn` for anything shown to users.
 Rename rules (:class:`RenameRule`, the collector span processor's ``name.from_attributes``) may live in the
 routes file or in a file of their own (:func:`load_renames`, the same ``[[rename]]`` tables); a bad
 regular expression is a ``LoadError`` naming the file and the rule.
@@ -33,6 +36,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tracegroup.load.base import LoadError
 
@@ -46,8 +50,11 @@ class Route:
 
     @property
     def public_key(self) -> str:
-        """The DSN's public key ("" without a DSN): goes into envelope headers, never printed."""
-        return dsn_public_key(self.dsn)
+        """The DSN's public key ("" without a valid DSN): goes into envelope headers, never printed."""
+        try:
+            return Dsn.parse(self.dsn).public_key
+        except ValueError:
+            return ""
 
 
 @dataclass
@@ -93,10 +100,42 @@ def redact_dsn(dsn: str) -> str:
     return re.sub(r"(sentry_(?:key|secret)=)[^&,\s]+", r"\1***", out)
 
 
-def dsn_public_key(dsn: str) -> str:
-    """The public key of ``https://PUBLIC_KEY[:SECRET]@HOST/PROJECT_ID`` ("" when there is none)."""
-    m = re.match(r"^[a-z]+://([^@/:]+)(?::[^@/]*)?@", dsn)
-    return m.group(1) if m else ""
+@dataclass(frozen=True)
+class Dsn:
+    """A parsed DSN: what sending needs (endpoint URLs, auth header) and the public key of envelope
+    headers."""
+
+    scheme: str
+    public_key: str
+    host: str
+    project_id: str
+
+    @classmethod
+    def parse(cls, dsn: str) -> Dsn:
+        """``https://PUBLIC_KEY@HOST/PROJECT_ID`` (a path before the project id is kept with the host);
+        ``ValueError`` (the DSN redacted) on anything else."""
+        parts = urlsplit(dsn)
+        path, _, project = parts.path.rpartition("/")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+            project = ""
+        key, host = parts.username, parts.hostname
+        if not key or not host or not project.isdigit() or parts.scheme not in ("http", "https"):
+            raise ValueError(f"not a DSN like https://KEY@HOST/PROJECT_ID: {redact_dsn(dsn)}")
+        if port:
+            host += f":{port}"
+        return cls(parts.scheme, key, host + path, project)
+
+    def envelope_url(self) -> str:
+        return f"{self.scheme}://{self.host}/api/{self.project_id}/envelope/"
+
+    def otlp_traces_url(self) -> str:
+        return f"{self.scheme}://{self.host}/api/{self.project_id}/integration/otlp/v1/traces"
+
+    def auth_header(self, client: str) -> str:
+        return f"Sentry sentry_version=7, sentry_client={client}, sentry_key={self.public_key}"
 
 
 def _services(raw: dict[str, Any], name: str, where: str) -> list[str]:
@@ -109,12 +148,20 @@ def _services(raw: dict[str, Any], name: str, where: str) -> list[str]:
     return services
 
 
+def _parses(dsn: str) -> bool:
+    try:
+        Dsn.parse(dsn)
+    except ValueError:
+        return False
+    return True
+
+
 def _route(raw: Any, name: str, where: str) -> Route:
     if not isinstance(raw, dict):
         raise LoadError(f"{name}: {where} must be a table/mapping")
     services = _services(raw, name, where)
     dsn = raw.get("dsn", "")
-    if not isinstance(dsn, str) or (dsn and not re.match(r"^https?://[^@/]+@[^/]+/.*\d+$", dsn)):
+    if not isinstance(dsn, str) or (dsn and not _parses(dsn)):
         raise LoadError(f"{name}: {where}.dsn is not a DSN like https://KEY@HOST/PROJECT_ID")
     rate = raw.get("sample_rate", 1.0)
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:

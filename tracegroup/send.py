@@ -39,8 +39,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tracegroup.load.base import LoadError
 from tracegroup.otlp_out import per_route
-from tracegroup.routes import Routes, redact_dsn
-from tracegroup.transport import Dsn, Outcome, Request, report, send_all
+from tracegroup.routes import Dsn, Routes, redact_dsn
+from tracegroup.transport import Outcome, Request, report, send_all
 
 CLIENT = "tracegroup/0.1.0"
 NOT_SENT = "not-sent.jsonl"

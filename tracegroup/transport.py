@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from tracegroup.routes import Dsn as Dsn  # re-exported: DSNs are parsed in routes.py
 from tracegroup.routes import redact_dsn
 
 MIN_WAIT = 1.0  # seconds: the shortest wait before any retry and the shortest rate limit honoured
@@ -371,37 +372,3 @@ def report(outcomes: list[Outcome]) -> dict[str, dict[str, int]]:
         row = out.setdefault(o.service, {"sent": 0, "rejected": 0, "failed": 0})
         row[o.status] = row.get(o.status, 0) + 1
     return out
-
-
-@dataclass(frozen=True)
-class Dsn:
-    scheme: str
-    public_key: str
-    host: str
-    project_id: str
-
-    @classmethod
-    def parse(cls, dsn: str) -> Dsn:
-        """``https://PUBLIC_KEY@HOST/PROJECT_ID`` (a path before the project id is kept with the host)."""
-        parts = urlsplit(dsn)
-        path, _, project = parts.path.rpartition("/")
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-            project = ""
-        if not parts.username or not project.isdigit() or parts.scheme not in ("http", "https"):
-            raise ValueError(f"not a DSN like https://KEY@HOST/PROJECT_ID: {redact_dsn(dsn)}")
-        host = parts.hostname or ""
-        if port:
-            host += f":{port}"
-        return cls(parts.scheme, parts.username, host + path, project)
-
-    def envelope_url(self) -> str:
-        return f"{self.scheme}://{self.host}/api/{self.project_id}/envelope/"
-
-    def otlp_traces_url(self) -> str:
-        return f"{self.scheme}://{self.host}/api/{self.project_id}/integration/otlp/v1/traces"
-
-    def auth_header(self, client: str) -> str:
-        return f"Sentry sentry_version=7, sentry_client={client}, sentry_key={self.public_key}"
