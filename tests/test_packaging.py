@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -105,10 +106,15 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subpro
 
 
 def test_a_wheel_built_from_the_repository_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
-    run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(ROOT)],
-        ROOT,
-    )
+    # Build from a copy of the tracked files: what a clone holds, and no stale build/ directory of ours.
+    source = tmp_path / "source"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, files.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    dist = tmp_path / "dist"
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(source)], source)
     (wheel,) = (tmp_path / "dist").glob("tracegroup-*.whl")
     names = subprocess.run(
         [sys.executable, "-m", "zipfile", "-l", str(wheel)], capture_output=True, text=True, check=True
