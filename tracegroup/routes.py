@@ -26,13 +26,18 @@ and sending builds its URLs and auth header from it. A DSN's secret part is neve
 :func:`redact_dsn` for anything shown to users.
 Rename rules (:class:`RenameRule`, the collector span processor's ``name.from_attributes``) may live in the
 routes file or in a file of their own (:func:`load_renames`, the same ``[[rename]]`` tables); a bad
-regular expression is a ``LoadError`` naming the file and the rule.
+regular expression is a ``LoadError`` naming the file and the rule. A rule matches when its regular
+expression is found in the span's current name (``re.search``) and, if it lists services, the span belongs
+to one of them; the new name is the rule's ``from_attributes`` values joined by its ``separator``, and a
+span missing any of those attributes keeps its name. Rules apply in file order (the routes file's, then a
+renames file's), each to the name the previous ones left, like a chain of span processors.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,12 +65,27 @@ class Route:
 @dataclass
 class RenameRule:
     """Rename spans whose name matches ``pattern`` to their ``from_attributes`` values joined by
-    ``separator`` (only spans of ``services`` when given)."""
+    ``separator`` (only spans of ``services`` when given). See the module docstring; applied to OTLP spans
+    by :class:`tracegroup.sentry.rename.Renamer`."""
 
     pattern: re.Pattern[str]
     from_attributes: list[str]
     separator: str = ""
     services: list[str] = field(default_factory=list)
+
+    def applies_to(self, service: str) -> bool:
+        return not self.services or service in self.services
+
+    def matches(self, name: str) -> bool:
+        """Whether the rule's regular expression is found in ``name``."""
+        return self.pattern.search(name) is not None
+
+    def new_name(self, values: Mapping[str, str]) -> str | None:
+        """The name from the span's attribute ``values``, or None (keep the name) when one is missing."""
+        parts = [values.get(a) for a in self.from_attributes]
+        if not self.from_attributes or any(p is None for p in parts):
+            return None
+        return self.separator.join(p for p in parts if p is not None)
 
 
 @dataclass

@@ -1,12 +1,11 @@
-"""Span renames, like the collector's span processor (``processors: span: name: from_attributes``).
+"""Span renames applied to OTLP spans, like the collector's span processor (``processors: span: name:
+from_attributes``).
 
-Contract: a :class:`~tracegroup.routes.RenameRule` matches when its regular expression is found in the
-span's current name (``re.search``) and, if it lists services, the span belongs to one of them; the new
-name is the rule's ``from_attributes`` values joined by its ``separator``. As in the collector, a span
-missing any of those attributes keeps its name. Rules apply in file order, each to the name the previous
-ones left (a chain of span processors). Attribute values are formatted as the exporter formats tags
-(strings as is, ``true``/``false``, integers, Go-formatted doubles); other value types count as missing.
-Per span the cost is one dictionary lookup per rule: matches are cached by (rule, name).
+Contract: the rules and what they mean (:class:`~tracegroup.routes.RenameRule`: match, services, new name,
+order) are :mod:`tracegroup.routes`'s, which reads them; :class:`Renamer` applies them to the spans of one
+table, in order. Attribute values are formatted as the exporter formats tags (strings as is,
+``true``/``false``, integers, Go-formatted doubles); other value types count as missing. Per span the cost
+is one dictionary lookup per rule: matches are cached by (rule, name); ``renamed`` counts renamed spans.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ class Renamer:
         self.rules = list(rules)
         # per rule: the service codes it applies to (None = all)
         self._codes: list[frozenset[int] | None] = [
-            None if not r.services else frozenset(i for i, s in enumerate(services) if s in r.services)
+            None if not r.services else frozenset(i for i, s in enumerate(services) if r.applies_to(s))
             for r in self.rules
         ]
         self._match: list[dict[str, bool]] = [{} for _ in self.rules]
@@ -45,7 +44,7 @@ class Renamer:
             cache = self._match[k]
             hit = cache.get(new)
             if hit is None:
-                hit = cache[new] = rule.pattern.search(new) is not None
+                hit = cache[new] = rule.matches(new)
             if not hit:
                 continue
             if values is None:
@@ -55,9 +54,9 @@ class Renamer:
                         v = tag_value(kv.value)
                         if v is not None:
                             values[kv.key] = v
-            parts = [values.get(a) for a in rule.from_attributes]
-            if rule.from_attributes and all(p is not None for p in parts):
-                new = rule.separator.join(p for p in parts if p is not None)
+            renamed = rule.new_name(values)
+            if renamed is not None:
+                new = renamed
         if new != name:
             self.renamed += 1
         return new
