@@ -241,9 +241,7 @@ def test_bad_inputs_exit_2(tmp_path: Path) -> None:
         "fixtures/external/yelp.json", str(tmp_path / "yelp.json"), "--expected", str(tmp_path)
     )
     assert code == 2 and "would share the golden file" in err
-    code, _, err = run(
-        "fixtures/external/yelp.json", "--expected", str(tmp_path), "--routes", "nowhere.toml"
-    )
+    code, _, err = run("fixtures/external/yelp.json", "--expected", str(tmp_path), "--routes", "nowhere.toml")
     assert code == 2 and "nowhere.toml" in err
     assert run("fixtures/external/yelp.json", "--expected", str(tmp_path), "--compare", "nope")[0] == 2
 
