@@ -16,8 +16,8 @@ from matplotlib.collections import PatchCollection, PathCollection
 from matplotlib.container import BarContainer
 
 import tracegroup as tg
-from tracegroup import plot
 from tracegroup.cli import main
+from tracegroup.render import plot
 
 HOTROD = "fixtures/external/getTrace-response.json"
 POLYGLOT = "fixtures/polyglot.pb"

@@ -5,8 +5,8 @@ DataFrames, one trace as a tree, its text and its waterfall.
 ``.traces()``, ``.anomalies()``, ``.analyze()``, ``.trace()``, ``.show()`` and ``.waterfall()``; the CLI
 (``tracegroup show``, ``tracegroup plot``) calls the same methods, so a notebook and the command line never
 disagree. This module sits above everything it calls: the model, the groupings, the analysis, the frames
-and the renderers (:mod:`tracegroup.render` for text helpers, :mod:`tracegroup.plot` for figures); nothing
-below imports it.
+and the renderers (:mod:`tracegroup.render.text` for the text tree, :mod:`tracegroup.render.plot` for
+figures); nothing below imports it.
 
 Contract:
 - Every frame is indexed by table row (index name ``row``) unless it is one row per transaction, trace
@@ -30,8 +30,12 @@ Contract:
   ``ValueError`` and an id not in the dump ``KeyError``. The :class:`TraceView` orders the trace's spans
   depth first (children by start time, then input order) without recursion, so traces 100k spans deep are
   fine.
-- Nothing here imports matplotlib (:mod:`tracegroup.plot` does, when a figure is drawn); pandas and networkx
-  are imported when a method needs them.
+- :class:`TraceView` holds one trace's data (its spans frame and header :meth:`~TraceView.facts`); its
+  ``.header()``, ``.lines()``, ``.text()`` and ``.waterfall()`` hand that data to the renderers
+  (:func:`tracegroup.render.text.trace_lines`, :func:`tracegroup.render.plot.waterfall`) and draw nothing
+  themselves.
+- Nothing here imports matplotlib (:mod:`tracegroup.render.plot` does, when a figure is drawn); pandas and
+  networkx are imported when a method needs them.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
-from tracegroup import plot, tree
+from tracegroup import tree
 from tracegroup.analysis import Analysis, analyze
 from tracegroup.diff import OK, VERDICTS
 from tracegroup.frames import details as decode_details
@@ -52,7 +56,8 @@ from tracegroup.grouping import Reason
 from tracegroup.load import load as load_dumps
 from tracegroup.model import KIND_NAMES, SpanTable, hex_ids
 from tracegroup.pipeline import PipelineOptions
-from tracegroup.render import MAX_INDENT, plural
+from tracegroup.render import plot
+from tracegroup.render.text import plural, trace_header, trace_lines, trace_text
 from tracegroup.routes import Routes, load_routes
 
 if TYPE_CHECKING:
@@ -598,7 +603,7 @@ class Explorer:
         **options: Any,
     ) -> Figure:
         """Waterfall of one trace under the reference grouping and ``compared`` side by side
-        (:func:`tracegroup.plot.waterfall`): the figure ``tracegroup plot`` saves."""
+        (:func:`tracegroup.render.plot.waterfall`): the figure ``tracegroup plot`` saves."""
         return self.trace(trace_id, compared, analysis=analysis, **options).waterfall(max_spans=max_spans)
 
     def corrected(self, trace_id: str | bytes | int, **options: Any) -> pd.DataFrame:
@@ -635,7 +640,8 @@ def tree_order(parent: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.nd
 
 @dataclass
 class TraceView:
-    """One trace: its spans in tree order with both groupings, its tree, its text rendering.
+    """One trace: its spans in tree order with both groupings, its tree, its header facts; its text and
+    waterfall come from the renderers (:mod:`tracegroup.render`).
 
     ``spans`` has :data:`SPAN_COLUMNS` + :data:`DIFF_COLUMNS`, one row per span in depth-first order
     (index = table row; ``depth`` counts from the trace's roots). ``rows``/``depth`` are the same order
@@ -671,85 +677,47 @@ class TraceView:
         g.graph.update(trace_id=self.trace_id, **self.analysis.options)
         return g
 
-    def header(self) -> list[str]:
-        """Lines summing the trace up: spans, services, transactions under both groupings, verdicts."""
+    def facts(self) -> dict[str, Any]:
+        """What the header of this trace says, as plain values: ``trace_id``, ``spans``, ``services``,
+        ``batches``, ``reference``, ``compared``, ``transactions`` (reference roots),
+        ``compared_transactions``, ``batching``, ``routing`` and ``verdicts`` (count per verdict, in
+        :data:`~tracegroup.diff.VERDICTS` order, verdicts with no span left out)."""
         an, f = self.analysis, self.spans
-        ref, cmp = an.options["reference"], an.options["compare"]
-        roots = (f["transaction"] == f["span_id"]).sum()
-        hroots = (f["heuristic_transaction"] == f["span_id"]).sum()
         counts = f["verdict"].value_counts()
-        verdicts = ", ".join(f"{v} {int(counts[v]):,}" for v in VERDICTS if counts.get(v, 0))
-        return [
-            f"trace {self.trace_id}: {plural(len(f), 'span')}, {plural(f['service'].nunique(), 'service')}, "
-            f"{plural(f['batch'].nunique(), 'batch', 'batches')}",
-            f"  {ref}: {plural(roots, 'transaction')}; {cmp}: {plural(hroots, 'transaction')} "
-            f"(batching {an.options['batching']}, routing {an.options['routing']})",
-            f"  verdicts: {verdicts}",
-        ]
+        return {
+            "trace_id": self.trace_id,
+            "spans": len(f),
+            "services": int(f["service"].nunique()),
+            "batches": int(f["batch"].nunique()),
+            "reference": an.options["reference"],
+            "compared": an.options["compare"],
+            "transactions": int((f["transaction"] == f["span_id"]).sum()),
+            "compared_transactions": int((f["heuristic_transaction"] == f["span_id"]).sum()),
+            "batching": an.options["batching"],
+            "routing": an.options["routing"],
+            "verdicts": {v: int(counts[v]) for v in VERDICTS if counts.get(v, 0)},
+        }
+
+    def header(self) -> list[str]:
+        """Lines summing the trace up: spans, services, transactions under both groupings, verdicts
+        (:func:`tracegroup.render.text.trace_header` of :meth:`facts`)."""
+        return trace_header(self.facts())
 
     def lines(self, max_spans: int | None = None) -> list[str]:
-        """The trace as an indented tree, one line per span: name (indented by depth), service, kind,
-        duration, its transaction root under the reference and the compared grouping (``*`` marks a
-        span that is its own root, ``(dropped)`` a span never sent) and the verdict. Shows the first
-        ``max_spans`` spans in tree order (all when None or 0) and then says what it left out."""
-        an, f = self.analysis, self.spans
-        ref, cmp = an.options["reference"], an.options["compare"]
-        n = len(f)
-        shown = n if not max_spans or max_spans >= n else max_spans
-        part = f.iloc[:shown]
-        trees = [
-            "  " * min(d, MAX_INDENT) + (f"[{d}] " if d > MAX_INDENT else "") + name
-            for d, name in zip(part["depth"].tolist(), part["name"].tolist(), strict=True)
-        ]
-        width = min(max([len(t) for t in trees] + [4]), 64)
-        svc_w = min(max([len(s) for s in map(str, part["service"])] + [7]), 24)
-        ref_w = max(len(ref), 18)
-        head = f"{'span':<{width}}  {'service':<{svc_w}}  {'kind':<11} {'duration':>9}  "
-        head += f"{ref + ' tx':<{ref_w + 3}} {cmp + ' tx':<{max(len(cmp), 18) + 3}} verdict"
-        out = [*self.header(), "  * = the span opens its transaction", "", head]
-        for t, svc, kind, dur, sid, tx, htx, verdict, missing in zip(
-            trees,
-            map(str, part["service"]),
-            map(str, part["kind"]),
-            part["duration_ms"].tolist(),
-            part["span_id"],
-            part["transaction"],
-            part["heuristic_transaction"],
-            map(str, part["verdict"]),
-            part["parent_missing"].tolist(),
-            strict=True,
-        ):
-            name = t if len(t) <= width else t[: width - 2] + ".."
-            rtx = ("*" if tx == sid else " ") + tx
-            ctx = "(dropped)" if not htx else ("*" if htx == sid else " ") + htx
-            note = "  (parent not in dump)" if missing else ""
-            out.append(
-                f"{name:<{width}}  {svc[:svc_w]:<{svc_w}}  {kind:<11} {_duration(dur):>9}  "
-                f"{rtx:<{ref_w + 3}} {ctx:<{max(len(cmp), 18) + 3}} {verdict}{note}"
-            )
-        if shown < n:
-            rest = f["verdict"].iloc[shown:].value_counts()
-            verdicts = ", ".join(f"{v} {int(rest[v]):,}" for v in VERDICTS if rest.get(v, 0))
-            out.append(
-                f"... {n - shown:,} more spans not shown: the first {shown:,} of {n:,} in tree order are "
-                f"listed (raise max_spans / --max-spans, 0 = all). Not shown: {verdicts}."
-            )
-        return out
+        """The trace as an indented tree, one line per span (:func:`tracegroup.render.text.trace_lines`):
+        name (indented by depth), service, kind, duration, its transaction root under the reference and
+        the compared grouping (``*`` marks a span that is its own root, ``(dropped)`` a span never sent)
+        and the verdict. Shows the first ``max_spans`` spans in tree order (all when None or 0) and then
+        says what it left out."""
+        return trace_lines(self.facts(), self.spans, max_spans)
 
     def text(self, max_spans: int | None = None) -> str:
-        return "\n".join(self.lines(max_spans)) + "\n"
+        """:meth:`lines` as one text with a final newline: what ``tracegroup show`` prints."""
+        return trace_text(self.facts(), self.spans, max_spans)
 
     def __repr__(self) -> str:
         return "\n".join(self.header())
 
     def waterfall(self, *, max_spans: int | None = None) -> Figure:
-        """This trace's waterfall under both groupings (:func:`tracegroup.plot.waterfall`)."""
+        """This trace's waterfall under both groupings (:func:`tracegroup.render.plot.waterfall`)."""
         return plot.waterfall(self.spans, self.trace_id, self.analysis.options, max_spans=max_spans)
-
-
-def _duration(ms: float) -> str:
-    if ms >= 999.95:
-        return f"{ms / 1000:.2f}s"
-    if ms >= 0.9995:
-        return f"{ms:.1f}ms"
-    return f"{ms * 1000:.0f}us"

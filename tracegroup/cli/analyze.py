@@ -1,7 +1,7 @@
 """``tracegroup info``, ``analyze``, ``spans`` and ``whatif``: a dump's facts, both groupings, the per-span
 table and other pipeline settings.
 
-Contract: each command loads the dumps, makes one library call (:func:`tracegroup.render.info`,
+Contract: each command loads the dumps, makes one library call (:func:`tracegroup.info.info`,
 :meth:`tracegroup.analysis.Analysis.summary`, :func:`tracegroup.frames.spans_frame`,
 :func:`tracegroup.whatif.whatif`) and hands the result to one renderer or writer.
 """
@@ -28,6 +28,7 @@ from tracegroup.cli.common import (
     with_routes_options,
 )
 from tracegroup.grouping import STRATEGIES
+from tracegroup.info import info as dump_info
 
 
 @click.command()
@@ -37,7 +38,7 @@ from tracegroup.grouping import STRATEGIES
 def info(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet: bool, fmt: str) -> None:
     """Formats detected, batches, spans, traces, services and anomalies of DUMPS."""
     table = load_table(dumps, service_attribute, keep_going, quiet)
-    data = render.info(table, tree.build(table))
+    data = dump_info(table, tree.build(table))
     click.echo(render.to_json(data) if fmt == "json" else render.info_text(data), nl=False)
 
 
@@ -99,7 +100,7 @@ def spans(
 ) -> None:
     """One row per span with its transaction under both groupings and its verdict."""
     from tracegroup.frames import spans_frame
-    from tracegroup.writers import write_frame
+    from tracegroup.render.tables import write_frame
 
     table = load_table(dumps, service_attribute, keep_going, quiet)
     frame = spans_frame(table, analysis_from(table, opts), details_=not no_details)

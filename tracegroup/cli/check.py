@@ -1,8 +1,9 @@
 """``tracegroup check``: groupings of fixture dumps against committed golden files (CI regression).
 
-Contract: one :func:`tracegroup.check.check_fixture` call per fixture, one summary line each (and the
-diffs, truncated to ``--max-diff-lines``); the exit code is the worst status: 0 equal/updated, 1 differ,
-2 error. Options not given come from each golden file's header (see :mod:`tracegroup.check`).
+Contract: one :func:`tracegroup.check.check_fixture` call per fixture, one summary line each and the
+diffs, truncated to ``--max-diff-lines`` (drawn by :func:`tracegroup.render.text.check_text`; errors go to
+stderr); the exit code is the worst status: 0 equal/updated, 1 differ, 2 error. Options not given come
+from each golden file's header (see :mod:`tracegroup.check`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tracegroup.batching import BATCHINGS
 from tracegroup.check import check_fixture, golden_path
 from tracegroup.cli.common import _deprecated_routing
 from tracegroup.grouping import STRATEGIES
+from tracegroup.render.text import check_text
 
 
 @click.command()
@@ -76,15 +78,7 @@ def check(
         if r.status == "error":
             click.echo(f"tracegroup: error: {r.message}", err=True)
             continue
-        label = {"ok": "ok", "differ": "FAIL", "updated": "updated", "created": "created"}[r.status]
-        tail = f": {r.message}" if r.message else ""
-        click.echo(f"{label:8} {f} ({r.lines} lines, {r.golden}){tail}")
-        if r.diff:
-            shown = r.diff if max_diff_lines == 0 else r.diff[:max_diff_lines]
-            for line in shown:
-                click.echo(line)
-            if len(shown) < len(r.diff):
-                click.echo(f"... {len(r.diff) - len(shown)} more diff lines (--max-diff-lines 0 shows all)")
+        click.echo(check_text(r, max_diff_lines), nl=False)
     if worst == 1:
         click.echo(
             "tracegroup: groupings differ from the golden files; if the change is intended, "

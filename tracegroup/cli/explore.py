@@ -3,7 +3,7 @@
 Contract: both commands take the load and grouping options of ``analyze`` (the same decorators, so
 ``--compare``, ``--batches``, ``--routing``, the simulation settings … mean the same), build the same
 Analysis, and call one library method each — :meth:`tracegroup.explore.Explorer.show`,
-:meth:`~tracegroup.explore.Explorer.waterfall` or a :mod:`tracegroup.plot` function — exactly what a
+:meth:`~tracegroup.explore.Explorer.waterfall` or a :mod:`tracegroup.render.plot` function — exactly what a
 notebook calls. Without ``--trace`` they take the worst trace (most spans not ``ok``) and say so on
 stderr. A trace id not in the dump, or a malformed one, is a usage error (exit 2). matplotlib is imported
 only when ``plot`` runs; this module is imported by :mod:`tracegroup.cli` at start-up and imports nothing
@@ -81,7 +81,7 @@ def show(
 
 def _vary(values: tuple[str, ...]) -> dict[str, list[float]]:
     """``SETTING=V1,V2,…`` options as a what-if grid (the default grid when none is given)."""
-    from tracegroup.plot import DEFAULT_VARY
+    from tracegroup.render.plot import DEFAULT_VARY
 
     if not values:
         return {k: list(v) for k, v in DEFAULT_VARY.items()}
@@ -142,7 +142,7 @@ def plot(
     **opts: Any,
 ) -> None:
     """Draw a figure of DUMPS into an image file (the notebook's figures)."""
-    from tracegroup import plot as figures
+    from tracegroup.render import plot as figures
 
     grid = _vary(vary) if kind == "whatif" else {}
     table = load_table(dumps, service_attribute, keep_going, quiet)

@@ -2,16 +2,16 @@
 
 Contract: the command loads the dumps, reads the routes and renames files, makes one
 :func:`tracegroup.sentry.emit.emit` call, writes what was asked (``--out DIR``: envelopes, manifest and
-summary, the envelopes streamed as events are built unless ``--jsonl`` is also given; ``--jsonl FILE``:
-bare events; ``--manifest FILE``: the manifest anywhere) and prints the summary
-(text or JSON) on stdout. With neither ``--out`` nor ``--jsonl`` it writes nothing: a dry run. Writing
-``--out DIR`` forgets DIR's earlier deliveries (journal, not-sent list, kept OTLP requests); ``--send`` and
-``--send-otlp`` (both need ``--out DIR``) then deliver as ``tracegroup send`` does (docs/send.md), with
-its default limits, journaling in DIR so ``tracegroup send DIR --resume`` finishes the job. Bad input
-(unreadable dump, bad routes/renames file or regular expression, bad ``--environment``/``--now``,
-unwritable or foreign output directory) is one line on stderr naming the file or option, exit code 2, via
-the shared :func:`tracegroup.cli.common.errors`. DSN keys are never printed. Heavy modules are imported
-when the command runs, so registering it costs nothing at start-up.
+summary, the envelopes streamed as events are built unless ``--jsonl`` is also given; ``--jsonl FILE``: bare
+events; ``--manifest FILE``: the manifest anywhere) and prints the summary
+(:func:`tracegroup.render.text.emit_text` or JSON) on stdout. With neither ``--out`` nor ``--jsonl`` it writes
+nothing: a dry run. Writing ``--out DIR`` forgets DIR's earlier deliveries (journal, not-sent list, kept OTLP
+requests); ``--send`` and ``--send-otlp`` (both need ``--out DIR``) then deliver as ``tracegroup send`` does
+(docs/send.md), with its default limits, journaling in DIR so ``tracegroup send DIR --resume`` finishes the
+job. Bad input (unreadable dump, bad routes/renames file or regular expression, bad
+``--environment``/``--now``, unwritable or foreign output directory) is one line on stderr naming the file or
+option, exit code 2, via the shared :func:`tracegroup.cli.common.errors`. DSN keys are never printed. Heavy
+modules are imported when the command runs, so registering it costs nothing at start-up.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def _run(
     otlp_format: str,
     send_otlp: bool,
 ) -> None:
-    from tracegroup.render import to_json
+    from tracegroup.render import emit_text, to_json
     from tracegroup.routes import load_renames, load_routes
     from tracegroup.sentry import envelope as files
     from tracegroup.sentry.emit import emit as emit_events
@@ -179,7 +179,7 @@ def _run(
 
         write_otlp(corrected_messages(table, service_flags(table)), otlp, otlp_format)
         summary["output"]["otlp"] = otlp
-    click.echo(to_json(summary) if fmt == "json" else summary_text(summary), nl=False)
+    click.echo(to_json(summary) if fmt == "json" else emit_text(summary), nl=False)
     if send or send_otlp:
         assert out is not None  # checked above
         _send(table, out, send, routes if send_otlp else None, fmt)
@@ -203,60 +203,6 @@ def _send(table: Any, out: str, envelopes: bool, routes: Any, fmt: str) -> None:
         more, lost = otlp_requests(messages, routes, table.service_attribute, root)
         requests, unsendable = requests + more, unsendable + lost
     report_send(send(requests, unsendable, root), fmt)
-
-
-def summary_text(s: dict[str, Any]) -> str:
-    """The summary as a short report."""
-    from tracegroup.sentry.emit import NOT_WRITTEN
-
-    o, sp, tx, er = s["options"], s["spans"], s["transactions"], s["errors"]
-    lines = [
-        f"tracegroup emit: style {o['style']}, errors {o['errors']}"
-        + (f", now {o['now']}" if o["now"] else "")
-        + (
-            f", newest span rebased to {o['rebased_to']} ({o['shift_ns'] / 1e9:+,.0f} s)"
-            if o["rebased_to"]
-            else ""
-        ),
-        f"spans: {sp['in']:,} in, {sp['written']:,} written in {tx['events']:,} transaction events "
-        f"({tx['written']:,} transactions, {tx['split']:,} split into continuations), "
-        f"{er['written']:,} error event(s) of {er['exception_events']:,} exception span event(s)",
-    ]
-    nw = sum(sp["not_written"].values())
-    if nw or er["not_written"]:
-        lines.append(f"not written: {nw:,} spans")
-        for reason, n in sp["not_written"].items():
-            lines.append(
-                f"  {n:>9,} spans in {tx['not_written'].get(reason, 0):,} transactions: {reason} — "
-                f"{NOT_WRITTEN.get(reason, '')}"
-            )
-        for reason, n in er["not_written"].items():
-            lines.append(f"  {n:>9,} error events: {reason} — {NOT_WRITTEN.get(reason, '')}")
-    if s["routes"]:
-        lines.append("routes:")
-        for r in s["routes"]:
-            svcs = ", ".join(r["services"]) or "(no service of these dumps)"
-            lines.append(f"  {r['name']}: {r['dsn']} sample_rate {r['sample_rate']:g} <- {svcs}")
-    if s["unrouted_services"]:
-        lines.append(f"unrouted services (not written): {', '.join(s['unrouted_services'])}")
-    lines.append("per service:")
-    for p in s["per_service"]:
-        lines.append(
-            f"  {p['service'] or '(no service)'}: {p['transactions']:,} transactions, {p['spans']:,} spans, "
-            f"{p['errors']:,} error event(s)"
-            + (f", {p['not_written_spans']:,} spans not written" if p["not_written_spans"] else "")
-            + (f" -> {p['route']}" if p["route"] else "")
-        )
-    for note, n in s["notes"].items():
-        lines.append(f"note: {note}" + (f" ({n:,})" if n > 1 else ""))
-    out = s.get("output", {})
-    if out.get("out"):
-        lines.append(f"wrote {out['out']}/ (<service>/<event_id>.envelope, manifest.jsonl, summary.json)")
-    if out.get("jsonl"):
-        lines.append(f"wrote {out['jsonl']} (one event per line)")
-    if not out.get("out") and not out.get("jsonl"):
-        lines.append("dry run: give --out DIR and/or --jsonl FILE to write events")
-    return "\n".join(lines) + "\n"
 
 
 @click.command()

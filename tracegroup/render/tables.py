@@ -1,8 +1,11 @@
 """Write a span DataFrame as CSV, JSON Lines or Parquet, to a file or stdout.
 
-Contract: nested columns (attributes, events, links) become JSON text in CSV and Parquet and stay nested
-objects in JSON Lines; categorical columns are written as their labels. Parquet needs ``pyarrow``
-(``pip install pyarrow``, or the ``parquet`` extra); without it the call fails with a one-line error.
+Contract: :func:`write_frame` writes the frame it is given (:func:`tracegroup.frames.spans_frame`, the
+``tracegroup spans`` columns) without adding, dropping or reordering a column. Nested columns
+(attributes, events, links) become JSON text in CSV and Parquet and stay nested objects in JSON Lines;
+categorical columns are written as their labels. Parquet needs ``pyarrow`` (``pip install pyarrow``, or
+the ``parquet`` extra); without it the call fails with a one-line error. pandas is imported when a frame
+is written.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tracegroup.diff import VERDICTS
-from tracegroup.render import MAX_INDENT, plural
+from tracegroup.render.text import MAX_INDENT, plural
 
 if TYPE_CHECKING:
     import pandas as pd
