@@ -194,3 +194,28 @@ def test_whatif_and_simulate_cli() -> None:
 def test_bad_pipeline_options(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         PipelineOptions(**bad)  # type: ignore[arg-type]
+
+
+def test_one_vary_parser_for_whatif_plot_and_the_notebook() -> None:
+    from tracegroup.pipeline import parse_duration_ms
+    from tracegroup.whatif import DEFAULT_VARY, parse_vary
+
+    assert parse_vary(["wait=1s, 500ms", "batch-size=64,8192"]) == {
+        "wait": [1000.0, 500.0],
+        "batch-size": [64.0, 8192.0],
+    }
+    assert parse_vary([]) == DEFAULT_VARY and parse_vary([]) is not DEFAULT_VARY
+    for bad in (
+        "nope=1",
+        "batch-size",
+        "batch-size=",
+        "batch-size=1.5",
+        "batch-size=-1",
+        "wait=soon",
+        "wait=-1s",
+    ):
+        with pytest.raises(ValueError, match="--vary"):
+            parse_vary([bad])
+    assert [parse_duration_ms(v) for v in ("200ms", "5s", "1.5s", "100us", "2m", "7", 3)] == [
+        200.0, 5000.0, 1500.0, 0.1, 120000.0, 7.0, 3.0,
+    ]  # fmt: skip

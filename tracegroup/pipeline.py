@@ -35,6 +35,30 @@ from tracegroup.model import SpanTable
 MS = 1_000_000
 
 
+DURATION_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_duration_ms(value: str | float) -> float:
+    """A duration like ``200ms``, ``5s``, ``1.5s`` or ``100us`` as milliseconds (a bare number is ms).
+    Raises ``ValueError`` naming the value when it is not one, or negative."""
+    if isinstance(value, int | float):
+        ms = float(value)
+    else:
+        text = str(value).strip().lower()
+        number, scale = text, 1.0
+        for unit in sorted(DURATION_UNITS, key=len, reverse=True):
+            if text.endswith(unit) and text[: -len(unit)].strip():
+                number, scale = text[: -len(unit)], DURATION_UNITS[unit]
+                break
+        try:
+            ms = float(number) * scale
+        except ValueError:
+            raise ValueError(f"{value!r} is not a duration like 200ms, 5s or 1.5s") from None
+    if ms < 0:
+        raise ValueError(f"{value!r} is negative")
+    return ms
+
+
 @dataclass(frozen=True)
 class PipelineOptions:
     """Simulation settings; defaults are the OTel SDKs' and the collector's documented defaults."""

@@ -15,6 +15,7 @@ is one line: the smallest change from ``base`` that brings mis-grouped plus drop
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from tracegroup.batching import deliver
 from tracegroup.diff import MERGED, ORPHANED, SPLIT, diff
 from tracegroup.grouping import Context, Grouping, Options, group
 from tracegroup.model import SpanTable
-from tracegroup.pipeline import PipelineOptions
+from tracegroup.pipeline import PipelineOptions, parse_duration_ms
 from tracegroup.routes import Routes
 
 if TYPE_CHECKING:
@@ -42,6 +43,38 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
     "sdk-queue": ("sdk_queue", "OTEL_BSP_MAX_QUEUE_SIZE", ""),
     "wait": ("wait_ms", "processors.groupbytrace.wait_duration", "ms"),
 }
+
+
+#: The grid ``whatif``, ``plot --kind whatif`` and the notebook use when no ``--vary`` is given.
+DEFAULT_VARY: dict[str, list[float]] = {
+    "batch-size": [64, 512, 8192],
+    "sdk-batch": [64, 512],
+    "wait": [1000, 5000],
+}
+
+
+def parse_vary(items: Iterable[str]) -> dict[str, list[float]]:
+    """``NAME=V1,V2,…`` items (``--vary``) as a grid; NAME is one of :data:`SETTINGS`, durations take units
+    (``wait=1s,5s``), counts are whole numbers. No items: a copy of :data:`DEFAULT_VARY`. Raises
+    ``ValueError`` naming the item."""
+    grid: dict[str, list[float]] = {}
+    for item in items:
+        name, _, raw = item.partition("=")
+        name = name.strip()
+        values = [v.strip() for v in raw.split(",") if v.strip()]
+        if name not in SETTINGS or not values:
+            raise ValueError(f"--vary {item!r}: expected NAME=V1,V2,… with NAME one of {', '.join(SETTINGS)}")
+        try:
+            if SETTINGS[name][2] == "ms":
+                grid[name] = [parse_duration_ms(v) for v in values]
+            else:
+                counts = [int(v) for v in values]
+                if min(counts) < 0:
+                    raise ValueError(f"{min(counts)} is negative")
+                grid[name] = [float(c) for c in counts]
+        except ValueError as err:
+            raise ValueError(f"--vary {item!r}: {err}") from None
+    return grid or {k: list(v) for k, v in DEFAULT_VARY.items()}
 
 
 @dataclass

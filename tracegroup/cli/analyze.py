@@ -15,7 +15,6 @@ import click
 
 from tracegroup import render, tree
 from tracegroup.cli.common import (
-    Duration,
     analysis_from,
     errors,
     grouping_options,
@@ -107,22 +106,6 @@ def spans(
     write_frame(frame, fmt, output)
 
 
-def _vary(values: tuple[str, ...]) -> dict[str, list[float]]:
-    from tracegroup.whatif import SETTINGS
-
-    out: dict[str, list[float]] = {}
-    for item in values:
-        name, _, raw = item.partition("=")
-        name = name.strip()
-        if name not in SETTINGS or not raw:
-            raise click.BadParameter(
-                f"{item!r}: expected NAME=V1,V2,… with NAME one of {', '.join(SETTINGS)}", param_hint="--vary"
-            )
-        convert: click.ParamType = Duration() if SETTINGS[name][2] == "ms" else click.IntRange(0)
-        out[name] = [float(convert.convert(v.strip(), None, None)) for v in raw.split(",") if v.strip()]
-    return out
-
-
 @click.command()
 @load_options
 @click.option(
@@ -157,13 +140,14 @@ def whatif(
     **opts: Any,
 ) -> None:
     """Mis-grouped, dropped and incomplete spans under other pipeline settings, and what to change."""
+    from tracegroup.whatif import parse_vary
     from tracegroup.whatif import whatif as run_whatif
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     for name in names:
         if name not in STRATEGIES:
             raise click.BadParameter(f"unknown strategy {name!r}", param_hint="--strategies")
-    grid = _vary(vary) or {"batch-size": [64, 512, 8192], "sdk-batch": [64, 512], "wait": [1000, 5000]}
+    grid = parse_vary(vary)
     table = load_table(dumps, service_attribute, keep_going, quiet)
     result = run_whatif(table, grid, names, pipeline_from(opts), routes_from(routes_value(opts)), target)
     if fmt == "json":

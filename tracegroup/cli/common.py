@@ -24,7 +24,7 @@ from tracegroup.batching import BATCHINGS
 from tracegroup.grouping import STRATEGIES
 from tracegroup.load import LoadError, load
 from tracegroup.model import SpanTable
-from tracegroup.pipeline import PipelineOptions
+from tracegroup.pipeline import PipelineOptions, parse_duration_ms
 from tracegroup.routes import Routes, load_routes
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -163,28 +163,16 @@ def grouping_options(fn: F) -> F:
 
 
 class Duration(click.ParamType):
-    """A duration like ``200ms``, ``5s``, ``1.5s`` or ``100us``, as milliseconds (bare numbers are ms)."""
+    """A duration like ``200ms``, ``5s``, ``1.5s`` or ``100us``, as milliseconds (bare numbers are ms):
+    :func:`tracegroup.pipeline.parse_duration_ms`."""
 
     name = "duration"
-    units = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        text = str(value).strip().lower()
-        for unit in sorted(self.units, key=len, reverse=True):
-            if text.endswith(unit) and text[: -len(unit)].strip():
-                number, scale = text[: -len(unit)], self.units[unit]
-                break
-        else:
-            number, scale = text, 1.0
         try:
-            ms = float(number) * scale
-        except ValueError:
-            self.fail(f"{value!r} is not a duration like 200ms, 5s or 1.5s", param, ctx)
-        if ms < 0:
-            self.fail(f"{value!r} is negative", param, ctx)
-        return ms
+            return parse_duration_ms(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
 
 
 _DEFAULTS = PipelineOptions()

@@ -79,25 +79,6 @@ def show(
     click.echo(text, nl=False)
 
 
-def _vary(values: tuple[str, ...]) -> dict[str, list[float]]:
-    """``SETTING=V1,V2,…`` options as a what-if grid (the default grid when none is given)."""
-    from tracegroup.render.plot import DEFAULT_VARY
-
-    if not values:
-        return {k: list(v) for k, v in DEFAULT_VARY.items()}
-    grid: dict[str, list[float]] = {}
-    for item in values:
-        name, sep, rest = item.partition("=")
-        try:
-            numbers = [float(x) for x in rest.split(",") if x.strip()]
-        except ValueError:
-            numbers = []
-        if not sep or not name.strip() or not numbers:
-            raise click.BadParameter(f"{item!r}: expected SETTING=V1,V2,…", param_hint="--vary")
-        grid[name.strip()] = numbers
-    return grid
-
-
 @click.command()
 @load_options
 @grouping_options
@@ -143,8 +124,9 @@ def plot(
 ) -> None:
     """Draw a figure of DUMPS into an image file (the notebook's figures)."""
     from tracegroup.render import plot as figures
+    from tracegroup.whatif import parse_vary
 
-    grid = _vary(vary) if kind == "whatif" else {}
+    grid = parse_vary(vary) if kind == "whatif" else {}
     table = load_table(dumps, service_attribute, keep_going, quiet)
     if kind == "whatif":
         from tracegroup.whatif import whatif
