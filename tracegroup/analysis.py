@@ -143,7 +143,9 @@ def analyze(
 ) -> Analysis:
     """Group ``table`` by ``reference`` and ``compare`` and diff them (see the module docstring).
 
-    ``pipeline`` sets the simulation for ``batching="simulate"``/``"groupbytrace"``; ``heal`` repairs
+    ``pipeline`` sets the simulation for ``batching="simulate"``/``"groupbytrace"`` (a groupbytrace wait in
+    it makes both, and a missing ``batching``, mean ``groupbytrace``: the one place this rule lives, with
+    :func:`tracegroup.batching.deliver`); ``heal`` repairs
     incomplete reference transactions (:func:`tracegroup.grouping.service.heal`), listed under
     ``Analysis.repairs``.
     """
@@ -153,7 +155,9 @@ def analyze(
     if boundary not in ("service", "service+remote"):
         raise ValueError(f"unknown boundary {boundary!r} (service or service+remote)")
     forest = forest if forest is not None else tree.build(table, timing=False)
-    batching = batching or default_batching(table)
+    if batching is None:  # a groupbytrace wait implies its pipeline; else what the dump's shape suggests
+        waits = pipeline is not None and pipeline.wait_ms is not None
+        batching = "groupbytrace" if waits else default_batching(table)
     delivery = deliver(table, batching, routing, pipeline)
     projects = {}
     if isinstance(routing, Routes):

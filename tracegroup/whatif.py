@@ -150,7 +150,7 @@ def whatif(
                 name,
                 value,
                 options,
-                "groupbytrace" if options.wait_ms is not None else "simulate",
+                "simulate",  # with a wait, deliver() runs groupbytrace
                 tuple(strategies),
             )
     wait = base.wait_ms if base.wait_ms is not None else 1000.0

@@ -266,14 +266,11 @@ def routes_from(value: str) -> str | Routes:
 
 
 def analysis_from(table: SpanTable, opts: dict[str, Any]) -> Analysis:
-    batching = opts["batching"]
-    if opts.get("wait") is not None and batching in (None, "simulate"):
-        batching = "groupbytrace"
     return analyze(
         table,
         compare=opts["compare"],
         reference=opts["reference"],
-        batching=batching,
+        batching=opts["batching"],
         routing=routes_from(routes_value(opts)),
         boundary=opts["boundary"],
         pipeline=pipeline_from(opts),
