@@ -151,6 +151,10 @@ def test_traces_worst_first() -> None:
     assert f["trace_id"].tolist()[: len(summary["worst_traces"])] == [
         w["trace_id"] for w in summary["worst_traces"]
     ]
+    assert f["head"].tolist()[: len(summary["worst_traces"])] == [w["head"] for w in summary["worst_traces"]]
+    assert f["head"].iloc[0].startswith("reports: ") and f["head"].iloc[0].endswith(
+        ")"
+    )  # service: name (KIND, id)
     assert t.worst_trace() == f["trace_id"].iloc[0]
 
 

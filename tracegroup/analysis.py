@@ -47,8 +47,9 @@ class Analysis:
         svc_order = np.lexsort((-svc["spans"], -svc["blamed"]))
         per_trace = d.by_arrays("trace")
         not_ok = per_trace["spans"] - per_trace["ok"]
-        worst = np.lexsort((-per_trace["spans"], -not_ok))[: min(top, int((not_ok > 0).sum()))]
-        heads = self._trace_heads(worst)
+        worst = worst_first(d)[: min(top, int((not_ok > 0).sum()))]
+        head = head_rows(t, self.forest)
+        heads = {c: head_text(t, head[c], t.span(head[c]).name) for c in worst.tolist()}
         n_compared = len(self.compared.roots())
         one_span = (self.compared.sizes() == 1) & (self.compared.root == np.arange(n))
         return {
@@ -105,24 +106,29 @@ class Analysis:
             "repairs": self.repairs,
         }
 
-    def _trace_heads(self, traces: np.ndarray) -> dict[int, str]:
-        """``service: name`` of each given trace's head: its first span without a parent id, else its first
-        span whose parent is missing from the dump."""
-        t = self.table
-        if not len(traces):
-            return {}
-        out: dict[int, str] = {}
-        rows = np.flatnonzero(np.isin(t.trace_code, traces))
-        rows = rows[self.forest.parent[rows] < 0]
-        heads: dict[int, int] = {}
-        for r in np.concatenate([rows[t.parent_id[rows] == 0], rows[t.parent_id[rows] != 0]]).tolist():
-            heads.setdefault(int(t.trace_code[r]), r)
-        for code, r in heads.items():
-            kind = kind_name(int(t.kind[r]))
-            out[code] = (
-                f"{t.service_name(r) or '(no service)'}: {t.span(r).name} ({kind}, {span_hex(t.span_id[r])})"
-            )
-        return out
+
+def worst_first(d: Diff) -> np.ndarray:
+    """Trace codes, worst first: most spans not ``ok``, then most spans, then input order. The one order
+    of ``analyze``'s worst traces, ``Explorer.traces()`` and the trace ``show``/``plot`` pick by default."""
+    per = d.by_arrays("trace")
+    not_ok = per["spans"] - per["ok"]
+    return np.lexsort((np.arange(len(not_ok)), -per["spans"], -not_ok))
+
+
+def head_rows(table: SpanTable, forest: tree.Forest) -> np.ndarray:
+    """Per trace code, the row of its head: its first span without a parent id, else its first span whose
+    parent is missing from the dump."""
+    top = np.flatnonzero(forest.parent < 0)
+    top = np.concatenate([top[table.parent_id[top] == 0], top[table.parent_id[top] != 0]])
+    head = np.full(table.n_traces, -1, dtype=np.int64)
+    head[table.trace_code[top][::-1]] = top[::-1]  # the first listed wins
+    return head
+
+
+def head_text(table: SpanTable, row: int, name: str) -> str:
+    """How a trace's head span is named everywhere: ``service: name (KIND, span id)``."""
+    kind = kind_name(int(table.kind[row]))
+    return f"{table.service_name(row) or '(no service)'}: {name} ({kind}, {span_hex(table.span_id[row])})"
 
 
 def _ratio(n: int, x: int) -> float:

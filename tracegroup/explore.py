@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 
 from tracegroup import tree
-from tracegroup.analysis import Analysis, analyze
+from tracegroup.analysis import Analysis, analyze, head_rows, head_text, worst_first
 from tracegroup.diff import OK, VERDICTS
 from tracegroup.frames import details as decode_details
 from tracegroup.grouping import Reason
@@ -479,18 +479,10 @@ class Explorer:
         per = an.diff.by_arrays("trace")
         nt = table.n_traces
         not_ok = per["spans"] - per["ok"]
-        order = np.lexsort((np.arange(nt), -per["spans"], -not_ok))
-        parent = an.forest.parent
-        top = np.flatnonzero(parent < 0)
-        top = np.concatenate([top[table.parent_id[top] == 0], top[table.parent_id[top] != 0]])
-        head_row = np.full(nt, -1, dtype=np.int64)
-        head_row[table.trace_code[top][::-1]] = top[::-1]  # the first listed wins
-        head_row = head_row[order]
+        order = worst_first(an.diff)
+        head_row = head_rows(table, an.forest)[order]
         names = self._names(head_row)
-        heads = [
-            f"{table.services[table.service[r]] or '(no service)'}: {nm}"
-            for r, nm in zip(head_row.tolist(), names, strict=True)
-        ]
+        heads = [head_text(table, r, nm) for r, nm in zip(head_row.tolist(), names, strict=True)]
         first = np.full(nt, np.iinfo(np.int64).max, dtype=np.int64)
         last = np.full(nt, np.iinfo(np.int64).min, dtype=np.int64)
         np.minimum.at(first, table.trace_code, table.start_ns)
@@ -518,10 +510,7 @@ class Explorer:
         """Hex id of the worst trace (most spans not ``ok``, then most spans) under these options or the
         given ``analysis``."""
         an = analysis if analysis is not None else self.analyze(**options)
-        per = an.diff.by_arrays("trace")
-        not_ok = per["spans"] - per["ok"]
-        code = int(np.lexsort((np.arange(self.table.n_traces), -per["spans"], -not_ok))[0])
-        return self.table.trace_hex[code]
+        return self.table.trace_hex[int(worst_first(an.diff)[0])]
 
     # ------------------------------------------------------------------------------- anomalies
     def anomalies(self) -> pd.DataFrame:
