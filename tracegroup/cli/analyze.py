@@ -35,7 +35,13 @@ from tracegroup.info import info as dump_info
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @errors
 def info(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet: bool, fmt: str) -> None:
-    """Formats detected, batches, spans, traces, services and anomalies of DUMPS."""
+    """Formats detected, batches, spans, traces, services and anomalies of DUMPS.
+
+    \b
+    Examples:
+      tracegroup info fixtures/polyglot.pb
+      tracegroup info capture/ --format json
+    """
     table = load_table(dumps, service_attribute, keep_going, quiet)
     data = dump_info(table, tree.build(table))
     click.echo(render.to_json(data) if fmt == "json" else render.info_text(data), nl=False)
@@ -63,7 +69,13 @@ def analyze_cmd(
     fail_on_misgrouped: float | None,
     **opts: Any,
 ) -> None:
-    """How the compared strategy grouped DUMPS against one transaction per application boundary."""
+    """How the compared strategy grouped DUMPS against one transaction per application boundary.
+
+    \b
+    Examples:
+      tracegroup analyze fixtures/polyglot.pb
+      tracegroup analyze dump.pb --routes service --fail-on-misgrouped 0.01
+    """
     table = load_table(dumps, service_attribute, keep_going, quiet)
     summary = analysis_from(table, opts).summary(top=top)
     click.echo(render.to_json(summary) if fmt == "json" else render.analysis_text(summary, top), nl=False)
@@ -97,7 +109,13 @@ def spans(
     no_details: bool,
     **opts: Any,
 ) -> None:
-    """One row per span with its transaction under both groupings and its verdict."""
+    """One row per span with its transaction under both groupings and its verdict.
+
+    \b
+    Examples:
+      tracegroup spans fixtures/polyglot.pb -o spans.csv
+      tracegroup spans dump.pb --format parquet -o spans.parquet
+    """
     from tracegroup.frames import spans_frame
     from tracegroup.render.tables import write_frame
 
@@ -139,7 +157,12 @@ def whatif(
     fmt: str,
     **opts: Any,
 ) -> None:
-    """Mis-grouped, dropped and incomplete spans under other pipeline settings, and what to change."""
+    """Mis-grouped, dropped and incomplete spans under other pipeline settings, and what to change.
+
+    \b
+    Example:
+      tracegroup whatif fixtures/polyglot.pb --vary batch-size=64,512,8192 --vary wait=1s,5s
+    """
     from tracegroup.whatif import parse_vary
     from tracegroup.whatif import whatif as run_whatif
 

@@ -60,6 +60,11 @@ def check(
     Options not given on the command line come from the golden file's header, else the analyze
     defaults. Exit 0 when every fixture matches (or was updated), 1 when one differs, 2 on bad input or
     a missing golden file.
+
+    \b
+    Examples:
+      tracegroup check fixtures/polyglot.pb --expected fixtures/expected
+      tracegroup check capture/dump.pb --expected capture/expected --update
     """
     routes = overrides.pop("routes", None) or overrides.pop("routing_deprecated", None)
     overrides.pop("routing_deprecated", None)

@@ -72,7 +72,13 @@ def show(
     max_spans: int,
     **opts: Any,
 ) -> None:
-    """One trace as an indented tree: each span with its transaction under both groupings."""
+    """One trace as an indented tree: each span with its transaction under both groupings.
+
+    \b
+    Examples:
+      tracegroup show fixtures/polyglot.pb
+      tracegroup show dump.pb --trace 47c657d05b819aa436bd0ff4d36ddb18
+    """
     explorer = Explorer(load_table(dumps, service_attribute, keep_going, quiet))
     an = analysis_from(explorer.table, opts)
     text = explorer.show(_trace_id(explorer, an, trace_id, quiet), analysis=an, max_spans=max_spans)
@@ -122,7 +128,13 @@ def plot(
     dpi: int,
     **opts: Any,
 ) -> None:
-    """Draw a figure of DUMPS into an image file (the notebook's figures)."""
+    """Draw a figure of DUMPS into an image file (the notebook's figures).
+
+    \b
+    Examples:
+      tracegroup plot fixtures/polyglot.pb -o waterfall.png
+      tracegroup plot dump.pb --kind whatif --vary batch-size=64,8192 -o whatif.png
+    """
     from tracegroup.render import plot as figures
     from tracegroup.whatif import parse_vary
 

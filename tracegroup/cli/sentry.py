@@ -102,7 +102,12 @@ def parse_now(value: str) -> int:
 @click.option("--otlp-format", type=click.Choice(["proto", "jsonl"]), default="proto", show_default=True)
 @click.option("--send-otlp", is_flag=True, help="Post the corrected OTLP to each route's OTLP endpoint.")
 def emit(**options: Any) -> None:
-    """Turn DUMPS into Sentry transactions (one per application boundary) and error events."""
+    """Turn DUMPS into Sentry transactions (one per application boundary) and error events.
+
+    \b
+    Example:
+      tracegroup emit fixtures/polyglot.pb --out out/ --routes fixtures/routes-example.toml --rebase-time
+    """
 
     errors(_run)(**options)
 
@@ -212,7 +217,13 @@ def _send(table: Any, out: str, envelopes: bool, routes: Any, fmt: str) -> None:
 @errors
 def send(directory: str, resume: bool, dry_run: bool, fmt: str, **opts: Any) -> None:
     """Send the envelopes `tracegroup emit --out DIRECTORY` wrote, each to its DSN; report every outcome
-    and journal it in DIRECTORY/send-journal.jsonl (see docs/send.md)."""
+    and journal it in DIRECTORY/send-journal.jsonl (see docs/send.md).
+
+    \b
+    Examples:
+      tracegroup send out/
+      tracegroup send out/ --resume --deadline 10m
+    """
     from tracegroup.send import envelope_requests, otlp_file_requests
     from tracegroup.send import send as run_send
 
