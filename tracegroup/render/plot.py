@@ -64,11 +64,6 @@ WHATIF_METRICS: dict[str, str] = {
     "dropped_pct": "dropped",
     "incomplete_pct": "incomplete",
 }
-#: The what-if grid the notebook and ``tracegroup plot --kind whatif`` use by default.
-DEFAULT_VARY: dict[str, list[float]] = {
-    "batch-size": [64, 256, 1024, 4096, 8192, 16384],
-    "sdk-batch": [64, 128, 256, 512, 1024, 2048],
-}
 
 
 def _figure(width: float, height: float) -> Figure:
