@@ -76,6 +76,7 @@ class FixtureResult:
     message: str = ""
     diff: list[str] = field(default_factory=list)
     lines: int = 0
+    warnings: list[str] = field(default_factory=list)  # the dump's load warnings
 
     @property
     def exit_code(self) -> int:
@@ -97,9 +98,13 @@ def _line(obj: dict[str, Any]) -> str:
 
 
 def golden_lines(
-    dump: str | Path, options: CheckOptions = CheckOptions(), name: str | None = None
+    dump: str | Path,
+    options: CheckOptions = CheckOptions(),
+    name: str | None = None,
+    warnings: list[str] | None = None,
 ) -> list[str]:
-    """The golden text of one fixture, one line per list item (see the module docstring).
+    """The golden text of one fixture, one line per list item (see the module docstring); the dump's load
+    warnings are appended to ``warnings`` when given.
 
     Raises :class:`~tracegroup.load.LoadError` or ``ValueError`` (bad dump, unknown option value).
     """
@@ -108,6 +113,8 @@ def golden_lines(
     from tracegroup.routes import Routes, load_routes
 
     table = load([dump], service_attribute=options.service_attribute)
+    if warnings is not None:
+        warnings.extend(w for s in table.sources for w in s.warnings)
     routing: str | Routes = options.routing
     if options.routing not in ("none", "service"):
         if not Path(options.routing).is_file():
@@ -274,9 +281,15 @@ def describe(expected: Sequence[str], actual: Sequence[str]) -> str:
 
 
 def check_fixture(
-    fixture: str | Path, expected: str | Path, overrides: dict[str, Any] | None = None, update: bool = False
+    fixture: str | Path,
+    expected: str | Path,
+    overrides: dict[str, Any] | None = None,
+    update: bool = False,
+    accept_warnings: bool = False,
 ) -> FixtureResult:
-    """Compare (or with ``update`` rewrite) one fixture's golden file (see the module docstring)."""
+    """Compare (or with ``update`` rewrite) one fixture's golden file (see the module docstring). The
+    dump's load warnings are in ``warnings`` of the result; ``update`` refuses (status ``error``) to write
+    a golden file from a dump that loaded with warnings (damaged input) unless ``accept_warnings``."""
     gpath = golden_path(fixture, expected)
     res = FixtureResult(str(fixture), str(gpath), "error")
     from tracegroup.load import LoadError
@@ -293,7 +306,7 @@ def check_fixture(
             )
             return res
         options = CheckOptions().merged(recorded).merged(overrides or {})
-        new = golden_lines(fixture, options)
+        new = golden_lines(fixture, options, warnings=res.warnings)
     except (LoadError, ValueError) as err:
         res.message = str(err)
         return res
@@ -301,6 +314,12 @@ def check_fixture(
         res.message = f"{getattr(err, 'filename', '') or fixture}: {err.strerror or err}"
         return res
     res.lines = len(new)
+    if update and res.warnings and not accept_warnings:
+        res.message = (
+            f"not updating {gpath}: the dump loaded with {len(res.warnings)} warning(s), first: "
+            f"{res.warnings[0]} (repair the dump, or accept them with --accept-warnings)"
+        )
+        return res
     if update:
         if old == new:
             res.status, res.message = "ok", "unchanged"

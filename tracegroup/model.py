@@ -66,7 +66,11 @@ class Batch:
 
 @dataclass
 class Source:
-    """One input file: its path, the format it was detected as, and what its reader noticed."""
+    """One input file: its path, the format it was detected as, and what its reader noticed.
+
+    ``batches`` / ``spans`` are what was loaded; ``messages_held`` / ``spans_held`` what the file held as
+    far as it could be read (messages and spans in damaged parts included; spans of a damaged message are
+    counted up to where its bytes stop), ``bytes_skipped`` the bytes (after decompression) not loaded."""
 
     path: str
     format: str
@@ -74,10 +78,14 @@ class Source:
     spans: int = 0
     warnings: list[str] = field(default_factory=list)
     notes: dict[str, int] = field(default_factory=dict)
+    messages_held: int = 0
+    spans_held: int = 0
+    bytes_skipped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "batches": self.batches, "spans": self.spans,
-                "warnings": self.warnings, "notes": self.notes}  # fmt: skip
+                "messages_held": self.messages_held, "spans_held": self.spans_held,
+                "bytes_skipped": self.bytes_skipped, "warnings": self.warnings, "notes": self.notes}  # fmt: skip
 
 
 @dataclass

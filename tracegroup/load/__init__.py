@@ -10,36 +10,88 @@ becomes a warning on the table and the other files still load.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from google.protobuf.unknown_fields import UnknownFieldSet
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, TracesData
 
-from tracegroup.load.base import Decoded, LoadError
+from tracegroup.load.base import Decoded, LoadError, LoadMemoryError
 from tracegroup.load.columns import Columns, table_from_messages
-from tracegroup.load.proto import decode_binary, parse_traces
+from tracegroup.load.lenient import count_spans, parse_message
+from tracegroup.load.proto import decode_binary
 from tracegroup.model import Batch, Source, SpanTable, gc_paused
 
-__all__ = ["LoadError", "Decoded", "load", "expand_paths", "table_from_messages"]
+__all__ = ["LoadError", "LoadMemoryError", "Decoded", "load", "expand_paths", "table_from_messages"]
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, plus every regular non-hidden file under named directories (sorted)."""
+def _kind_of(mode: int) -> str | None:
+    """What a non-regular file is ("a FIFO", ...), None for a regular file."""
+    for test, what in (
+        (stat.S_ISREG, None),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def expand_paths(paths: Iterable[str | Path], problems: list[str] | None = None) -> list[Path]:
+    """Files named, plus every regular non-hidden file under named directories (sorted).
+
+    Hidden means a name starting with ``.`` below the named directory (the directory's own path may hold
+    ``..`` or dot-folders). A named file that is not a regular file (a FIFO, ``/dev/zero``) is refused
+    before anything reads it; non-regular files under a directory are left out. A subdirectory that cannot
+    be listed is a ``LoadError``, or, when ``problems`` is given, a line appended to it.
+    """
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*") if f.is_file() and not any(x.startswith(".") for x in f.parts)
-            )
+        try:
+            mode = p.stat().st_mode
+        except FileNotFoundError:
+            raise LoadError(f"{p}: no such file or directory") from None
+        except OSError as err:
+            raise LoadError(f"{p}: cannot read ({err.strerror or err})") from None
+        if stat.S_ISDIR(mode):
+            found = _walk(p, problems)
             if not found:
                 raise LoadError(f"{p}: directory holds no files")
             out.extend(found)
-        elif p.exists():
-            out.append(p)
+        elif (what := _kind_of(mode)) is not None:
+            raise LoadError(f"{p}: is {what}, not a regular file; save the dump to a file first")
         else:
-            raise LoadError(f"{p}: no such file or directory")
+            out.append(p)
     return out
+
+
+def _walk(top: Path, problems: list[str] | None) -> list[Path]:
+    """Regular non-hidden files under ``top`` (sorted); an unlistable subdirectory is reported."""
+    found: list[Path] = []
+
+    def failed(err: OSError) -> None:
+        line = f"{err.filename or top}: cannot list directory ({err.strerror or err})"
+        if problems is None:
+            raise LoadError(line)
+        problems.append(line)
+
+    for folder, dirs, files in os.walk(top, onerror=failed):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for f in files:
+            if f.startswith("."):
+                continue
+            path = Path(folder, f)
+            try:
+                if stat.S_ISREG(path.stat().st_mode):
+                    found.append(path)
+            except OSError:
+                continue
+    return sorted(found)
 
 
 def upgrade_legacy(td: TracesData) -> int:
@@ -69,8 +121,21 @@ def load(
     every 64 messages and after each file."""
     if isinstance(paths, str | Path):
         paths = [paths]
+    problems: list[str] | None = [] if keep_going else None
+    files = expand_paths(paths, problems)
     with gc_paused():
-        return _load(expand_paths(paths), service_attribute, keep_going, progress)
+        table = _load(files, service_attribute, keep_going, progress)
+    table.sources.extend(
+        Source(line.split(": ", 1)[0], "unreadable", warnings=[line]) for line in problems or ()
+    )
+    return table
+
+
+def _memory(name: str, size: int) -> LoadMemoryError:
+    return LoadMemoryError(
+        f"{name}: out of memory while reading it ({size / 1e6:,.0f} MB as read): load fewer files at once, "
+        "close other programs or use a machine with more memory"
+    )
 
 
 def _load(
@@ -85,28 +150,53 @@ def _load(
     total = 0
     for path in files:
         name = str(path)
+        size = 0
         try:
             try:
+                if (what := _kind_of(path.stat().st_mode)) is not None:  # it may have changed since
+                    raise LoadError(f"{name}: is {what}, not a regular file")
                 data = path.read_bytes()
+                size = len(data)
+                decoded = decode_binary(data, name)
             except OSError as err:
                 raise LoadError(f"{name}: cannot read ({err.strerror or err})") from None
-            decoded = decode_binary(data, name)
+            except MemoryError:
+                raise _memory(name, size) from None
             del data
-            source = Source(name, decoded.format, warnings=decoded.warnings, notes=decoded.notes)
+            source = Source(
+                name,
+                decoded.format,
+                warnings=decoded.warnings,
+                notes=decoded.notes,
+                bytes_skipped=decoded.bytes_skipped,
+            )
         except LoadError as err:
-            if not keep_going:
+            if not keep_going or isinstance(err, LoadMemoryError):
                 raise
             sources.append(Source(name, "unreadable", warnings=[str(err)]))
             continue
         src_index = len(sources)
         sources.append(source)
-        for k, raw in enumerate(decoded.messages):
-            td = parse_traces(raw)
+        bad_strings = bad_spans = 0
+        messages = decoded.messages
+        for k, raw in enumerate(messages):
+            try:
+                td, strings, spans = parse_message(raw)
+            except MemoryError:
+                raise _memory(name, size) from None
             if td is None:  # a frame that passed framing but is not TracesData: keep what came before
+                rest = messages[k:]
                 source.warnings.append(
                     f"{name}: message {k + 1} is not an OTLP TracesData message; kept the {k} before it"
+                    + (f" ({len(rest) - 1} after it not read)" if len(rest) > 1 else "")
                 )
+                decoded.spans_unread += sum(map(count_spans, rest))
+                source.bytes_skipped += sum(map(len, rest))
                 break
+            if strings:  # keep the repaired message, so details decode from the same structure
+                bad_strings += strings
+                bad_spans += spans
+                raw = td.SerializeToString()
             moved = upgrade_legacy(td)
             if moved:  # keep the upgraded message, so details decode from the same structure
                 raw = td.SerializeToString()
@@ -119,7 +209,16 @@ def _load(
             source.batches += 1
             if progress and source.batches % 64 == 0:
                 progress(name, total + source.spans, len(files))
-        decoded.messages.clear()
+        if bad_strings:
+            source.notes["invalid_utf8_strings"] = bad_strings
+            source.notes["invalid_utf8_spans"] = bad_spans
+            source.warnings.append(
+                f"{name}: {bad_strings:,} strings ({bad_spans:,} spans) were not valid UTF-8; "
+                "decoded with U+FFFD replacement characters, every span kept"
+            )
+        source.messages_held = len(messages) if decoded.messages_held is None else decoded.messages_held
+        source.spans_held = source.spans + decoded.spans_unread
+        messages.clear()
         total += source.spans
         if progress:
             progress(name, total, len(files))

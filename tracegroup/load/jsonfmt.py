@@ -14,9 +14,13 @@ serialized OTLP ``TracesData``:
   document is OTLP/JSON (:mod:`~tracegroup.load.otlp_json`).
 - ``jaeger``: Jaeger v1 query/UI JSON ``{"data": [trace, ...]}`` -> 1 message holding every trace, converted
   like the collector's jaeger->OTLP translator (:mod:`~tracegroup.load.jaeger`); ``errors`` next to the data
-  become a warning.
-- ``zipkin``: Zipkin v2 JSON (an array of spans, or an array of traces) -> 1 message; ``shared`` server halves
-  get a derived span id of their own (:mod:`~tracegroup.load.zipkin`).
+  become a warning. Also one bare trace ``{"traceID", "spans", "processes"}`` (``jq .data[0]``), an array
+  of such traces, and an array of Jaeger spans with inline ``process`` (jaeger-anonymizer output).
+- ``zipkin``: Zipkin v2 JSON (an array of spans, or an array of traces) -> 1 message; records of one span are
+  merged and ``shared`` server halves get a derived span id of their own (:mod:`~tracegroup.load.zipkin`).
+  ``zipkin-v1``: the same arrays holding Zipkin v1 records (``binaryAnnotations``, annotation endpoints),
+  converted to v2 first (:mod:`~tracegroup.load.zipkin_v1`).
+- A file whose bytes are not all UTF-8 is decoded with U+FFFD replacement characters, with a warning.
 
 A JSON API error response (``errors`` / ``error`` and no data) is an error naming it. Nothing but
 :class:`LoadError` (one line, naming the file) escapes for bad input.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -42,6 +47,31 @@ _NONBLANK = re.compile(rb"\S")
 
 def decode_json(data: bytes, name: str) -> Decoded:
     """Decode one JSON trace file (see the module docstring for the formats and the contract)."""
+    data, bad_utf8 = _lenient_utf8(data)
+    decoded = _decode_json(data, name)
+    if bad_utf8:
+        decoded.notes["invalid_utf8_sequences"] = bad_utf8
+        decoded.warnings.append(
+            f"{name}: {bad_utf8:,} byte sequences were not valid UTF-8; decoded with U+FFFD replacement "
+            "characters, every span kept"
+        )
+    return decoded
+
+
+def _lenient_utf8(data: bytes) -> tuple[bytes, int]:
+    """``data`` with every invalid UTF-8 sequence replaced by U+FFFD, and how many there were."""
+    if data.isascii():
+        return data, 0
+    try:
+        data.decode("utf-8")
+        return data, 0
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "replace")
+    fixed = text.encode("utf-8")
+    return fixed, text.count("\ufffd") - data.count("\ufffd".encode())
+
+
+def _decode_json(data: bytes, name: str) -> Decoded:
     fmt = "JSON"
     try:
         if not _NONBLANK.search(data):
@@ -55,10 +85,17 @@ def decode_json(data: bytes, name: str) -> Decoded:
         except ValueError as exc:
             raise LoadError(f"{name}: not valid JSON: {one_line(exc)}") from None
         if isinstance(doc, list):
+            jaeger = _jaeger_list(doc)
+            if jaeger is not None:
+                fmt = "jaeger"
+                return decode_jaeger(jaeger, name)
             fmt = "zipkin"
             return decode_zipkin(doc, name)
         if not isinstance(doc, dict):
             raise LoadError(f"{name}: JSON {type(doc).__name__} is not a trace document")
+        if isinstance(doc.get("spans"), list) and ("traceID" in doc or "processes" in doc):
+            fmt = "jaeger"  # one bare Jaeger trace: what `jq .data[0]` gives
+            return decode_jaeger([doc], name)
         if "resourceSpans" in doc or "resource_spans" in doc:
             fmt = "otlp-json"
             return Decoded(fmt, [otlp_message(doc, name)])
@@ -80,6 +117,20 @@ def decode_json(data: bytes, name: str) -> Decoded:
         )
     except BAD + (json_format.ParseError,) as exc:
         raise LoadError(f"{name}: malformed {fmt} data: {type(exc).__name__}: {one_line(exc)}") from exc
+
+
+def _jaeger_list(doc: list[Any]) -> list[Any] | None:
+    """A JSON array as Jaeger traces: an array of Jaeger traces (``{traceID, spans, processes}``), or of
+    Jaeger spans (``traceID`` / ``spanID``, usually with an inline ``process``: jaeger-anonymizer output)
+    as one trace; None when it is not Jaeger (Zipkin spells ``traceId`` / ``id``)."""
+    first = doc[0] if doc and isinstance(doc[0], dict) else None
+    if first is None:
+        return None
+    if isinstance(first.get("spans"), list) and ("traceID" in first or "processes" in first):
+        return doc
+    if "traceID" in first and "spanID" in first:
+        return [{"spans": doc}]
+    return None
 
 
 def _jsonl_head(data: bytes) -> list[bytes] | None:

@@ -189,6 +189,7 @@ def decode_jsonl(lines: list[bytes], name: str) -> Decoded:
         except ValueError as exc:
             if index == len(numbered) - 1:
                 out.warnings.append(f"{name}: last line is truncated ({len(line)} bytes), skipped")
+                out.messages_held, out.bytes_skipped = len(numbered), len(line)
                 break
             raise LoadError(f"{where}: invalid JSON: {one_line(exc)}") from None
         if isinstance(doc, dict) and isinstance(doc.get("result"), dict):

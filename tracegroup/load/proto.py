@@ -12,6 +12,10 @@ Detection is by content only:
 - else one bare ``TracesData`` / ``ExportTraceServiceRequest`` (an OTLP/HTTP body).
 
 A stream truncated or corrupt after at least one good message keeps the good messages and adds a warning.
+A run of two or more empty (zero-length) frames is damage, not batches (a crashed writer's zero-filled
+tail, a preallocated file): it is skipped with one warning per run and reading goes on after it; a file of
+nothing but zero bytes is a ``LoadError``. Strings that are not UTF-8 are decoded with replacement
+characters (:mod:`tracegroup.load.lenient`), never a reason to drop a message.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ import re
 import zlib
 
 import zstandard
-from google.protobuf.message import DecodeError
-from google.protobuf.unknown_fields import UnknownFieldSet
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tracegroup.load.base import Decoded, LoadError
+from tracegroup.load.lenient import count_spans, parse_message
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ZEROS = re.compile(rb"\x00+")
+MAX_ZERO_WARNINGS = 5
 
 
 def decompress(data: bytes, name: str, warnings: list[str], kind: str) -> bytes:
@@ -56,14 +61,9 @@ def decompress(data: bytes, name: str, warnings: list[str], kind: str) -> bytes:
 
 
 def parse_traces(payload: bytes | memoryview) -> TracesData | None:
-    """``TracesData`` when ``payload`` is one (no unknown top-level fields), else None."""
-    try:
-        td = TracesData.FromString(payload)
-    except DecodeError:
-        return None
-    if len(UnknownFieldSet(td)):
-        return None
-    return td
+    """``TracesData`` when ``payload`` is one (no unknown top-level fields; strings that are not UTF-8 are
+    repaired, see :func:`~tracegroup.load.lenient.parse_message`), else None."""
+    return parse_message(payload)[0]
 
 
 def _frame_payload(payload: bytes | memoryview, name: str, k: int) -> tuple[bytes | memoryview | None, str]:
@@ -88,43 +88,86 @@ def _frame_payload(payload: bytes | memoryview, name: str, k: int) -> tuple[byte
     return payload, kind
 
 
-def read_framed(data: bytes, name: str, warnings: list[str]) -> tuple[list[bytes | memoryview], str] | None:
+def read_framed(data: bytes, name: str, warnings: list[str]) -> Decoded | None:
     """Split a length-prefixed stream into messages; None when ``data`` is not such a stream.
 
-    Returns the messages and the stream's format name. Only the first message is parsed here, to
-    recognise the format; the loader parses the others once, while extracting, and treats a bad one like
-    a truncation.
+    Returns the messages, the stream's format name and the accounting of what was not kept. Only the
+    first message is parsed here, to recognise the format; the loader parses the others once, while
+    extracting, and treats a bad one like a truncation.
     """
-    messages: list[bytes | memoryview] = []
-    fmt = "otlp-proto-stream"
+    if _ZEROS.fullmatch(data):
+        raise LoadError(f"{name}: file holds nothing but {len(data):,} zero bytes (a zero-filled file)")
+    out = Decoded("otlp-proto-stream", [], warnings)
+    messages = out.messages
     view = memoryview(data)  # slices share the file's buffer instead of copying every message
     pos, size = 0, len(data)
+    zero_runs: list[tuple[int, int]] = []  # (position, length) of runs of empty frames skipped
     while pos < size:
         if pos + 4 > size:
             problem = f"{size - pos} stray bytes at the end"
         else:
             length = int.from_bytes(view[pos : pos + 4], "big")
+            if length == 0 and (run := _ZEROS.match(data, pos).end() - pos) >= 8:  # type: ignore[union-attr]
+                skip = _after_zeros(data, view, pos, run, name)
+                zero_runs.append((pos, skip))
+                pos += skip
+                continue
             end = pos + 4 + length
             if end > size:
                 problem = f"message {len(messages) + 1} is truncated ({size - pos - 4} of {length} bytes)"
+                out.spans_unread += count_spans(view[pos + 4 : size])
+                out.messages_held = len(messages) + 1
             else:
                 payload, kind = _frame_payload(view[pos + 4 : end], name, len(messages) + 1)
                 if payload is not None and (messages or length == 0 or parse_traces(payload) is not None):
                     if not messages:
-                        fmt = {
+                        out.format = {
                             "zstd": "otlp-proto-stream+zstd-messages",
                             "proto+json": "otlp-json-stream",
                             "zstd+json": "otlp-json-stream+zstd-messages",
-                        }.get(kind, fmt)
+                        }.get(kind, out.format)
                     messages.append(payload)
                     pos = end
                     continue
                 problem = f"message {len(messages) + 1} at byte {pos} is not an OTLP TracesData message"
+                out.spans_unread += count_spans(payload if payload is not None else view[pos + 4 : end])
+                out.messages_held = len(messages) + 1
         if not messages:
             return None
         warnings.append(f"{name}: {problem}; kept the {len(messages)} complete messages before it")
+        out.bytes_skipped += size - pos
         break
-    return messages, fmt
+    if zero_runs:
+        skipped = sum(n for _, n in zero_runs)
+        out.bytes_skipped += skipped
+        where = ", ".join(f"{n:,} at byte {p:,}" for p, n in zero_runs[:MAX_ZERO_WARNINGS])
+        more = (
+            f" and {len(zero_runs) - MAX_ZERO_WARNINGS} more runs"
+            if len(zero_runs) > MAX_ZERO_WARNINGS
+            else ""
+        )
+        warnings.append(
+            f"{name}: skipped {skipped:,} zero bytes ({where}{more}): runs of empty messages are damage "
+            "(a crashed writer's zero-filled tail), not batches"
+        )
+        out.notes["zero_bytes_skipped"] = skipped
+    return out
+
+
+def _after_zeros(data: bytes, view: memoryview, pos: int, run: int, name: str) -> int:
+    """How many bytes of the run of ``run`` zero bytes at ``pos`` to skip: up to the first place near its
+    end where a whole message starts (the next length prefix may begin with zero bytes, and the run need
+    not be a whole number of empty frames), else the empty frames it holds."""
+    end = pos + run
+    for start in range(max(pos, end - 3), end + 1):
+        if start + 4 > len(data):
+            break
+        length = int.from_bytes(view[start : start + 4], "big")
+        if length and start + 4 + length <= len(data):
+            payload, _ = _frame_payload(view[start + 4 : start + 4 + length], name, 0)
+            if payload is not None and parse_traces(payload) is not None:
+                return start - pos
+    return run - run % 4
 
 
 def _json(data: bytes, name: str, prefix: str, warnings: list[str]) -> Decoded:
@@ -158,7 +201,8 @@ def decode_binary(data: bytes, name: str) -> Decoded:
         return _json(data, name, prefix, warnings)
     framed = read_framed(data, name, warnings)
     if framed is not None:
-        return Decoded(prefix + framed[1], framed[0], warnings)
+        framed.format = prefix + framed.format
+        return framed
     if parse_traces(data) is not None:
         return Decoded(prefix + "otlp-proto", [data], warnings)
     if looks_json:

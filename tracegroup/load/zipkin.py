@@ -19,6 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Status, TracesDat
 
 from tracegroup.load.base import Decoded, LoadError
 from tracegroup.load.jsonutil import STATUS, dicts, pad_hex, put_attrs, to_str
+from tracegroup.load.zipkin_v1 import is_v1, v1_to_v2
 
 __all__ = ["decode_zipkin"]
 
@@ -50,6 +51,11 @@ def decode_zipkin(doc: list[Any], name: str) -> Decoded:
     for number, rec in enumerate(recs):
         if "traceId" not in rec or "id" not in rec:
             raise LoadError(f"{name}: array element {number} is not a Zipkin span (no traceId / id)")
+    held = len(recs)
+    v1 = sum(map(is_v1, recs))
+    if v1:
+        recs = [out for rec in recs for out in (v1_to_v2(rec) if is_v1(rec) else (rec,))]
+    recs, merged, backfilled = _merge(recs, name)
 
     def local(rec: dict[str, Any]) -> tuple[Any, Any]:
         ep = rec.get("localEndpoint") or {}
@@ -141,4 +147,110 @@ def decode_zipkin(doc: list[Any], name: str) -> Decoded:
         notes["zipkin_shared_fragments"] = fragments
     if no_timestamp:
         notes["zipkin_no_timestamp"] = no_timestamp
-    return Decoded("zipkin", [msg.SerializeToString()], notes=notes)
+    if v1:
+        notes["zipkin_v1_records"] = v1
+    if merged:
+        notes["zipkin_merged_records"] = merged
+    if backfilled:
+        notes["zipkin_shared_backfilled"] = backfilled
+    return Decoded(
+        "zipkin-v1" if v1 else "zipkin",
+        [msg.SerializeToString()],
+        notes=notes,
+        spans_unread=held - len(recs) if held > len(recs) else 0,
+    )
+
+
+def _endpoint_key(rec: dict[str, Any]) -> tuple[Any, ...]:
+    """Zipkin's order of records sharing an id: not shared before shared, CLIENT first among the not
+    shared, then no local endpoint first, then by service, ipv4, ipv6 (a missing value last)."""
+    shared = rec.get("shared") is True
+    ep = rec.get("localEndpoint") or None
+    fields = (
+        tuple((ep.get(k) is None, str(ep.get(k) or "")) for k in ("serviceName", "ipv4", "ipv6"))
+        if ep
+        else ()
+    )
+    return (shared, shared or rec.get("kind") != "CLIENT", ep is not None, *fields)
+
+
+class _Endpoints:
+    """Zipkin's ``EndpointTracker``: endpoints of fragments of one span must not contradict each other."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, Any] = {}
+
+    def merge(self, ep: Any) -> bool:
+        if not isinstance(ep, dict):
+            return True
+        values = {k: ep.get(k) for k in ("serviceName", "ipv4", "ipv6", "port") if ep.get(k)}
+        if any(k in self.seen and self.seen[k] != v for k, v in values.items()):
+            return False
+        self.seen.update(values)
+        return True
+
+
+def _merge_into(dest: dict[str, Any], src: dict[str, Any]) -> None:
+    """``zipkin2.Span.Builder.merge``: fill what ``dest`` lacks, add annotations and tags."""
+    for key in ("parentId", "kind", "name", "timestamp", "duration"):
+        if dest.get(key) in (None, "", 0) and src.get(key) not in (None, ""):
+            dest[key] = src[key]
+    for key in ("localEndpoint", "remoteEndpoint"):
+        if isinstance(src.get(key), dict):
+            dest[key] = {**src[key], **{k: v for k, v in (dest.get(key) or {}).items() if v is not None}}
+    if src.get("annotations"):
+        dest["annotations"] = list(dest.get("annotations") or ()) + list(src["annotations"])
+    if src.get("tags"):
+        dest["tags"] = {**(dest.get("tags") or {}), **src["tags"]}
+    if src.get("shared") is True:
+        dest["shared"] = True
+
+
+def _merge(recs: list[dict[str, Any]], name: str) -> tuple[list[dict[str, Any]], int, int]:
+    """Zipkin's ``Trace.merge`` over records sharing a trace and span id: fragments of one span (same
+    ``shared`` flag, endpoints that agree) become one record; a SERVER record after a CLIENT record of
+    the same id is marked ``shared`` (instrumentation often leaves the flag off) and inherits the client's
+    parent when it has none. Returns the records (input order; a merged record at the place of the
+    one Zipkin keeps), how many records were merged away and how many server records were marked shared."""
+    groups: dict[tuple[bytes, bytes], list[int]] = {}
+    for i, rec in enumerate(recs):
+        key = (pad_hex(rec["traceId"], 16, "traceId", name), pad_hex(rec["id"], 8, "id", name))
+        groups.setdefault(key, []).append(i)
+    gone: set[int] = set()
+    backfilled = 0
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        order = sorted(members, key=lambda i: _endpoint_key(recs[i]))
+        last: dict[str, Any] | None = None
+        k = 0
+        while k < len(order):
+            i = order[k]
+            span = recs[i]
+            endpoints: _Endpoints | None = None
+            while k + 1 < len(order):
+                nxt = recs[order[k + 1]]
+                if endpoints is None:
+                    endpoints = _Endpoints()
+                    endpoints.merge(span.get("localEndpoint"))
+                if (span.get("shared") is True) != (nxt.get("shared") is True) or not endpoints.merge(
+                    nxt.get("localEndpoint")
+                ):
+                    break
+                _merge_into(span, nxt)  # the parsed document is ours to change
+                gone.add(order.pop(k + 1))
+            if last is not None:
+                if (
+                    last.get("kind") == "CLIENT"
+                    and span.get("kind") == "SERVER"
+                    and span.get("shared") is not True
+                ):
+                    span = recs[i] = {**span, "shared": True}
+                    backfilled += 1
+                if span.get("shared") is True and not span.get("parentId") and last.get("parentId"):
+                    span = recs[i] = {**span, "parentId": last["parentId"]}
+            last = span
+            k += 1
+    if not gone and not backfilled:
+        return recs, 0, 0
+    return [rec for i, rec in enumerate(recs) if i not in gone], len(gone), backfilled
