@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 LAYERS: list[tuple[str, list[str]]] = [
     ("model", ["tracegroup.model", "tracegroup.reasons", "tracegroup.otlp"]),
+    ("model", ["tracegroup.redact"]),
     ("load", ["tracegroup.load", "tracegroup.load.*"]),
     ("tree", ["tracegroup.tree", "tracegroup.routes"]),
     (

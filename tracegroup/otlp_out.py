@@ -4,7 +4,8 @@ Contract: :func:`corrected_flags` computes, from the ``service`` grouping, the n
 row: a transaction root that has a parent id (an application-boundary entry span, or the root of an
 incomplete transaction) gets "parent is remote" (0x100|0x200); every other span with a parent gets
 "parent is local" (0x100, 0x200 cleared); spans without a parent keep their flags. The low bits (W3C trace
-flags) are never touched. :func:`corrected_messages` re-serializes each batch with those flags, nothing
+flags) are never touched. :func:`corrected_messages` re-serializes each batch with those flags, scrubbed by
+the redaction policy (:mod:`tracegroup.redact`; default: secrets, the service attribute kept), nothing
 else changed; :func:`write_otlp` writes them as the collector's file exporter would (``proto``: 4-byte
 big-endian length + message; ``jsonl``: one OTLP/JSON document per line, hex ids). :func:`per_route`
 splits a batch into one request body per route for posting.
@@ -23,6 +24,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tracegroup.grouping import Grouping
 from tracegroup.model import FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, SpanTable
+from tracegroup.redact import Policy, scrub_traces
 from tracegroup.routes import Routes
 
 REMOTE = FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE
@@ -48,11 +50,17 @@ def service_flags(table: SpanTable) -> np.ndarray:
     return corrected_flags(table, group(ctx, "service"))
 
 
-def corrected_messages(table: SpanTable, flags: np.ndarray) -> Iterator[TracesData]:
-    """Every batch as a ``TracesData`` with the given flags set, in input order."""
+def corrected_messages(
+    table: SpanTable, flags: np.ndarray, policy: Policy | None = None
+) -> Iterator[TracesData]:
+    """Every batch as a ``TracesData`` with the given flags set and scrubbed by ``policy`` (default
+    ``Policy()``: secrets; ``Policy(secrets=False)`` keeps them), in input order."""
+    policy = policy if policy is not None else Policy()
+    policy = Policy(policy.secrets, policy.pii, policy.keys, policy.keep | {table.service_attribute})
     start = 0
     for batch in table.batches:
         td = TracesData.FromString(batch.raw)
+        scrub_traces(td, policy)
         values = iter(flags[start : start + batch.spans].tolist())
         for rs in td.resource_spans:
             for ss in rs.scope_spans:

@@ -26,6 +26,7 @@ from tracegroup.cli.common import (
     with_pipeline_options,
     with_routes_options,
 )
+from tracegroup.cli.redact import policy_from, redact_key_option
 from tracegroup.grouping import STRATEGIES
 from tracegroup.info import info as dump_info
 
@@ -98,6 +99,8 @@ def analyze_cmd(
     "-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Output file (default stdout)."
 )
 @click.option("--no-details", is_flag=True, help="Only the contract columns: skip attributes, events, links.")
+@click.option("--redact", is_flag=True, help="Scrub credentials, e-mail and IP addresses (docs/redact.md).")
+@redact_key_option
 @errors
 def spans(
     dumps: tuple[str, ...],
@@ -107,6 +110,8 @@ def spans(
     fmt: str,
     output: str | None,
     no_details: bool,
+    redact: bool,
+    redact_keys: tuple[str, ...],
     **opts: Any,
 ) -> None:
     """One row per span with its transaction under both groupings and its verdict.
@@ -120,6 +125,10 @@ def spans(
     from tracegroup.render.tables import write_frame
 
     table = load_table(dumps, service_attribute, keep_going, quiet)
+    if redact or redact_keys:  # names and details come from scrubbed bytes; ids and groupings are unchanged
+        from tracegroup.redact import redact_table
+
+        table = redact_table(table, policy_from(redact, redact, redact_keys, service_attribute))
     frame = spans_frame(table, analysis_from(table, opts), details_=not no_details)
     write_frame(frame, fmt, output)
 

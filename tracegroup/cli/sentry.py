@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from tracegroup.cli.common import errors, load_table, report_send, send_options, transport_options
+from tracegroup.cli.redact import policy_from, redact_key_option
 
 
 def parse_now(value: str) -> int:
@@ -101,6 +102,19 @@ def parse_now(value: str) -> int:
 )
 @click.option("--otlp-format", type=click.Choice(["proto", "jsonl"]), default="proto", show_default=True)
 @click.option("--send-otlp", is_flag=True, help="Post the corrected OTLP to each route's OTLP endpoint.")
+@click.option(
+    "--keep-secrets",
+    is_flag=True,
+    help="Keep URL credentials, secret query values and Authorization/Cookie headers (scrubbed by default).",
+)
+@click.option("--redact-pii", is_flag=True, help="Also replace e-mail and IP addresses in attribute values.")
+@redact_key_option
+@click.option(
+    "--replay-id",
+    default="",
+    help="Enters every event id, so another replay of the same dump to the same project is not dropped "
+    "as duplicates (--rebase-time already varies ids with --now).",
+)
 def emit(**options: Any) -> None:
     """Turn DUMPS into Sentry transactions (one per application boundary) and error events.
 
@@ -132,6 +146,10 @@ def _run(
     otlp: str | None,
     otlp_format: str,
     send_otlp: bool,
+    keep_secrets: bool,
+    redact_pii: bool,
+    redact_keys: tuple[str, ...],
+    replay_id: str,
 ) -> None:
     from tracegroup.render import emit_text, to_json
     from tracegroup.routes import load_renames, load_routes
@@ -148,6 +166,7 @@ def _run(
     renames = load_renames(renames_file) if renames_file else []
     now = parse_now(now_text) if now_text else None
     table = load_table(dumps, service_attribute, keep_going, quiet)
+    policy = policy_from(not keep_secrets, redact_pii, redact_keys, table.service_attribute)
     # --out alone streams: each envelope is written as soon as its event is built (memory stays flat);
     # --jsonl needs every payload in output order, so then events are held until written
     writer = files.DirWriter(out) if out and not jsonl else None
@@ -161,6 +180,8 @@ def _run(
         rebase_time=rebase_time,
         now=now,
         on_written=writer.write if writer else None,
+        redaction=policy,
+        replay_id=replay_id,
     )
     written: dict[str, str] = {}
     if writer:
@@ -182,15 +203,15 @@ def _run(
     if otlp:
         from tracegroup.otlp_out import corrected_messages, service_flags, write_otlp
 
-        write_otlp(corrected_messages(table, service_flags(table)), otlp, otlp_format)
+        write_otlp(corrected_messages(table, service_flags(table), policy), otlp, otlp_format)
         summary["output"]["otlp"] = otlp
     click.echo(to_json(summary) if fmt == "json" else emit_text(summary), nl=False)
     if send or send_otlp:
         assert out is not None  # checked above
-        _send(table, out, send, routes if send_otlp else None, fmt)
+        _send(table, out, send, routes if send_otlp else None, fmt, policy)
 
 
-def _send(table: Any, out: str, envelopes: bool, routes: Any, fmt: str) -> None:
+def _send(table: Any, out: str, envelopes: bool, routes: Any, fmt: str, policy: Any) -> None:
     """``--send`` / ``--send-otlp``: deliver, journal in ``out``, report, exit 1 unless all was accepted."""
     from pathlib import Path
 
@@ -204,7 +225,7 @@ def _send(table: Any, out: str, envelopes: bool, routes: Any, fmt: str) -> None:
     if envelopes:
         requests, unsendable = envelope_requests(root)
     if routes is not None:
-        messages = corrected_messages(table, service_flags(table))
+        messages = corrected_messages(table, service_flags(table), policy)
         more, lost = otlp_requests(messages, routes, table.service_attribute, root)
         requests, unsendable = requests + more, unsendable + lost
     report_send(send(requests, unsendable, root), fmt)

@@ -9,7 +9,8 @@ cut into continuation transactions (:func:`tracegroup.sentry.events.plan_pieces`
 plan's time rule on its own, a span too big alone is ``too_large`` — then one error event per exception
 (``--errors dedup`` drops the enclosing duplicates; an error event above ``max_item_bytes`` is
 ``too_large``). Event ids are handed out in that order, so they are deterministic. Records come back in
-output order (by trace, transaction root, transactions before errors); with ``on_written`` each written
+output order (by trace, transaction root, transactions before errors); a replay (a rebase shift or a
+replay id, :func:`tracegroup.sentry.events.replay_salt`) enters every id; with ``on_written`` each written
 event is handed over as soon as it is built and keeps no payload nor headers afterwards. Headers: the
 event id, the route's DSN when routed, the SDK, the trace's dynamic sampling context when it has one.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tracegroup.model import KIND_SERVER, SpanTable, span_hex
+from tracegroup.redact import Policy, scrub_traces
 from tracegroup.routes import Route
 from tracegroup.sentry.convert import (
     EXPORTER_SDK,
@@ -47,6 +49,7 @@ from tracegroup.sentry.events import (
     dumps,
     error_event,
     plan_pieces,
+    replay_salt,
     sentry_sdk_info,
     splice,
     spliced_size,
@@ -190,8 +193,8 @@ class _Pieces:
 class _RowAccess:
     """Random access to (resource, scope, span) of a row, the last few batch messages cached."""
 
-    def __init__(self, table: SpanTable) -> None:
-        self.table = table
+    def __init__(self, table: SpanTable, policy: Policy) -> None:
+        self.table, self.policy = table, policy
         self.cache: dict[int, TracesData] = {}
 
     def get(self, i: int) -> tuple[Any, Any, Any]:
@@ -202,6 +205,7 @@ class _RowAccess:
             if len(self.cache) >= 8:
                 del self.cache[next(iter(self.cache))]
             td = self.cache[b] = TracesData.FromString(t.batches[b].raw)
+            scrub_traces(td, self.policy)
         rs = td.resource_spans[int(t.res[i])]
         ss = rs.scope_spans[int(t.scope[i])]
         return rs, ss, ss.spans[int(t.idx[i])]
@@ -231,8 +235,9 @@ class Converter:
     """One OTLP span -> its Sentry span item in ``style``, renamed, with its emitted times (formatted a
     column at a time for the rows the plan needs, one by one for any other); remembers each span's name."""
 
-    def __init__(self, plan: Plan, style: str, renamer: Renamer) -> None:
+    def __init__(self, plan: Plan, style: str, renamer: Renamer, policy: Policy | None = None) -> None:
         self.style, self.renamer = style, renamer
+        self.policy = policy if policy is not None else Policy()
         self.fmt = go_times if style == "exporter" else iso_times
         self.start, self.end = plan.times.start, plan.times.end
         need_idx = np.flatnonzero(plan.need)
@@ -279,6 +284,7 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
     row = 0
     for batch in table.batches:
         td = TracesData.FromString(batch.raw)
+        scrub_traces(td, convert.policy)
         for rs in td.resource_spans:
             rinfo: ResourceInfo | None = None
             for ss in rs.scope_spans:
@@ -328,10 +334,11 @@ class Builder:
         self.table, self.plan, self.convert, self.spans = table, plan, convert, spans
         self.style, self.environment, self.max_item_bytes = convert.style, environment, max_item_bytes
         self.on_written = on_written
-        self.access = _RowAccess(table)
+        self.access = _RowAccess(table, convert.policy)
         self.ids = EventIds()
         self.out: list[tuple[tuple[int, ...], EmittedEvent]] = []
         self.sdk = dict(EXPORTER_SDK) if self.style == "exporter" else sentry_sdk_info()
+        self.dsc: dict[int, dict[str, str]] = {}
 
     # ----------------------------------------------------------------- shared pieces
     def span_hex(self, row: int) -> str:
@@ -363,8 +370,27 @@ class Builder:
         h["sdk"] = dict(self.sdk)
         dsc = self.plan.routing.dsc[t]
         if dsc is not None:
-            h["trace"] = dict(dsc or {})
+            h["trace"] = self.trace_dsc(t, dsc)
         return h
+
+    def trace_dsc(self, t: int, dsc: dict[str, str]) -> dict[str, str]:
+        """The trace's dynamic sampling context; ``sentry`` style fills it as sentry-python's
+        ``Baggage.populate_from_transaction`` does from the head's transaction: ``release``,
+        ``environment`` (unless ``--environment`` set it) and ``transaction`` (unless its source is
+        ``url``)."""
+        if self.style != "sentry":
+            return dict(dsc)
+        if t not in self.dsc:
+            d = dict(dsc)
+            head = self.tx_name(int(self.plan.root[int(self.plan.routing.heads[t])]))
+            if head.environment and "environment" not in d:
+                d["environment"] = head.environment
+            if head.release:
+                d["release"] = head.release
+            if head.name and head.source != "url":
+                d["transaction"] = head.name
+            self.dsc[t] = d
+        return dict(self.dsc[t])
 
     def record(
         self,
@@ -509,7 +535,7 @@ class Builder:
             txn = self.tx_name(int(p.root[i]))
         ev_dict, notes = error_event(item, rec, self.style, eid, txn, self.environment, ts)
         if p.error_late(ts_ns):
-            notes.append("outside Relay's window (30 days back, 60 s ahead): Relay replaces its timestamp")
+            notes.append("outside Relay's window (90 days back, 60 s ahead): Relay replaces its timestamp")
         payload = dumps(ev_dict)
         if len(payload) > self.max_item_bytes:
             self.record(
@@ -543,9 +569,12 @@ def build(
     environment: str,
     max_item_bytes: int,
     on_written: Callable[[EmittedEvent], None] | None = None,
+    policy: Policy | None = None,
+    replay_id: str = "",
 ) -> Built:
-    """Every event of ``plan`` (see the module docstring)."""
-    convert = Converter(plan, style, renamer)
+    """Every event of ``plan`` (see the module docstring); spans are scrubbed by ``policy`` (default: the
+    secrets of :class:`tracegroup.redact.Policy`) before anything reads them."""
+    convert = Converter(plan, style, renamer, policy)
     spans = convert_spans(table, plan, convert, errors != "none")
     notes: dict[str, int] = {}
     if renamer:  # counted now: naming a transaction later may convert (and rename) its root again
@@ -553,6 +582,7 @@ def build(
     for note in spans.res_notes:
         notes[note] = notes.get(note, 0) + 1
     b = Builder(table, plan, convert, spans, environment, max_item_bytes, on_written)
+    b.ids = EventIds(replay_salt(plan.times.shift, replay_id))
     try:
         for k in plan.tx.order.tolist():
             b.transaction(int(k))

@@ -9,13 +9,16 @@ Contract:
   ``library_version`` tags; the status table of PR #13407; timestamps as Go's RFC 3339 with nanoseconds.
 - ``sentry`` style is what Sentry's own OpenTelemetry SDKs send: attributes in ``data`` as JSON values,
   op/description from both generations of the semantic conventions (``http.method`` /
-  ``http.request.method``, ``db.system`` / ``db.system.name``, messaging -> ``queue.*``), the SDKs' HTTP
-  and gRPC status tables, ``origin: auto.otel``, timestamps with microseconds; the transaction name and
-  source come from :func:`sentry_transaction_name`, the platform from :data:`PLATFORMS`.
+  ``http.request.method``, ``db.system`` / ``db.system.name``, ``rpc.service``, ``messaging.system`` ->
+  ``message``, in the order of Relay's ``derive_op_for_v2_span``), the SDKs' HTTP and gRPC status tables
+  (gRPC status 0 on an ERROR span counts as absent, as in sentry-python), ``origin: auto.otel``,
+  timestamps with microseconds; the transaction name and source come from :func:`sentry_transaction_name`,
+  the platform from :data:`PLATFORMS`.
 - Both styles keep span links as Sentry links (``trace_id``, ``span_id``, ``sampled``, ``attributes``).
-- :func:`relay_event_tags` applies, to event-level tags, the rules Relay enforces (empty values, values
-  or keys over 200 characters, forbidden key characters, reserved keys) so what is emitted is what Relay
-  keeps; :func:`valid_release` and :func:`valid_environment` are Relay's checks of those two fields.
+- :func:`relay_event_tags` applies, to event-level tags, the rules Relay enforces (empty values,
+  forbidden key characters, reserved keys; values or keys over 200 characters trimmed to 200 as
+  ``sentry-relay`` 0.10.1 trims them) so what is emitted is what Relay keeps; :func:`valid_release` and
+  :func:`valid_environment` are Relay's checks of those two fields.
 - Everything here is per span and allocation-light: no span-tree walks, no per-span imports.
 """
 
@@ -31,7 +34,6 @@ import numpy as np
 from tracegroup.model import (
     KIND_CLIENT,
     KIND_CONSUMER,
-    KIND_PRODUCER,
     KIND_SERVER,
     KIND_UNSPECIFIED,
 )
@@ -368,6 +370,8 @@ def sentry_status(code: int, message: str, data: Mapping[str, Any]) -> str:
     if http is not None:
         return sentry_http_status(http)
     grpc = _int(data.get("rpc.grpc.status_code"))
+    if grpc == 0 and code == 2:  # sentry-python: a falsy gRPC code is absent, the status message decides
+        grpc = None
     if grpc is not None:
         return "ok" if grpc == 0 else GRPC_STATUS.get(str(grpc), "unknown")
     if code == 0:
@@ -387,19 +391,9 @@ def _strip_query(url: str) -> str:
     return url.split("?", 1)[0].split("#", 1)[0]
 
 
-_QUEUE_OPS = {
-    "publish": "queue.publish",
-    "send": "queue.publish",
-    "create": "queue.create",
-    "receive": "queue.receive",
-    "process": "queue.process",
-    "deliver": "queue.process",
-    "settle": "queue.settle",
-}
-
-
 def sentry_descriptors(name: str, kind: int, data: Mapping[str, Any]) -> tuple[str, str]:
-    """(op, description) as Sentry's OpenTelemetry integration infers them, old and new conventions."""
+    """(op, description) as Sentry infers them from OpenTelemetry attributes, old and new conventions; the
+    ops and their precedence are Relay's (``relay-spans/src/op.rs``, ``derive_op_for_v2_span``)."""
     method = _str(data, "http.request.method", "http.method")
     if method:
         if kind == KIND_SERVER:
@@ -410,15 +404,10 @@ def sentry_descriptors(name: str, kind: int, data: Mapping[str, Any]) -> tuple[s
         return op, f"{method} {target}" if target else name
     if "db.system" in data or "db.system.name" in data:
         return "db", _str(data, "db.query.text", "db.statement") or name
-    if "messaging.system" in data:
-        operation = _str(data, "messaging.operation.type", "messaging.operation").lower()
-        op = _QUEUE_OPS.get(operation) or {
-            KIND_PRODUCER: "queue.publish",
-            KIND_CONSUMER: "queue.process",
-        }.get(kind, "queue")
-        return op, name
     if "rpc.service" in data:
         return "rpc", name
+    if "messaging.system" in data:  # Relay's op inference: ``message``, whatever the operation
+        return "message", name
     trigger = _str(data, "faas.trigger")
     if trigger:
         return trigger, name
@@ -427,15 +416,14 @@ def sentry_descriptors(name: str, kind: int, data: Mapping[str, Any]) -> tuple[s
 
 #: Attributes naming a job (``task`` transactions), first found wins.
 JOB_NAME_KEYS = ("job.name", "celery.task_name", "messaging.sidekiq.job_class", "faas.name")
-#: Attributes naming a message destination (``task`` transactions of consumers).
-DESTINATION_KEYS = ("messaging.destination.name", "messaging.destination", "messaging.source.name")
 _JOB_PREFIXES = ("job.", "celery.", "faas.")
 
 
 def sentry_transaction_name(name: str, kind: int, data: Mapping[str, Any]) -> tuple[str, str]:
     """(transaction name, ``transaction_info.source``): ``http.route`` (with the method) -> ``route``;
     else a job (a job-name attribute, or any ``job.*``/``celery.*``/``faas.*`` attribute: the span name)
-    or a message destination (consumers) -> ``task``; else the span name -> ``custom``."""
+    -> ``task``; a messaging span (``messaging.system``) or a CONSUMER keeps its span name -> ``task``; else
+    the span name -> ``custom``."""
     route = _str(data, "http.route")
     if route:
         method = _str(data, "http.request.method", "http.method")
@@ -443,11 +431,7 @@ def sentry_transaction_name(name: str, kind: int, data: Mapping[str, Any]) -> tu
     job = _str(data, *JOB_NAME_KEYS)
     if job:
         return job, "task"
-    if "messaging.system" in data or kind == KIND_CONSUMER:
-        dest = _str(data, *DESTINATION_KEYS)
-        if dest:
-            return dest, "task"
-    if any(k.startswith(_JOB_PREFIXES) for k in data):
+    if "messaging.system" in data or kind == KIND_CONSUMER or any(k.startswith(_JOB_PREFIXES) for k in data):
         return name, "task"
     return name, "custom"
 
@@ -531,9 +515,12 @@ def _key_verdict(key: str) -> str:
         return "environment"
     if not key or not _TAG_KEY_RE.fullmatch(key):
         return "key has characters Relay rejects"
-    if len(key) > MAX_TAG_CHARS:
-        return "key over 200 characters"
     return ""
+
+
+def relay_trim(text: str, limit: int = MAX_TAG_CHARS) -> str:
+    """Relay's trimming of a string over ``limit`` characters: the first ``limit - 3`` and ``...``."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str], str]:
@@ -541,11 +528,14 @@ def relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str]
     ``environment`` tag, which Relay moves to the event).
 
     Relay removes ``release``, ``dist``, ``user``, ``filename`` and ``function``; rejects empty values
-    (after trimming whitespace, which it also strips), values containing a newline, values or keys over
-    200 characters and keys with characters outside ``A-Z a-z 0-9 _ . : -`` (spaces become ``-``).
+    (after trimming whitespace, which it also strips), values containing a newline and keys with
+    characters outside ``A-Z a-z 0-9 _ . : -`` (spaces become ``-``); it trims keys and values over 200
+    characters to 197 and ``...`` (:func:`relay_trim`; Relay as published in ``sentry-relay`` 0.10.1 —
+    older Relays rejected them, the rule this function followed before).
     """
     out: dict[str, str] = {}
     dropped: dict[str, list[str]] = {}
+    trimmed: list[str] = []
     environment = ""
     for key, value in tags.items():
         why = _KEY_VERDICTS.get(key)
@@ -564,13 +554,16 @@ def relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str]
             why = "empty value"
         elif "\n" in v:
             why = "value with a newline"
-        elif len(v) > MAX_TAG_CHARS:
-            why = "value over 200 characters"
-        elif k in out:
+        elif len(v) > MAX_TAG_CHARS or len(k) > MAX_TAG_CHARS:
+            trimmed.append(key)
+            k, v = relay_trim(k), relay_trim(v)
+        if not why and k in out:
             why = "duplicate key after Relay's normalization"
         if why:
             dropped.setdefault(why, []).append(key)
         else:
             out[k] = v
     notes = [f"tags left out ({why}): {', '.join(sorted(keys))}" for why, keys in sorted(dropped.items())]
+    if trimmed:
+        notes.append(f"tags trimmed to 200 characters as Relay trims them: {', '.join(sorted(trimmed))}")
     return dict(sorted(out.items())), notes, environment

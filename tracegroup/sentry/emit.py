@@ -30,6 +30,7 @@ import numpy as np
 
 from tracegroup import tree
 from tracegroup.model import SpanTable
+from tracegroup.redact import Policy
 from tracegroup.routes import RenameRule, Routes, redact_dsn
 from tracegroup.sentry.build import EmittedEvent, build
 from tracegroup.sentry.convert import go_times, iso_times
@@ -151,14 +152,22 @@ def emit(
     max_item_bytes: int = MAX_ITEM_BYTES,
     forest: tree.Forest | None = None,
     on_written: Callable[[EmittedEvent], None] | None = None,
+    redaction: Policy | None = None,
+    replay_id: str = "",
 ) -> EmitResult:
     """Build every Sentry event of ``table`` (see the module docstring). ``renames`` run after the routes
     file's own rules; ``now`` is in ns since the epoch.
 
     ``on_written`` streams: it is called with each written event as soon as it is built (transactions in
     output order, then error events), after which the record keeps no ``payload`` nor ``headers`` (so
-    memory does not grow with the output); the returned records are otherwise the same."""
+    memory does not grow with the output); the returned records are otherwise the same.
+
+    ``redaction`` (default ``Policy()``: secrets) scrubs every span before conversion, the table's service
+    attribute excepted; ``Policy(secrets=False)`` is ``--keep-secrets``. ``replay_id`` (and the rebase
+    shift) enter every event id, so another replay of the same dump gets other ids."""
     check_options(style, errors, environment)
+    policy = redaction if redaction is not None else Policy()
+    policy = Policy(policy.secrets, policy.pii, policy.keys, policy.keep | {table.service_attribute})
     p = plan(
         table,
         routes=routes,
@@ -178,6 +187,8 @@ def emit(
         environment=environment,
         max_item_bytes=max_item_bytes,
         on_written=on_written,
+        policy=policy,
+        replay_id=replay_id,
     )
     fmt = go_times if style == "exporter" else iso_times
     options = {
@@ -192,6 +203,10 @@ def emit(
         "renames": len(renamer.rules),
         "boundary": boundary,
         "max_item_bytes": max_item_bytes,
+        "redact": "+".join(n for n, on in (("credentials", policy.secrets), ("pii", policy.pii)) if on)
+        or "off",
+        "redact_keys": list(policy.keys),
+        "replay_id": replay_id,
     }
     return EmitResult(
         built.records,

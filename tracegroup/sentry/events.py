@@ -9,8 +9,9 @@ Contract:
   later piece is a *continuation transaction* of the same trace whose root (``contexts.trace``) is the
   first span of that piece, keeping its real parent id. Every span lands in exactly one piece; a span too
   big to fit even alone is returned as not written.
-- Event ids are uuid5 of the trace id, root span id and part (or span id and exception index): the same
-  input gives the same ids, hence byte-identical files.
+- Event ids are uuid5 of the trace id, root span id and part (or span id and exception index), preceded
+  by the replay's salt (:func:`replay_salt`: the rebase shift and ``--replay-id``): the same input and
+  options give the same ids, hence byte-identical files; another replay gives other ids.
 - Time rules (Relay; the window is written once, :func:`relay_late`): a transaction (each piece of a
   split one on its own) is dropped when its end (``timestamp``, its root span's end) lies more than
   :data:`TX_MAX_PAST_S` before ``now`` or :data:`MAX_FUTURE_S` or more after it (the metrics
@@ -36,14 +37,17 @@ from tracegroup.sentry.convert import EXPORTER_SDK, relay_event_tags, valid_envi
 
 #: Sentry's limit on one event or transaction item (Relay ``max_event_size``).
 MAX_ITEM_BYTES = 1024 * 1024
-#: Relay drops transactions that ended more than this before it receives them (metrics aggregator,
-#: ``max_secs_in_past`` default: 5 days) ...
+#: Relay drops transactions that ended more than this before it receives them: ``validate_transaction``
+#: checks the event's end only against ``transaction_timestamp_range``, the transaction aggregator's
+#: ``timestamp_range()`` (``max_secs_in_past`` default: 5 days). getsentry/relay
+#: ``relay-event-normalization/src/validation.rs`` @05f52912e0632008cfa7868a1ae382ed94f839a2,
+#: ``relay-server/src/processing/utils/event.rs`` @8dc46523a81514c2a957faa63108a42b784650d1 ...
 TX_MAX_PAST_S = 5 * 24 * 3600
 #: ... or more than this after (``max_secs_in_future``: 1 minute).
 MAX_FUTURE_S = 60
 #: Error events older than this get their timestamp replaced by the receive time (``max_secs_in_past`` of
-#: event normalization: 30 days).
-ERROR_MAX_PAST_S = 30 * 24 * 3600
+#: event validation: the project's retention in days, ``DEFAULT_EVENT_RETENTION`` = 90 when unset).
+ERROR_MAX_PAST_S = 90 * 24 * 3600
 #: Nanoseconds per second.
 NS = 1_000_000_000
 #: Room left in each piece for the ``part`` marker added after the cut.
@@ -78,14 +82,30 @@ def event_id(*parts: str) -> str:
     return uuid.uuid5(_NAMESPACE, "/".join(parts)).hex
 
 
+def replay_salt(shift_ns: int, replay_id: str = "") -> tuple[str, ...]:
+    """What a replay adds to every event id: the rebase shift (ns) when not zero and the replay id when
+    given; nothing for a plain emit, whose ids stay those of the input alone. Another ``--now`` (another
+    shift) or ``--replay-id`` gives other ids, so Sentry does not drop a second replay as duplicates; the
+    same command with the same ``--now`` gives the same ids."""
+    salt: tuple[str, ...] = ()
+    if shift_ns:
+        salt += (f"shift={shift_ns}",)
+    if replay_id:
+        salt += (f"replay={replay_id}",)
+    return salt
+
+
 class EventIds:
     """Hands out event ids, disambiguating the rare repeats (duplicate span ids in a trace) by a counter
-    in input order, so ids stay unique and deterministic."""
+    in input order, so ids stay unique and deterministic; ``salt`` (:func:`replay_salt`) is prepended to
+    every id's parts."""
 
-    def __init__(self) -> None:
+    def __init__(self, salt: tuple[str, ...] = ()) -> None:
         self.seen: set[str] = set()
+        self.salt = salt
 
     def new(self, *parts: str) -> str:
+        parts = (*self.salt, *parts)
         eid = event_id(*parts)
         k = 1
         while eid in self.seen:
@@ -193,9 +213,24 @@ def transaction_header(
     contexts: dict[str, Any] = {"trace": trace}
     if name.resource:
         contexts["otel"] = {"resource": name.resource}
+    status = response_status(item)
+    if status is not None:
+        contexts["response"] = {"status_code": status}
     ev["contexts"] = contexts
     ev["sdk"] = sentry_sdk_info()
     return ev, notes
+
+
+def response_status(item: Mapping[str, Any]) -> int | None:
+    """The HTTP status code of an ``http.server`` span (``http.response.status_code``, else
+    ``http.status_code``), which the SDKs put in ``contexts.response.status_code``; else None."""
+    if item.get("op") != "http.server":
+        return None
+    data = item.get("data", {})
+    code = data.get("http.response.status_code", data.get("http.status_code"))
+    if isinstance(code, str) and code.strip().isdigit():
+        code = int(code)
+    return code if isinstance(code, int) and not isinstance(code, bool) and 100 <= code < 600 else None
 
 
 def sentry_sdk_info() -> dict[str, str]:
@@ -298,8 +333,12 @@ def error_event(
     if rec.message:
         exc["value"] = rec.message
     if style == "exporter":
-        tags, notes, _ = relay_event_tags(item.get("tags", {}))
-        ev: dict[str, Any] = {"contexts": {"trace": trace_context(item, style)}, "event_id": eid}
+        tags, notes, env_tag = relay_event_tags(item.get("tags", {}))
+        ev: dict[str, Any] = {"contexts": {"trace": trace_context(item, style)}}
+        env = environment or (env_tag if valid_environment(env_tag) else "")
+        if env:  # as for its transaction: Relay moves an environment tag to the event
+            ev["environment"] = env
+        ev["event_id"] = eid
         ev["exception"] = [exc]
         ev["level"] = "error"
         if rec.message:

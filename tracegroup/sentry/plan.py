@@ -7,19 +7,23 @@ service); each gets its member rows and a fate: written, or the first of ``inval
 ``sampled_out``, ``span_ends_before_start``, ``too_old``, ``in_future`` (:data:`NOT_WRITTEN`, in that
 precedence) that applies. Routing: a service's route (from ``routes``) gives the DSN of its events; a
 trace's head is its first span without a parent id, else its first span whose parent is missing, else its
-first span; the head's route gives the trace's dynamic sampling context (its public key and
-``sample_rate``, and ``environment`` when given), and the trace is kept when its :func:`sample_rand` is
-below that rate. Time: timestamps are shifted so the newest span ends at :func:`rebase_target` when
-``rebase_time``; the time rule is Relay's (:func:`tracegroup.sentry.events.relay_late`) against ``now``.
-:meth:`Plan.error_reason` is the fate of an exception event, but for the size rule and ``--errors dedup``,
-which need payloads. Deterministic: same table and options, same plan.
+first span; the head's route gives the trace's dynamic sampling context (its public key and ``sample_rate``,
+``org_id`` when the DSN's host names one, and ``environment`` when given; ``sentry`` style adds the head
+transaction's release, name and environment when it builds the events), and the trace is kept when its
+:func:`sample_rand` is below that rate. Time: timestamps are shifted so the newest span ends at
+:func:`rebase_target` when ``rebase_time``; the time rule is Relay's
+(:func:`tracegroup.sentry.events.relay_late`) against ``now``. :meth:`Plan.error_reason` is the fate of an
+exception event, but for the size rule and ``--errors dedup``, which need payloads. Deterministic: same
+table and options, same plan.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -116,6 +120,21 @@ class Sampling:
     unrouted_row: np.ndarray
     keep_row: np.ndarray
     dsc: list[dict[str, str] | None]
+    heads: np.ndarray
+
+
+_ORG_ID = re.compile(r"^o(\d+)\.")
+
+
+def org_id(dsn: str) -> str:
+    """The organization id of a DSN whose host is ``o<id>.…`` (sentry-python's ``Dsn.ORG_ID_REGEX``),
+    else ""."""
+    try:
+        host = urlsplit(dsn).hostname or ""
+    except ValueError:
+        return ""
+    m = _ORG_ID.match(host)
+    return m.group(1) if m else ""
 
 
 def trace_heads(table: SpanTable, parent: np.ndarray) -> np.ndarray:
@@ -157,9 +176,12 @@ def sampling(table: SpanTable, routes: Routes | None, heads: np.ndarray, environ
         }
         if environment:
             d["environment"] = environment
+        org = org_id(rt.dsn)
+        if org:
+            d["org_id"] = org
         dsc[t] = d
     keep_row = keep_trace[tr] if n else np.zeros(0, dtype=bool)
-    return Sampling(svc_route, unrouted_row, keep_row, dsc)
+    return Sampling(svc_route, unrouted_row, keep_row, dsc, heads)
 
 
 def bad_id_rows(table: SpanTable) -> np.ndarray:
