@@ -152,22 +152,42 @@ def test_options_come_from_the_golden_header_unless_given(tmp_path: Path) -> Non
     assert run(fixture, "--expected", str(tmp_path), "--routes", "service", "--update")[0] == 0
     header = json.loads((tmp_path / "polyglot.pb.golden.jsonl").read_text().splitlines()[0])
     assert header["options"] == {
-        "batching": "captured",
+        "batches": "captured",
         "boundary": "service",
         "compare": "sentryexporter",
         "reference": "service",
-        "routing": "service",
+        "routes": "service",
         "service_attribute": "service.name",
     }
-    assert run(fixture, "--expected", str(tmp_path))[0] == 0  # routing service read back from the header
+    assert run(fixture, "--expected", str(tmp_path))[0] == 0  # routes service read back from the header
     code, out, _ = run(fixture, "--expected", str(tmp_path), "--routes", "none")
     assert code == 1 and out.splitlines()[0].split(": ", 1)[1].startswith("header changed; sentryexporter: ")
 
 
+def test_a_golden_file_with_the_old_option_keys_still_checks_ok(tmp_path: Path) -> None:
+    """Golden files written before ``batching``/``routing`` became ``batches``/``routes`` keep working:
+    their options are read under the new keys, the check passes, ``--update`` rewrites the header only."""
+    fixture = "fixtures/polyglot.pb"
+    assert run(fixture, "--expected", str(tmp_path), "--routes", "service", "--update")[0] == 0
+    golden = tmp_path / "polyglot.pb.golden.jsonl"
+    lines = golden.read_text().splitlines()
+    header = json.loads(lines[0])
+    opts = header["options"]
+    header["options"] = {{"batches": "batching", "routes": "routing"}.get(k, k): v for k, v in opts.items()}
+    old = "\n".join([json.dumps(header, sort_keys=True, ensure_ascii=False), *lines[1:]]) + "\n"
+    assert '"routing": "service"' in old and '"routes"' not in old
+    golden.write_text(old)
+    code, out, err = run(fixture, "--expected", str(tmp_path))  # routing service read from the old header
+    assert (code, err) == (0, "") and out.startswith(f"ok       {fixture}"), out
+    code, out, _ = run(fixture, "--expected", str(tmp_path), "--update")
+    assert code == 0 and "header changed" in out and "lines gone" not in out
+    assert golden.read_text().splitlines() == lines
+
+
 def test_routed_capture_equals_routing_emulation_and_capture_points_share_the_reference() -> None:
     routed = golden_lines(ROOT / "fixtures/polyglot-routed")
-    emulated = golden_lines(ROOT / "fixtures/polyglot.pb", CheckOptions(routing="service"))
-    assert routed[1:] == emulated[1:]  # file exporter group_by after routing == --routing service
+    emulated = golden_lines(ROOT / "fixtures/polyglot.pb", CheckOptions(routes="service"))
+    assert routed[1:] == emulated[1:]  # file exporter group_by after routing == --routes service
     grouped = golden_lines(ROOT / "fixtures/polyglot-groupbytrace.pb")
 
     def reference(lines: list[str]) -> list[str]:

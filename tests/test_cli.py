@@ -16,7 +16,12 @@ HOTROD = "fixtures/external/getTrace-response.json"
 DSB = "fixtures/external/traces-1695947455229.json"
 CONTRACT = [
     "trace_id", "span_id", "parent_span_id", "service", "name", "kind", "batch", "start_ns", "end_ns",
-    "transaction", "heuristic_transaction", "verdict",
+    "start", "end", "duration_ms", "depth", "parent_missing", "transaction", "compared_transaction",
+    "verdict", "incomplete", "reason", "flags", "position",
+]  # fmt: skip
+DETAILS = [
+    "status_code", "status_message", "scope_name", "scope_version", "attributes", "resource_attributes",
+    "events", "links",
 ]  # fmt: skip
 
 
@@ -49,7 +54,7 @@ def test_analyze_json_numbers_hotrod() -> None:
 def test_routing_service_drops_entry_parts_that_are_not_server() -> None:
     s = json.loads(run("analyze", HOTROD, "--routes", "service", "--format", "json")[1])
     assert s["verdicts"]["dropped"] == 15  # redis-manual and mysql parts have no root: dropped whole
-    assert s["options"]["routing"] == "service"
+    assert s["options"]["routes"] == "service"
 
 
 def test_fail_on_misgrouped_exit_codes() -> None:
@@ -75,7 +80,7 @@ def test_spans_formats_carry_the_contract_columns(tmp_path: Path, fmt: str) -> N
         frame = pd.read_json(out, lines=True, dtype=False)
     else:
         frame = pd.read_parquet(out)
-    assert list(frame.columns[: len(CONTRACT)]) == CONTRACT
+    assert list(frame.columns) == CONTRACT + DETAILS
     assert len(frame) == 660
     assert frame["trace_id"].str.fullmatch("[0-9a-f]{32}").all()
     assert frame["span_id"].str.fullmatch("[0-9a-f]{16}").all()
@@ -88,12 +93,12 @@ def test_spans_formats_carry_the_contract_columns(tmp_path: Path, fmt: str) -> N
 def test_spans_csv_to_stdout_hand_check() -> None:
     code, out = run("spans", HOTROD, "--no-details")
     frame = pd.read_csv(io.StringIO(out), dtype=str, keep_default_na=False)
-    assert code == 0 and len(frame) == 40
+    assert code == 0 and len(frame) == 40 and list(frame.columns) == CONTRACT
     redis = frame[frame["service"] == "redis-manual"]
     # Each redis span is its own service transaction and sits in driver's exporter transaction.
     assert (redis["transaction"] == redis["span_id"]).all()
     driver_root = frame.loc[frame["service"] == "driver", "span_id"].item()
-    assert (redis["heuristic_transaction"] == driver_root).all()
+    assert (redis["compared_transaction"] == driver_root).all()
     assert (redis["verdict"] == "merged").all()
 
 
@@ -108,4 +113,4 @@ def test_routing_is_the_deprecated_spelling_of_routes() -> None:
     result = CliRunner().invoke(main, ["analyze", HOTROD, "--routing", "service", "--format", "json"])
     assert result.exit_code == 0
     assert "tracegroup: warning: --routing is deprecated, use --routes" in result.stderr
-    assert json.loads(result.stdout)["options"]["routing"] == "service"
+    assert json.loads(result.stdout)["options"]["routes"] == "service"

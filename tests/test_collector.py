@@ -138,7 +138,7 @@ class Emulated:
 
 def emulate(rec: Path) -> Emulated:
     table = tg.load([capture_path(rec)])
-    an = tg.analyze(table, compare="sentryexporter", batching="captured")
+    an = tg.analyze(table, compare="sentryexporter", batches="captured")
     g = an.compared
     ids = [span_hex(v) for v in table.span_id.tolist()]
     members: dict[str, set[str]] = {}
@@ -377,11 +377,9 @@ PROBE_SERVICE = "tracegroup-phase-probe"
 
 
 def cli_options(options: list[str]) -> list[str]:
-    """``recording.json``'s model options for this CLI: the routing option is ``--routes`` (formerly
-    ``--routing``); whichever ``analyze`` knows is used."""
-    help_text = CliRunner().invoke(cli, ["analyze", "--help"]).output
-    flag = "--routes" if "--routes" in help_text else "--routing"
-    return [flag if o in ("--routing", "--routes") else o for o in options]
+    """``recording.json``'s model options for this CLI: the routes option is ``--routes`` (a recording
+    made before the rename says ``--routing``, which ``analyze`` still takes with a warning)."""
+    return ["--routes" if o == "--routing" else o for o in options]
 
 
 def model_numbers(rec: Path) -> dict[str, dict[str, float]]:

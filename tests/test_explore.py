@@ -11,23 +11,30 @@ import pytest
 from builders import S, table
 
 import tracegroup as tg
-from tracegroup import explore
+from tracegroup import explore, frames
 from tracegroup.render import MAX_INDENT
 
 HOTROD = "fixtures/external/getTrace-response.json"
 DSB = "fixtures/external/traces-1695947455229.json"  # Jaeger, 64-bit trace ids
 POLYGLOT = "fixtures/polyglot.pb"
 
+#: The one per-span contract (tracegroup.frames, the `tracegroup spans` columns), in order: without an
+#: analysis (.spans()), and with one (.diff(), TraceView.spans), whose columns go in before flags.
 SPANS = {
     "trace_id": "str", "span_id": "str", "parent_span_id": "str", "service": "category", "name": "str",
     "kind": "category", "batch": "int64", "start_ns": "int64", "end_ns": "int64",
     "start": "datetime64[ns, UTC]", "end": "datetime64[ns, UTC]", "duration_ms": "float64", "depth": "int64",
-    "parent_missing": "bool", "flags": "int64",
+    "parent_missing": "bool", "flags": "int64", "position": "str",
 }  # fmt: skip
 DIFF = {
-    **SPANS, "transaction": "str", "heuristic_transaction": "str", "verdict": "category",
-    "incomplete": "bool", "reason": "category",
+    **{k: v for k, v in SPANS.items() if k not in ("flags", "position")},
+    "transaction": "str", "compared_transaction": "str", "verdict": "category", "incomplete": "bool",
+    "reason": "category", "flags": "int64", "position": "str",
 }  # fmt: skip
+DETAILS = [
+    "status_code", "status_message", "scope_name", "scope_version", "attributes", "resource_attributes",
+    "events", "links",
+]  # fmt: skip
 TRANSACTIONS = {
     "trace_id": "str", "transaction": "str", "service": "category", "name": "str", "kind": "category",
     "reason": "category", "spans": "int64", "services": "int64", "start": "datetime64[ns, UTC]",
@@ -46,8 +53,9 @@ ANOMALIES = {
 }  # fmt: skip
 
 
-def dtypes(frame: pd.DataFrame) -> dict[str, str]:
-    return {k: str(v) for k, v in frame.dtypes.items()}
+def dtypes(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """Columns and dtypes, in order."""
+    return [(k, str(v)) for k, v in frame.dtypes.items()]
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +64,10 @@ def hotrod() -> tg.Explorer:
 
 
 def test_documented_column_tables_match_the_module() -> None:
-    assert explore.SPAN_COLUMNS == SPANS
-    assert {**explore.SPAN_COLUMNS, **explore.DIFF_COLUMNS} == DIFF
+    assert list(explore.SPAN_COLUMNS.items()) == list(SPANS.items())
+    assert dict(DIFF) == {**explore.SPAN_COLUMNS, **explore.DIFF_COLUMNS}
+    assert frames.column_order(analysis=False, details=False) == list(SPANS)
+    assert frames.column_order(analysis=True, details=True) == list(DIFF) + DETAILS
     assert explore.TRANSACTION_COLUMNS == TRANSACTIONS
     assert explore.TRACE_COLUMNS == TRACES
     assert explore.ANOMALY_COLUMNS == ANOMALIES
@@ -65,7 +75,7 @@ def test_documented_column_tables_match_the_module() -> None:
 
 def test_spans_columns_dtypes_and_values(hotrod: tg.Explorer) -> None:
     f = hotrod.spans()
-    assert dtypes(f) == SPANS
+    assert dtypes(f) == list(SPANS.items())
     assert len(f) == 40 and f.index.name == "row" and f.index.tolist() == list(range(40))
     services = hotrod.table.services
     assert list(f["service"].cat.categories) == services and len(services) == 6
@@ -85,21 +95,24 @@ def test_spans_columns_dtypes_and_values(hotrod: tg.Explorer) -> None:
     assert np.allclose(f["duration_ms"], (f["end_ns"] - f["start_ns"]) / 1e6)
     assert f["depth"].min() == 0 and (f["depth"] == 0).sum() == 1
     assert set(f["flags"]) <= {257, 769}  # sampled, is-remote known (and, once, remote)
-    # the same rows as the CLI's spans frame
-    ref = tg.spans_frame(hotrod.table, details_=False)
-    assert f["span_id"].tolist() == ref["span_id"].tolist() and f["name"].tolist() == ref["name"].tolist()
+    assert f["position"].str.fullmatch(r"\d+/\d+/\d+").all() and f["position"].is_unique
+    # the very frame of the CLI's `tracegroup spans` (without details): one builder
+    pd.testing.assert_frame_equal(f, tg.spans_frame(hotrod.table, details=False))
+    pd.testing.assert_frame_equal(f, tg.spans_frame(hotrod.table, details_=False))  # the former name
 
 
 def test_spans_with_details(hotrod: tg.Explorer) -> None:
     f = hotrod.spans(details=True)
-    assert list(f.columns[: len(SPANS)]) == list(SPANS)
+    assert list(f.columns) == list(SPANS) + DETAILS
+    pd.testing.assert_frame_equal(f, tg.spans_frame(hotrod.table))
+    pd.testing.assert_frame_equal(f[list(SPANS)], hotrod.spans())
     assert {"status_code", "attributes", "resource_attributes", "events", "links"} <= set(f.columns)
     assert all(r["service.name"] == s for r, s in zip(f["resource_attributes"], f["service"], strict=True))
 
 
 def test_diff_verdicts_and_the_analysis_behind_them(hotrod: tg.Explorer) -> None:
     d = hotrod.diff()
-    assert dtypes(d) == DIFF
+    assert dtypes(d) == list(DIFF.items())
     assert d["verdict"].value_counts().to_dict() == {
         "ok": 25,
         "merged": 15,
@@ -110,30 +123,32 @@ def test_diff_verdicts_and_the_analysis_behind_them(hotrod: tg.Explorer) -> None
     assert list(d["verdict"].cat.categories) == ["ok", "split", "merged", "orphaned", "dropped"]
     merged = d[d["verdict"] == "merged"]
     assert set(merged["service"].astype(str)) == {"redis-manual", "mysql"}
-    assert (merged["transaction"] != merged["heuristic_transaction"]).all()
+    assert (merged["transaction"] != merged["compared_transaction"]).all()
     # the memoized Analysis is the one the frame came from, reachable with the same options
     an = hotrod.analyze(reference="service", compare="sentryexporter")
-    assert an is hotrod.analyze() and an is hotrod.analyze(compared="sentryexporter")
+    assert an is hotrod.analyze() and an is hotrod.analyze(compare="sentryexporter")
+    # the CLI's `tracegroup spans` frame of that analysis is this very frame
+    pd.testing.assert_frame_equal(d, tg.spans_frame(hotrod.table, an, details=False), check_flags=False)
     assert (an.diff.verdict == d["verdict"].cat.codes.to_numpy()).all()
     assert d.attrs["options"]["compare"] == "sentryexporter"
     # other options give another analysis
-    routed = hotrod.diff(routing="service")
+    routed = hotrod.diff(routes="service")
     assert (routed["verdict"] == "dropped").sum() == 15
-    assert hotrod.analyze(routing="service") is not an
+    assert hotrod.analyze(routes="service") is not an
     with pytest.raises(TypeError, match="unknown analysis option"):
         hotrod.diff(batchs="trace")
 
 
 def test_transactions_both_ways(hotrod: tg.Explorer) -> None:
     ref = hotrod.transactions()
-    assert dtypes(ref) == TRANSACTIONS
+    assert dtypes(ref) == list(TRANSACTIONS.items())
     assert len(ref) == 28 and ref["spans"].sum() == 40 and ref["intact"].sum() == 11
     assert (ref["services"] == 1).all()  # the correct grouping never mixes services
     assert (ref["transaction"].isin(hotrod.diff()["transaction"])).all()
     redis = ref[ref["service"] == "redis-manual"]
     assert len(redis) == 14 and (~redis["intact"]).all() and (redis["reason"] == "other_service").all()
     cmp = hotrod.transactions("sentryexporter")
-    assert dtypes(cmp) == TRANSACTIONS
+    assert dtypes(cmp) == list(TRANSACTIONS.items())
     assert len(cmp) == 13 and cmp["spans"].sum() == 40
     driver = cmp[cmp["service"] == "driver"].iloc[0]
     assert driver["spans"] == 15 and driver["services"] == 2 and driver["counterparts"] == 15
@@ -144,7 +159,7 @@ def test_transactions_both_ways(hotrod: tg.Explorer) -> None:
 def test_traces_worst_first() -> None:
     t = tg.Explorer.load([POLYGLOT])
     f = t.traces()
-    assert dtypes(f) == TRACES
+    assert dtypes(f) == list(TRACES.items())
     assert len(f) == t.table.n_traces and f["spans"].sum() == len(t.table)
     assert (f["not_ok"].diff().dropna() <= 0).all()
     summary = t.analyze().summary()
@@ -171,7 +186,7 @@ def test_anomalies_one_row_per_span_and_kind() -> None:
         )
     )
     f = t.anomalies()
-    assert dtypes(f) == ANOMALIES
+    assert dtypes(f) == list(ANOMALIES.items())
     got = sorted(zip(f["kind"].astype(str), f["span_id"], strict=True))
     assert got == [
         ("clock_skew", "0000000000000002"),
@@ -208,7 +223,7 @@ def test_trace_lookup_by_hex_in_any_form(hotrod: tg.Explorer) -> None:
 def test_trace_view_tree_order_graph_and_text(hotrod: tg.Explorer) -> None:
     v = hotrod.trace(hotrod.table.trace_hex[0])
     f = v.spans
-    assert dtypes(f) == DIFF and len(v) == 40 and f.index.name == "row"
+    assert dtypes(f) == list(DIFF.items()) and len(v) == 40 and f.index.name == "row"
     pos = {s: k for k, s in enumerate(f["span_id"])}
     for sid, parent, depth in zip(f["span_id"], f["parent_span_id"], f["depth"], strict=True):
         if parent:  # depth first: every parent listed before its children, one level up
@@ -258,22 +273,43 @@ def test_corrected_grouping_of_one_trace(hotrod: tg.Explorer) -> None:
     assert (firsts["span_id"] == firsts["transaction"]).all()
 
 
-def test_analysis_options_are_analyzes_and_compared_is_compare(hotrod: tg.Explorer) -> None:
+def test_analysis_options_are_analyzes_and_reference_and_compare(hotrod: tg.Explorer) -> None:
     params = inspect.signature(tg.analyze).parameters
-    defaults = {k: p.default for k, p in params.items() if k not in ("table", "forest")}
+    defaults = {
+        k: p.default for k, p in params.items() if k not in ("table", "forest") and p.kind != p.VAR_KEYWORD
+    }
     assert defaults == explore.ANALYSIS_DEFAULTS
     assert set(explore.AnalysisOptions.__annotations__) == set(explore.ANALYSIS_DEFAULTS)
-    # one spelling or the other, in every method
+    # reference= and compare=, by keyword or in place, in every method; compared= is no option
     tid = hotrod.table.trace_hex[0]
-    a = hotrod.diff(compared="span-kind").attrs["options"]["compare"]
+    a = hotrod.diff("service", "span-kind").attrs["options"]["compare"]
     b = hotrod.diff(compare="span-kind").attrs["options"]["compare"]
     assert a == b == "span-kind"
     assert hotrod.trace(tid, compare="span-kind").analysis is hotrod.trace(tid, "span-kind").analysis
     assert hotrod.traces(compare="span-kind").attrs["options"]["compare"] == "span-kind"
-    with pytest.raises(TypeError, match="give the grouping once"):
-        hotrod.diff(compared="span-kind", compare="remote-parent")
+    for method in (hotrod.diff, hotrod.traces, hotrod.analyze, hotrod.transactions):
+        with pytest.raises(TypeError, match="unknown analysis option"):
+            method(compared="span-kind")
     with pytest.raises(TypeError, match="unknown analysis option"):
-        hotrod.analyze(routes="service")
+        hotrod.trace(tid, compared="span-kind")
+    # the former option names still work for one release, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match="routing= is deprecated, use routes="):
+        assert hotrod.analyze(routing="service") is hotrod.analyze(routes="service")
+    with pytest.warns(DeprecationWarning, match="batching= is deprecated, use batches="):
+        assert hotrod.diff(batching="all").attrs["options"]["batches"] == "all"
+    with pytest.raises(TypeError, match="give only routes="):
+        hotrod.analyze(routing="service", routes="none")
+    # ... and in tracegroup.analyze itself
+    with pytest.warns(DeprecationWarning, match="routing= is deprecated"):
+        old = tg.analyze(hotrod.table, routing="service", batches="trace")
+    assert old.options == tg.analyze(hotrod.table, routes="service", batches="trace").options
+    assert (old.options["routes"], old.options["batches"]) == ("service", "trace")
+    with pytest.warns(DeprecationWarning, match="batching= is deprecated"):
+        assert tg.analyze(hotrod.table, batching="all").options["batches"] == "all"
+    with pytest.raises(TypeError, match="unexpected keyword argument 'compared'"):
+        tg.analyze(hotrod.table, compared="span-kind")
+    with pytest.raises(TypeError, match="give each option once"):
+        tg.analyze(hotrod.table, routing="service", routes="service")
     # an Explorer never touches its table: two Explorers of one table keep their own memo
     other = tg.Explorer(hotrod.table)
     assert other.analyze() is not hotrod.analyze() and not hasattr(hotrod.table, "_tracegroup_explore_cache")

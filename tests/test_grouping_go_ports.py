@@ -95,7 +95,7 @@ def test_classify_orphan_spans_with_no_root_spans_sends_nothing() -> None:
     # The Go case seeds empty maps and expects both spans back as orphans. pushTraceData itself never gets
     # there: with an empty transactionMap it returns before classifyAsOrphanSpans, sending nothing.
     t = table([child_span1, child_span2])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert roots(t, an.compared.root) == {CHILD1: None, CHILD2: None}
     assert set(reasons(t, an.compared.reason).values()) == {Reason.DROPPED_NO_ROOT}
     assert an.summary()["compared"]["sentry_events"] == 0
@@ -107,7 +107,7 @@ def test_classify_orphan_spans_with_no_root_spans_in_a_call_with_a_transaction()
     # The id map holds nothing the two spans can attach to: assert.Len(orphanSpans, 2). A transaction of
     # another trace keeps the call alive so that the classification runs.
     t = table([child_span1, child_span2, unrelated_root])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert orphans(t, an) == [CHILD1, CHILD2]
     assert roots(t, an.compared.root) == {CHILD1: CHILD1, CHILD2: CHILD2, UNRELATED_ROOT: UNRELATED_ROOT}
 
@@ -119,7 +119,7 @@ def test_classify_orphan_spans_with_no_remaining_orphans() -> None:
     # idMap {rootSpan1}, spans (childChildSpan1, childSpan1, childSpan2): childChildSpan1 needs a second
     # pass (its parent attaches after it in the first one); assert.Len(orphanSpans, 0).
     t = table([child_child_span1, child_span1, child_span2, root_span1])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert orphans(t, an) == []
     assert transactions(t, an) == {ROOT1: {ROOT1, CHILD1, CHILD_CHILD1, CHILD2}}
     assert reasons(t, an.compared.reason) == {
@@ -137,7 +137,7 @@ def test_classify_orphan_spans_with_some_remaining_orphans() -> None:
     # Same as above plus orphanSpan1, whose parent is not in the data:
     # assert.Len(orphanSpans, 1); assert.Equal(orphanSpan1, orphanSpans[0]).
     t = table([child_child_span1, child_span1, child_span2, orphan_span1, root_span1])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert orphans(t, an) == [ORPHAN1]
     assert transactions(t, an) == {ROOT1: {ROOT1, CHILD1, CHILD_CHILD1, CHILD2}, ORPHAN1: {ORPHAN1}}
 
@@ -148,7 +148,7 @@ def test_classify_orphan_spans_with_multiple_roots() -> None:
     # idMap {rootSpan1, rootSpan2}, spans (childChildSpan1, childSpan1, root2childSpan, childSpan2):
     # assert.Len(orphanSpans, 0).
     t = table([child_child_span1, child_span1, root2_child_span, child_span2, root_span1, root_span2])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert orphans(t, an) == []
     assert transactions(t, an) == {
         ROOT1: {ROOT1, CHILD1, CHILD_CHILD1, CHILD2},
@@ -169,7 +169,7 @@ def test_generate_transactions_one_event_per_transaction_and_per_orphan() -> Non
     # the maps being keyed by span id), so the port spreads it over two exporter calls: rootSpan1 with
     # orphanSpan1, and rootSpan2 with childSpan1, whose parent is then in the other call.
     t = table([root_span1, orphan_span1], [root_span2, child_span1])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert transactions(t, an) == {ROOT1: {ROOT1}, ORPHAN1: {ORPHAN1}, ROOT2: {ROOT2}, CHILD1: {CHILD1}}
     assert orphans(t, an) == [ORPHAN1, CHILD1]
     summary = an.summary()["compared"]
@@ -183,7 +183,7 @@ def test_generate_transactions_in_one_call_child_joins_its_root() -> None:
     # @ 8d28b91237dc0022d3f99cad1949f4c67e5bdb95 (emulating sentry_exporter.go @ c87eb2d7).
     # Counterpart of the case above in a single call: childSpan1 joins rootSpan1, so 3 events, not 4.
     t = table([root_span1, root_span2, orphan_span1, child_span1])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert transactions(t, an) == {ROOT1: {ROOT1, CHILD1}, ROOT2: {ROOT2}, ORPHAN1: {ORPHAN1}}
     assert an.summary()["compared"]["sentry_events"] == 3
 
@@ -213,7 +213,7 @@ def test_push_trace_data(shape: str, called: bool) -> None:
     # is called only for the last one. Its one span is empty: no parent id, so spanIsTransaction is true and
     # it is sent as a transaction of its own.
     t = table_from_messages([_traces(shape)])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     events = an.summary()["compared"]["sentry_events"]
     assert (events > 0) is called
     if called:
@@ -236,7 +236,7 @@ def test_span_is_transaction_root_span_with_invalid_parent_span_id() -> None:
     # (emulating sentry_exporter.go @ c87eb2d7): a ptrace.NewSpan() (kind UNSPECIFIED) with an empty
     # parent span id: assert.True(spanIsTransaction(testSpan)).
     t = table([S(0x0102030405060708, None, "svc", "UNSPECIFIED", 0x01020304050607080807060504030201)])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert an.compared.root.tolist() == [0]
     assert an.compared.reason.tolist() == [Reason.NO_PARENT]
 
@@ -248,7 +248,7 @@ def test_span_is_transaction_full_client_span_is_not() -> None:
     # transaction, so the call sends nothing.
     span = S(0x0102030405060708, 0x0807060504030201, "svc", "CLIENT", 0x01020304050607080807060504030201, 123)
     t = table([span])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert an.compared.root.tolist() == [-1]
     assert an.compared.reason.tolist() == [Reason.DROPPED_NO_ROOT]
 
@@ -261,7 +261,7 @@ def test_span_is_transaction_by_kind_and_parent(kind: str, has_parent: bool) -> 
     # ParentSpanID() == empty || kind == SERVER || kind == CONSUMER. A lone span in a call is sent exactly
     # when it is a transaction.
     t = table([S(7, 9 if has_parent else None, "svc", kind)])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     expected = {(False, k): Reason.NO_PARENT for k in KINDS} | {
         (True, "SERVER"): Reason.SERVER_KIND,
         (True, "CONSUMER"): Reason.CONSUMER_KIND,

@@ -105,8 +105,8 @@ def test_span_order_inside_batches_does_not_change_sentryexporter(f: Drawn, data
     other_order = list(data.draw(st.permutations(range(len(f.spans)))))
     t1, t2 = f.table(), f.table(order=other_order)
     for routing in ("none", "service"):
-        a1 = analyze(t1, batching="captured", routing=routing)
-        a2 = analyze(t2, batching="captured", routing=routing)
+        a1 = analyze(t1, batches="captured", routes=routing)
+        a2 = analyze(t2, batches="captured", routes=routing)
         assert roots_by_id(t1, a1.compared.root) == roots_by_id(t2, a2.compared.root)
         assert reasons_by_id(t1, a1.compared) == reasons_by_id(t2, a2.compared)
 
@@ -118,16 +118,16 @@ def test_span_order_inside_batches_does_not_change_sentryexporter(f: Drawn, data
 @given(forests(), st.data())
 def test_service_grouping_is_invariant_to_batching(f: Drawn, data: st.DataObject) -> None:
     t = f.table()
-    base = analyze(t, batching="captured")
+    base = analyze(t, batches="captured")
     expected_roots = roots_by_id(t, base.reference.root)
     expected_reasons = reasons_by_id(t, base.reference)
     for batching in ("trace", "all"):
         for routing in ("none", "service"):
-            an = analyze(t, batching=batching, routing=routing)
+            an = analyze(t, batches=batching, routes=routing)
             assert roots_by_id(t, an.reference.root) == expected_roots
     batch_of, order = data.draw(layouts(len(f.spans)))
     t2 = f.table(batch_of, order)
-    an2 = analyze(t2, batching="captured")
+    an2 = analyze(t2, batches="captured")
     assert roots_by_id(t2, an2.reference.root) == expected_roots
     assert reasons_by_id(t2, an2.reference) == expected_reasons
     # The service grouping sends everything, one service per transaction.
@@ -148,7 +148,7 @@ def test_service_grouping_is_invariant_to_batching(f: Drawn, data: st.DataObject
 def test_every_span_gets_exactly_one_verdict(f: Drawn, batching: str, routing: str, compare: str) -> None:
     t = f.table()
     n = len(t)
-    an = analyze(t, batching=batching, routing=routing, compare=compare)
+    an = analyze(t, batches=batching, routes=routing, compare=compare)
     a, b, d = an.reference, an.compared, an.diff
     assert d.verdict.shape == (n,)
     assert set(d.verdict.tolist()) <= set(range(len(VERDICTS)))
@@ -182,7 +182,7 @@ def test_every_span_gets_exactly_one_verdict(f: Drawn, batching: str, routing: s
 @given(forests(entry_server=True))
 def test_sentryexporter_equals_service_when_entries_are_server_and_nothing_nests(f: Drawn) -> None:
     t = f.table()
-    an = analyze(t, batching="all")
+    an = analyze(t, batches="all")
     assert an.compared.root.tolist() == an.reference.root.tolist()
     assert an.diff.counts()["ok"] == len(t)
     assert an.summary()["transactions"]["intact"] == len(an.reference.roots())
@@ -323,7 +323,7 @@ def test_sentryexporter_matches_a_literal_go_transcription(
     t = table(*batches)
     routes = Routes([Route("ab", ["a", "b"])], None, "routes.toml") if routing == "routes" else routing
     compare = "sentryexporter" if era == "2023" else "sentryexporter-2021"
-    an = analyze(t, batching="captured", routing=routes, compare=compare)
+    an = analyze(t, batches="captured", routes=routes, compare=compare)
     expected = go_reference(batches, routing, era)
     assert an.compared.root.tolist() == [r for r, _ in expected]
     assert [Reason(int(x)) for x in an.compared.reason] == [why for _, why in expected]
@@ -339,7 +339,7 @@ def test_literal_go_transcription_sees_duplicates() -> None:
         (-1, Reason.DROPPED_OVERWRITTEN),
         (2, Reason.NO_PARENT),
     ]
-    an = analyze(table(*batches), batching="captured")
+    an = analyze(table(*batches), batches="captured")
     assert an.compared.root.tolist() == [-1, -1, 2]
     assert an.compared.notes["calls_with_duplicate_span_ids"] == 1
     assert np.array_equal(an.compared.sizes(), [0, 0, 1])

@@ -51,7 +51,7 @@ def nested_server() -> SpanTable:
 
 def test_nested_server_spans_split_under_sentryexporter_one_transaction_under_service() -> None:
     t = nested_server()
-    an = analyze(t, batching="captured", routing="none")
+    an = analyze(t, batches="captured", routes="none")
     assert roots_by_id(t, an.reference.root) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 3, 4: 3, 5: 3}
     assert reasons(t, an.reference) == {1: R.NO_PARENT, 2: R.JOINED, 3: R.JOINED, 4: R.JOINED, 5: R.JOINED}
@@ -70,7 +70,7 @@ def test_nested_server_span_without_children_is_orphaned() -> None:
     # A nested SERVER span with nothing under it becomes a one-span transaction: the verdict is "orphaned"
     # (sent alone although not a root under the reference), the cause names its SERVER kind.
     t = table([S(1, None, "a", "SERVER"), S(2, 1, "a", "SERVER")])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 2}
     assert verdicts(an) == {1: "ok", 2: "orphaned"}
     assert an.diff.causes()["cause"].tolist() == [
@@ -94,7 +94,7 @@ def internal_entry() -> SpanTable:
 
 def test_internal_entry_span_merged_without_routing() -> None:
     t = internal_entry()
-    an = analyze(t, batching="captured", routing="none")
+    an = analyze(t, batches="captured", routes="none")
     assert roots_by_id(t, an.reference.root) == {1: 1, 2: 1, 3: 3, 4: 3}
     assert reasons(t, an.reference) == {1: R.NO_PARENT, 2: R.JOINED, 3: R.OTHER_SERVICE, 4: R.JOINED}
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 1, 4: 1}
@@ -104,7 +104,7 @@ def test_internal_entry_span_merged_without_routing() -> None:
 
 def test_internal_entry_span_whole_part_dropped_with_service_routing() -> None:
     t = internal_entry()
-    an = analyze(t, batching="captured", routing="service")
+    an = analyze(t, batches="captured", routes="service")
     assert an.delivery.n_calls == 2
     assert an.delivery.exporters == ["a", "b"]
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: None, 4: None}
@@ -133,7 +133,7 @@ def cut_trace() -> SpanTable:
 
 def test_trace_cut_across_captured_batches_orphans_and_drops() -> None:
     t = cut_trace()
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert an.delivery.n_calls == 3
     # Every span under the missing root is sent separately: 5 and 6 do not attach to the orphan 4.
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 1, 4: 4, 5: 5, 6: 6, 10: 10, 7: None}
@@ -162,7 +162,7 @@ def test_trace_cut_across_captured_batches_orphans_and_drops() -> None:
 
 def test_trace_batching_heals_the_cut() -> None:
     t = cut_trace()
-    an = analyze(t, batching="trace")
+    an = analyze(t, batches="trace")
     assert an.delivery.n_calls == 2
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 10: 10, 7: 1}
     assert an.diff.counts() == {"ok": 8, "split": 0, "merged": 0, "orphaned": 0, "dropped": 0}
@@ -171,7 +171,7 @@ def test_trace_batching_heals_the_cut() -> None:
 def test_no_state_survives_between_calls() -> None:
     # The same trace in two calls: the second call's child does not find its parent.
     t = table([S(1, None, "a", "SERVER")], [S(2, 1, "a", "SERVER"), S(3, 1, "a")])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 2, 3: 3}
     assert reasons(t, an.compared)[3] == R.ORPHAN
 
@@ -183,7 +183,7 @@ def test_consumer_child_of_producer_in_another_service() -> None:
     t = table(
         [S(1, None, "a", "SERVER"), S(2, 1, "a", "PRODUCER"), S(3, 2, "b", "CONSUMER"), S(4, 3, "b")],
     )
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert roots_by_id(t, an.reference.root) == {1: 1, 2: 1, 3: 3, 4: 3}
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 3, 4: 3}
     assert reasons(t, an.reference)[3] == R.OTHER_SERVICE
@@ -195,7 +195,7 @@ def test_consumer_child_of_producer_in_the_same_service() -> None:
     t = table(
         [S(1, None, "a", "SERVER"), S(2, 1, "a", "PRODUCER"), S(3, 2, "a", "CONSUMER"), S(4, 3, "a")],
     )
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert roots_by_id(t, an.reference.root) == {1: 1, 2: 1, 3: 1, 4: 1}
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 3, 4: 3}
     assert verdicts(an) == {1: "ok", 2: "ok", 3: "split", 4: "split"}
@@ -224,7 +224,7 @@ def test_missing_parent_makes_the_service_transaction_incomplete() -> None:
             S(14, 13, "a", trace=2),
         ],
     )
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert roots_by_id(t, an.reference.root) == {1: 1, 2: 1, 10: 10, 11: 10, 13: 13, 14: 13}
     assert reasons(t, an.reference) == {
         1: R.MISSING_PARENT,
@@ -315,7 +315,7 @@ DUPLICATE_ROOT_CASES = {
 def test_duplicate_root_span_id_later_root_replaces_earlier_transaction(case: str) -> None:
     spans, root, reason, verdict = DUPLICATE_ROOT_CASES[case]
     t = table(spans)
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert an.compared.root.tolist() == root
     assert [Reason(int(r)) for r in an.compared.reason] == reason
     assert [VERDICTS[v] for v in an.diff.verdict] == verdict
@@ -350,7 +350,7 @@ def test_duplicate_non_root_span_id_last_writer_of_the_id_map_wins(order: str, e
     z = S(3, 2, "a", trace=1)
     spans = [r1, r5, x, y, z] if order == "xy" else [r1, r5, y, x, z]
     t = table(spans)
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert an.compared.root.tolist() == expected
     assert set(an.compared.reason[2:].tolist()) == {R.JOINED}
     z_verdict = VERDICTS[an.diff.verdict[4]]
@@ -359,7 +359,7 @@ def test_duplicate_non_root_span_id_last_writer_of_the_id_map_wins(order: str, e
 
 def test_duplicate_span_ids_in_different_calls_do_not_interact() -> None:
     t = table([A_T1, C_T1], [A_T2, C_T2])
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert an.compared.root.tolist() == [0, 0, 2, 2]
     assert an.compared.notes["calls_with_duplicate_span_ids"] == 0
     assert an.diff.counts()["ok"] == 4
@@ -377,22 +377,22 @@ def test_sentryexporter_2021_only_parentless_spans_open_transactions() -> None:
         S(5, 99, "a", "CONSUMER"),  # parent not in the dump
     ]
     t = table(spans)
-    old = analyze(t, batching="captured", compare="sentryexporter-2021")
+    old = analyze(t, batches="captured", compare="sentryexporter-2021")
     assert old.compared.strategy == "sentryexporter-2021"
     assert roots_by_id(t, old.compared.root) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 5}
     assert reasons(t, old.compared) == {1: R.NO_PARENT, 2: R.JOINED, 3: R.JOINED, 4: R.JOINED, 5: R.ORPHAN}
     assert verdicts(old) == {1: "ok", 2: "ok", 3: "merged", 4: "merged", 5: "ok"}
-    new = analyze(t, batching="captured")
+    new = analyze(t, batches="captured")
     assert roots_by_id(t, new.compared.root) == {1: 1, 2: 1, 3: 3, 4: 3, 5: 5}
     assert reasons(t, new.compared)[5] == R.CONSUMER_KIND
 
 
 def test_sentryexporter_2021_call_of_server_spans_with_parents_sends_nothing() -> None:
     t = table([S(3, 2, "b", "SERVER"), S(4, 3, "b")])
-    old = analyze(t, batching="captured", compare="sentryexporter-2021")
+    old = analyze(t, batches="captured", compare="sentryexporter-2021")
     assert old.compared.root.tolist() == [-1, -1]
     assert set(old.compared.reason.tolist()) == {R.DROPPED_NO_ROOT}
-    new = analyze(t, batching="captured")
+    new = analyze(t, batches="captured")
     assert new.compared.root.tolist() == [0, 0]
 
 
@@ -410,11 +410,11 @@ def test_service_plus_remote_boundary_cuts_at_flags_0x300_only() -> None:
             S(6, 5, "a", flags=0x200),  # is-remote without has-is-remote: not trusted
         ]
     )
-    plain = analyze(t, batching="captured")
+    plain = analyze(t, batches="captured")
     assert plain.reference.strategy == "service"
     assert roots_by_id(t, plain.reference.root) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1}
     assert verdicts(plain) == {1: "ok", 2: "ok", 3: "split", 4: "split", 5: "split", 6: "split"}
-    remote = analyze(t, batching="captured", boundary="service+remote")
+    remote = analyze(t, batches="captured", boundary="service+remote")
     assert remote.reference.strategy == "service+remote"
     assert roots_by_id(t, remote.reference.root) == {1: 1, 2: 1, 3: 3, 4: 3, 5: 3, 6: 3}
     assert reasons(t, remote.reference)[3] == R.REMOTE_PARENT
@@ -441,7 +441,7 @@ def test_span_kind_cuts_at_server_and_consumer_whatever_the_batching() -> None:
     ]
     expected = {1: 1, 2: 1, 3: 1, 4: 4, 5: 5, 6: 5}
     for t, batching in ((table(spans[:3], spans[3:]), "captured"), (table(spans), "all")):
-        an = analyze(t, batching=batching, compare="span-kind")
+        an = analyze(t, batches=batching, compare="span-kind")
         assert an.compared.strategy == "span-kind"
         assert roots_by_id(t, an.compared.root) == expected
         assert reasons(t, an.compared) == {
@@ -465,7 +465,7 @@ def test_remote_parent_cuts_only_where_both_remote_bits_are_set() -> None:
             S(6, 77, "c"),  # parent missing: opens
         ]
     )
-    an = analyze(t, batching="captured", compare="remote-parent")
+    an = analyze(t, batches="captured", compare="remote-parent")
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 3, 4: 3, 5: 3, 6: 6}
     assert reasons(t, an.compared) == {
         1: R.NO_PARENT,
@@ -495,7 +495,7 @@ def sentry_otlp_trace() -> SpanTable:
 def test_sentry_otlp_cross_service_link_inside_one_project_does_not_cut() -> None:
     t = sentry_otlp_trace()
     routes = Routes([Route("shop", ["a", "b"]), Route("pay", ["c"])], None, "routes.toml")
-    an = analyze(t, batching="captured", routing=routes, compare="sentry-otlp")
+    an = analyze(t, batches="captured", routes=routes, compare="sentry-otlp")
     assert an.compared.strategy == "sentry-otlp"
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 5, 6: 5, 7: 7}
     assert reasons(t, an.compared) == {
@@ -514,7 +514,7 @@ def test_sentry_otlp_cross_service_link_inside_one_project_does_not_cut() -> Non
 
 def test_sentry_otlp_without_routes_every_service_is_its_own_project() -> None:
     t = sentry_otlp_trace()
-    an = analyze(t, batching="captured", compare="sentry-otlp")
+    an = analyze(t, batches="captured", compare="sentry-otlp")
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 3, 4: 3, 5: 5, 6: 5, 7: 7}
     assert reasons(t, an.compared)[3] == R.OTHER_PROJECT
 
@@ -533,7 +533,7 @@ def test_sentry_otlp_unrouted_service_named_like_a_route_is_not_in_that_project(
         ]
     )
     routes = Routes([Route("a", ["x", "y"])], None, "routes.toml")
-    an = analyze(t, batching="all", routing=routes, compare="sentry-otlp")
+    an = analyze(t, batches="all", routes=routes, compare="sentry-otlp")
     got = roots_by_id(t, an.compared.root)
     assert got[3] in (3, None)
     assert got[5] == 5
@@ -568,11 +568,11 @@ def test_routes_file_unrouted_service_is_dropped(tmp_path: Path) -> None:
     path.write_text(ROUTES_TOML)
     routes = load_routes(path)
     t = routed_trace("SERVER")
-    an = analyze(t, batching="captured", routing=routes)
+    an = analyze(t, batches="captured", routes=routes)
     assert an.delivery.exporters == ["shop"]
     assert an.delivery.n_calls == 1
     assert (an.delivery.lost == Reason.DROPPED_UNROUTED).tolist() == [False, False, False, False, True, True]
-    assert an.options["routing"] == f"file:{path}"
+    assert an.options["routes"] == f"file:{path}"
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 3, 4: 3, 5: None, 6: None}
     assert reasons(t, an.compared)[5] == R.DROPPED_UNROUTED
     assert reasons(t, an.compared)[6] == R.DROPPED_UNROUTED
@@ -592,7 +592,7 @@ def test_routes_file_services_sharing_a_route_share_the_exporter_call(tmp_path: 
     path = tmp_path / "routes.toml"
     path.write_text(ROUTES_TOML)
     t = routed_trace("INTERNAL")
-    an = analyze(t, batching="captured", routing=load_routes(path))
+    an = analyze(t, batches="captured", routes=load_routes(path))
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 1, 4: 1, 5: None, 6: None}
     assert verdicts(an) == {1: "ok", 2: "ok", 3: "merged", 4: "merged", 5: "dropped", 6: "dropped"}
 
@@ -601,7 +601,7 @@ def test_routes_file_default_route_catches_other_services(tmp_path: Path) -> Non
     path = tmp_path / "routes.toml"
     path.write_text(ROUTES_TOML + '\n[default]\ndsn = "https://public@o1.ingest.sentry.io/1"\n')
     t = routed_trace("SERVER")
-    an = analyze(t, batching="captured", routing=load_routes(path))
+    an = analyze(t, batches="captured", routes=load_routes(path))
     assert an.delivery.exporters == ["shop", "default"]
     assert an.delivery.n_calls == 2
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 3, 4: 3, 5: 5, 6: 5}
@@ -648,7 +648,7 @@ def composite() -> SpanTable:
 
 def test_transactions_table_cut_into_lost_foreign_intact() -> None:
     t = composite()
-    an = analyze(t, batching="captured")
+    an = analyze(t, batches="captured")
     assert roots_by_id(t, an.reference.root) == {1: 1, 2: 1, 3: 3, 4: 3, 5: 1, 6: 1, 7: 1, 8: 8, 9: 1}
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: 1, 3: 1, 4: 1, 5: 5, 6: 5, 7: 7, 8: 8, 9: None}
     assert verdicts(an) == {
@@ -720,7 +720,7 @@ def test_transactions_table_cut_into_lost_foreign_intact() -> None:
 
 
 def test_causes_labels_nested_server_batch_cut_no_root_merged() -> None:
-    an = analyze(composite(), batching="captured")
+    an = analyze(composite(), batches="captured")
     assert an.diff.causes().to_dict("records") == [
         {
             "verdict": "merged",
@@ -754,7 +754,7 @@ def test_causes_labels_nested_server_batch_cut_no_root_merged() -> None:
 
 
 def test_summary_keys_and_numbers() -> None:
-    an = analyze(composite(), batching="captured")
+    an = analyze(composite(), batches="captured")
     s = an.summary()
     assert list(s) == [
         "input",
@@ -780,8 +780,8 @@ def test_summary_keys_and_numbers() -> None:
     assert s["options"] == {
         "reference": "service",
         "compare": "sentryexporter",
-        "batching": "captured",
-        "routing": "none",
+        "batches": "captured",
+        "routes": "none",
         "boundary": "service",
         "heal": False,
     }
@@ -821,7 +821,7 @@ def test_summary_keys_and_numbers() -> None:
 
 
 def test_grouping_sizes_and_roots() -> None:
-    an = analyze(composite(), batching="captured")
+    an = analyze(composite(), batches="captured")
     g = an.compared
     assert g.roots().tolist() == [0, 4, 6, 7]
     assert g.sizes().tolist() == [4, 4, 4, 4, 2, 2, 1, 1, 0]
@@ -842,7 +842,7 @@ def deep_chain() -> list[S]:
 def test_deep_chain_in_one_batch_is_one_transaction(deep_chain: list[S], reverse: bool) -> None:
     # A 100,000-span parent chain in one exporter call: no recursion limit, no quadratic retry passes.
     t = table(deep_chain[::-1] if reverse else deep_chain)
-    an = analyze(t, batching="all")
+    an = analyze(t, batches="all")
     root_row = DEEP - 1 if reverse else 0
     assert an.delivery.n_calls == 1
     for g in (an.compared, an.reference):

@@ -37,14 +37,14 @@ def test_trace_crossing_an_sdk_export_loses_the_rootless_batch() -> None:
     # shutdown; the collector's 200 ms timer separates the two exports.
     assert sim.sdk_exports == 2 and sim.batches == 2
     assert sim.batch.tolist() == [1, 0, 0, 1]
-    an = analyze(t, batching="simulate")
+    an = analyze(t, batches="simulate")
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: None, 3: None, 4: 1}
     assert an.compared.reason[1] == Reason.DROPPED_NO_ROOT
     # A bigger collector batch does not help (an SDK export is never split), a shorter SDK delay does not
     # either; groupbytrace with a long enough wait does.
-    wide = analyze(t, batching="simulate", pipeline=PipelineOptions(batch_timeout_ms=10_000))
+    wide = analyze(t, batches="simulate", pipeline=PipelineOptions(batch_timeout_ms=10_000))
     assert roots_by_id(t, wide.compared.root) == {1: 1, 2: 1, 3: 1, 4: 1}
-    g = analyze(t, batching="groupbytrace", pipeline=PipelineOptions(wait_ms=10_000))
+    g = analyze(t, batches="groupbytrace", pipeline=PipelineOptions(wait_ms=10_000))
     assert roots_by_id(t, g.compared.root) == {1: 1, 2: 1, 3: 1, 4: 1}
 
 
@@ -55,12 +55,12 @@ def test_full_sdk_queue_drops_spans() -> None:
     sim = simulate(t, o)
     # 0 and 1 leave at 10 ms; the worker is busy until 1.01 s; 2 and 3 fill the queue; 4 is dropped.
     assert sim.sdk_dropped == 1 and sim.batch[4] == -1 and (sim.batch[:4] >= 0).all()
-    an = analyze(t, batching="simulate", pipeline=o)
+    an = analyze(t, batches="simulate", pipeline=o)
     assert an.compared.root.tolist() == [0, 1, 2, 3, -1]
     assert an.compared.reason[4] == Reason.DROPPED_QUEUE_FULL
     assert an.summary()["options"]["pipeline_result"]["sdk_dropped"] == 1
     # Whole-trace strategies lose the same span: what never reaches Sentry cannot be grouped.
-    sk = analyze(t, batching="simulate", pipeline=o, compare="span-kind")
+    sk = analyze(t, batches="simulate", pipeline=o, compare="span-kind")
     assert sk.compared.root.tolist() == [0, 1, 2, 3, -1]
 
 
@@ -70,11 +70,11 @@ def test_groupbytrace_releases_late_spans_as_a_new_group() -> None:
     sim = simulate(t, o)
     assert sim.notes["groupbytrace_groups"] == 2
     assert sim.batch.tolist() == [0, 1]
-    an = analyze(t, batching="groupbytrace", pipeline=o)
+    an = analyze(t, batches="groupbytrace", pipeline=o)
     # The late span is alone in its exporter call: no root there, so the exporter drops it.
     assert roots_by_id(t, an.compared.root) == {1: 1, 2: None}
     assert an.diff.counts()["dropped"] == 1
-    early = analyze(t, batching="groupbytrace", pipeline=PipelineOptions(sdk_batch=1, wait_ms=5000))
+    early = analyze(t, batches="groupbytrace", pipeline=PipelineOptions(sdk_batch=1, wait_ms=5000))
     assert roots_by_id(t, early.compared.root) == {1: 1, 2: 1}
 
 

@@ -93,9 +93,9 @@ def test_waterfall_max_spans_and_other_groupings(hotrod: tg.Explorer) -> None:
     fig = hotrod.waterfall(tid, max_spans=10)
     assert [len(bars(ax)[0].patches) for ax in fig.axes[1:]] == [10, 10]
     assert "first 10 of 40 spans" in fig.get_suptitle()
-    fig = hotrod.waterfall(tid, "span-kind", routing="service")
+    fig = hotrod.waterfall(tid, "span-kind", routes="service")
     assert fig.axes[2].get_title().startswith("span-kind: ")
-    view = hotrod.trace(tid, compared="remote-parent")
+    view = hotrod.trace(tid, compare="remote-parent")
     assert view.waterfall().axes[2].get_title().startswith("remote-parent: ")
     # plot.waterfall draws the data it is given: a trace's spans frame, its id and the options
     fig = plot.waterfall(view.spans, view.trace_id, {**view.analysis.options, "compare": "mine"}, max_spans=5)

@@ -1,7 +1,7 @@
 """The library entry point: one call from a loaded table to groupings, their diff and a summary.
 
-Contract: :func:`analyze` resolves the forest, builds the delivery (batching + routing), runs the reference
-strategy (default ``service``) and the compared one (default ``sentryexporter``) and diffs them.
+Contract: :func:`analyze` resolves the forest, builds the delivery (``batches`` + ``routes``), runs the
+reference strategy (default ``service``) and the compared one (default ``sentryexporter``) and diffs them.
 :meth:`Analysis.summary` returns plain JSON-ready data under stable keys (documented in the README); the
 CLI renders exactly that, so the command line and the Python API never disagree.
 """
@@ -9,13 +9,15 @@ CLI renders exactly that, so the command line and the Python API never disagree.
 from __future__ import annotations
 
 import dataclasses
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tracegroup import tree
-from tracegroup.batching import Delivery, default_batching, deliver
+from tracegroup.batching import Delivery, default_batches, deliver
 from tracegroup.diff import VERDICTS, Diff, diff
 from tracegroup.grouping import PER_CALL, STRATEGIES, Context, Grouping, Options, group
 from tracegroup.grouping.service import heal as heal_grouping
@@ -135,39 +137,73 @@ def _ratio(n: int, x: int) -> float:
     return round(x / n, 6) if n else 0.0
 
 
+#: Former keyword names of :func:`analyze` options -> their names now (the CLI's: ``--routes``,
+#: ``--batches``). Accepted with a ``DeprecationWarning`` for one release.
+DEPRECATED_OPTIONS = {"routing": "routes", "batching": "batches"}
+
+
+def renamed_options(options: Mapping[str, Any], stacklevel: int = 3) -> dict[str, Any]:
+    """``options`` with the :data:`DEPRECATED_OPTIONS` names renamed (warning once per old name);
+    ``TypeError`` when an option is given under both names."""
+    out = dict(options)
+    for old, new in DEPRECATED_OPTIONS.items():
+        if old in out:
+            value = out.pop(old)
+            if new in out:
+                raise TypeError(f"{old}= is the deprecated spelling of {new}=: give only {new}=")
+            warnings.warn(f"{old}= is deprecated, use {new}=", DeprecationWarning, stacklevel=stacklevel)
+            out[new] = value
+    return out
+
+
 def analyze(
     table: SpanTable,
     *,
     compare: str = "sentryexporter",
     reference: str = "service",
-    batching: str | None = None,
-    routing: str | Routes = "none",
+    batches: str | None = None,
+    routes: str | Routes = "none",
     boundary: str = "service",
     pipeline: PipelineOptions | None = None,
     heal: bool = False,
     forest: tree.Forest | None = None,
+    **deprecated: Any,
 ) -> Analysis:
     """Group ``table`` by ``reference`` and ``compare`` and diff them (see the module docstring).
 
-    ``pipeline`` sets the simulation for ``batching="simulate"``/``"groupbytrace"`` (a groupbytrace wait in
-    it makes both, and a missing ``batching``, mean ``groupbytrace``: the one place this rule lives, with
-    :func:`tracegroup.batching.deliver`); ``heal`` repairs
-    incomplete reference transactions (:func:`tracegroup.grouping.service.heal`), listed under
-    ``Analysis.repairs``.
+    ``batches`` (``--batches``: captured, trace, all, simulate, groupbytrace; None: the dump's default)
+    says how the dump is cut into exporter calls, ``routes`` (``--routes``) is ``none``, ``service`` or a
+    :class:`~tracegroup.routes.Routes`. ``pipeline`` sets the simulation for
+    ``batches="simulate"``/``"groupbytrace"`` (a groupbytrace wait in it makes both, and a missing
+    ``batches``, mean ``groupbytrace``: the one place this rule lives, with
+    :func:`tracegroup.batching.deliver`); ``heal`` repairs incomplete reference transactions
+    (:func:`tracegroup.grouping.service.heal`), listed under ``Analysis.repairs``. The former names
+    ``routing=`` and ``batching=`` still work with a ``DeprecationWarning``.
     """
+    if deprecated:
+        unknown = sorted(set(deprecated) - set(DEPRECATED_OPTIONS))
+        if unknown:
+            raise TypeError(f"analyze() got an unexpected keyword argument {unknown[0]!r}")
+        if ("batching" in deprecated and batches is not None) or (
+            "routing" in deprecated and routes != "none"
+        ):
+            raise TypeError("give each option once: batches= (not batching=), routes= (not routing=)")
+        renamed = renamed_options(deprecated)
+        batches = renamed.get("batches", batches)
+        routes = renamed.get("routes", routes)
     for name in (compare, reference):
         if name not in STRATEGIES:
             raise ValueError(f"unknown strategy {name!r} (choose from {', '.join(sorted(STRATEGIES))})")
     if boundary not in ("service", "service+remote"):
         raise ValueError(f"unknown boundary {boundary!r} (service or service+remote)")
     forest = forest if forest is not None else tree.build(table, timing=False)
-    if batching is None:  # a groupbytrace wait implies its pipeline; else what the dump's shape suggests
+    if batches is None:  # a groupbytrace wait implies its pipeline; else what the dump's shape suggests
         waits = pipeline is not None and pipeline.wait_ms is not None
-        batching = "groupbytrace" if waits else default_batching(table)
-    delivery = deliver(table, batching, routing, pipeline)
+        batches = "groupbytrace" if waits else default_batches(table)
+    delivery = deliver(table, batches, routes, pipeline)
     projects = {}
-    if isinstance(routing, Routes):
-        projects = {s: r.name for s in table.services if (r := routing.route_of(s)) is not None}
+    if isinstance(routes, Routes):
+        projects = {s: r.name for s in table.services if (r := routes.route_of(s)) is not None}
     options = Options(boundary=boundary, project_of_service=projects)
     ref = group(Context(table, forest, delivery, options), reference)
     repairs = heal_grouping(table, ref) if heal else []
@@ -175,8 +211,8 @@ def analyze(
     settings: dict[str, Any] = {
         "reference": ref.strategy,
         "compare": cmp.strategy,
-        "batching": delivery.batching,
-        "routing": delivery.routing,
+        "batches": delivery.batches,
+        "routes": delivery.routes,
         "boundary": boundary,
         "heal": heal,
     }

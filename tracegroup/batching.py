@@ -2,12 +2,13 @@
 
 Contract: :func:`deliver` turns a table into a :class:`Delivery` for the per-call strategies:
 
-- batching ``captured`` (each input message is one pipeline batch), ``trace`` (one batch per trace: what
+- batches ``captured`` (each input message is one pipeline batch), ``trace`` (one batch per trace: what
   the groupbytrace processor aims at), ``all`` (the whole dump at once), or ``simulate`` /
   ``groupbytrace``: the batches a modelled pipeline would cut (:mod:`tracegroup.pipeline`), where a full
   SDK queue can lose spans;
-- then routing: ``none`` (one exporter sees each batch whole), ``service`` (a routing processor gives each
-  service its own exporter, so each exporter call holds one service's part of a batch) or a
+- then routing (``routes``): ``none`` (one exporter sees each batch whole), ``service`` (a routing
+  processor gives each service its own exporter, so each exporter call holds one service's part of a
+  batch) or a
   :class:`~tracegroup.routes.Routes` file (services sharing a route share the exporter; services without a
   route, and no default, never reach Sentry: ``lost`` says so).
 
@@ -28,7 +29,8 @@ from tracegroup.pipeline import PipelineOptions, simulate
 from tracegroup.reasons import Reason
 from tracegroup.routes import Routes
 
-BATCHINGS = ("captured", "trace", "all", "simulate", "groupbytrace")
+#: The ``batches`` values (CLI ``--batches``): how the dump is cut into pipeline batches.
+BATCHES = ("captured", "trace", "all", "simulate", "groupbytrace")
 #: Why an undelivered span never reached an exporter (values of ``Delivery.lost``; 0 = delivered).
 LOST_UNROUTED = int(Reason.DROPPED_UNROUTED)
 LOST_QUEUE_FULL = int(Reason.DROPPED_QUEUE_FULL)
@@ -39,8 +41,8 @@ class Delivery:
     call: np.ndarray  # int64 per span: exporter call id, -1 = never reached a Sentry exporter
     lost: np.ndarray  # int8 per span: 0 delivered, else the Reason it was lost (unrouted, SDK queue full)
     n_calls: int
-    batching: str
-    routing: str
+    batches: str  # the batches value used (``simulate`` with a wait becomes ``groupbytrace``)
+    routes: str  # none | service | file:<path>
     exporters: list[str]  # exporter name per exporter index
     order: np.ndarray | None = None  # delivered rows in walk order when that is not input order
     notes: dict[str, int] = field(default_factory=dict)
@@ -57,15 +59,15 @@ class Delivery:
         return self.call >= 0
 
 
-def default_batching(table: SpanTable) -> str:
+def default_batches(table: SpanTable) -> str:
     """``captured`` when the dump holds more than one message, else ``trace``."""
     return "captured" if len(table.batches) > 1 else "trace"
 
 
 def deliver(
     table: SpanTable,
-    batching: str = "captured",
-    routing: str | Routes = "none",
+    batches: str = "captured",
+    routes: str | Routes = "none",
     pipeline: PipelineOptions | None = None,
 ) -> Delivery:
     """Build the delivery (see the module docstring)."""
@@ -74,54 +76,55 @@ def deliver(
     order = None
     notes: dict[str, int] = {}
     options = pipeline or PipelineOptions()
-    if batching == "captured":
+    if batches == "captured":
         base = table.batch.astype(np.int64)
-    elif batching == "trace":
+    elif batches == "trace":
         base = table.trace_code
-    elif batching == "all":
+    elif batches == "all":
         base = np.zeros(n, dtype=np.int64)
-    elif batching in ("simulate", "groupbytrace"):
-        if batching == "groupbytrace" and options.wait_ms is None:
+    elif batches in ("simulate", "groupbytrace"):
+        if batches == "groupbytrace" and options.wait_ms is None:
             options = dataclasses.replace(options, wait_ms=1000.0)
-        if batching == "simulate" and options.wait_ms is not None:
-            batching = "groupbytrace"
+        if batches == "simulate" and options.wait_ms is not None:
+            batches = "groupbytrace"
         sim = simulate(table, options)
         base, order = sim.batch, sim.order
         lost[base < 0] = LOST_QUEUE_FULL
         notes = {"sdk_exports": sim.sdk_exports, "sdk_dropped": sim.sdk_dropped, **sim.notes}
     else:
-        raise ValueError(f"unknown batching {batching!r} (choose from {', '.join(BATCHINGS)})")
-    d = route(table, base, batching, routing, lost)
+        raise ValueError(f"unknown batches {batches!r} (choose from {', '.join(BATCHES)})")
+    d = route(table, base, batches, routes, lost)
     d.order, d.notes = order, notes
-    if batching in ("simulate", "groupbytrace"):
+    if batches in ("simulate", "groupbytrace"):
         d.pipeline = options
     return d
 
 
 def route(
-    table: SpanTable, base: np.ndarray, batching: str, routing: str | Routes, lost: np.ndarray | None = None
+    table: SpanTable, base: np.ndarray, batches: str, routes: str | Routes, lost: np.ndarray | None = None
 ) -> Delivery:
-    """Apply routing to pipeline batches ``base`` (batch id per span, -1 = lost upstream with ``lost``)."""
+    """Apply the routing ``routes`` to pipeline batches ``base`` (batch id per span, -1 = lost upstream
+    with ``lost``)."""
     n = len(table)
-    if isinstance(routing, Routes):
-        names = [r.name for r in routing.routes] + ([routing.default.name] if routing.default else [])
+    if isinstance(routes, Routes):
+        names = [r.name for r in routes.routes] + ([routes.default.name] if routes.default else [])
         exporter_of_service = np.array(
-            [-1 if (r := routing.route_of(s)) is None else names.index(r.name) for s in table.services]
+            [-1 if (r := routes.route_of(s)) is None else names.index(r.name) for s in table.services]
             or [-1],
             dtype=np.int64,
         )
         exporter = exporter_of_service[table.service] if n else np.zeros(0, dtype=np.int64)
-        routing_name = f"file:{routing.path}"
-    elif routing == "service":
+        routes_name = f"file:{routes.path}"
+    elif routes == "service":
         names = list(table.services)
         exporter = table.service.astype(np.int64)
-        routing_name = "service"
-    elif routing == "none":
+        routes_name = "service"
+    elif routes == "none":
         names = ["sentry"]
         exporter = np.zeros(n, dtype=np.int64)
-        routing_name = "none"
+        routes_name = "none"
     else:
-        raise ValueError(f"unknown routing {routing!r} (none, service or a routes file)")
+        raise ValueError(f"unknown routes {routes!r} (none, service or a routes file)")
     lost = np.zeros(n, dtype=np.int8) if lost is None else lost.copy()
     lost[(exporter < 0) & (lost == 0)] = LOST_UNROUTED
     ok = lost == 0
@@ -135,4 +138,4 @@ def route(
     else:
         uniq, call[ok] = np.unique(key, return_inverse=True)
         n_calls = len(uniq)
-    return Delivery(call, lost, n_calls, batching, routing_name, names)
+    return Delivery(call, lost, n_calls, batches, routes_name, names)

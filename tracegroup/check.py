@@ -9,7 +9,8 @@ Contract:
 
   1. a header line ``{"fixture", "golden", "format", "files", "batches", "spans", "traces", "services",
      "notes", "anomalies", "options"}``; ``options`` are the resolved grouping options (reference,
-     compare, batching, routing, boundary, service_attribute);
+     compare, batches, routes, boundary, service_attribute; golden files written before the rename say
+     ``batching`` and ``routing``, which :func:`read_golden` reads as ``batches`` and ``routes``);
   2. per grouping (reference first, then compared) a summary line ``{"grouping", "role", "transactions",
      "sent_spans", "dropped_spans", "one_span_transactions"}`` (the compared one also has ``verdicts``);
   3. one line per transaction ``{"grouping", "trace", "root", "service", "name", "kind", "reason",
@@ -51,12 +52,12 @@ EXIT = {"ok": 0, "updated": 0, "created": 0, "differ": 1, "error": 2}
 
 @dataclass(frozen=True)
 class CheckOptions:
-    """The grouping options a golden file is computed under (``None`` batching: the dump's default)."""
+    """The grouping options a golden file is computed under (``None`` batches: the dump's default)."""
 
     reference: str = "service"
     compare: str = "sentryexporter"
-    batching: str | None = None
-    routing: str = "none"
+    batches: str | None = None
+    routes: str = "none"
     boundary: str = "service"
     service_attribute: str = "service.name"
 
@@ -115,22 +116,22 @@ def golden_lines(
     table = load([dump], service_attribute=options.service_attribute)
     if warnings is not None:
         warnings.extend(w for s in table.sources for w in s.warnings)
-    routing: str | Routes = options.routing
-    if options.routing not in ("none", "service"):
-        if not Path(options.routing).is_file():
+    routes: str | Routes = options.routes
+    if options.routes not in ("none", "service"):
+        if not Path(options.routes).is_file():
             raise ValueError(
-                f"{options.routing}: --routing is not 'none', 'service' or an existing routes file"
+                f"{options.routes}: --routes is not 'none', 'service' or an existing routes file"
             )
-        routing = load_routes(options.routing)
+        routes = load_routes(options.routes)
     an = analyze(
         table,
         compare=options.compare,
         reference=options.reference,
-        batching=options.batching,
-        routing=routing,
+        batches=options.batches,
+        routes=routes,
         boundary=options.boundary,
     )
-    resolved = replace(options, batching=str(an.options["batching"]))
+    resolved = replace(options, batches=str(an.options["batches"]))
     notes: dict[str, int] = {}
     for s in table.sources:
         for k, v in s.notes.items():
@@ -233,8 +234,14 @@ def _reason(code: int) -> str:
 # ----------------------------------------------------------------------------------------------- compare
 
 
+#: Header option keys of golden files written before the options got their CLI names -> the names now.
+OLD_OPTION_KEYS = {"batching": "batches", "routing": "routes"}
+
+
 def read_golden(path: Path) -> tuple[list[str], dict[str, Any]]:
-    """The lines of a golden file and the options in its header; ``ValueError`` if it is not one."""
+    """The lines of a golden file and the options in its header; ``ValueError`` if it is not one. A header
+    with the old option keys (:data:`OLD_OPTION_KEYS`) is read, and returned, as if written with the new
+    ones, so a golden file committed before the rename still checks ok (``--update`` rewrites it)."""
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
     try:
@@ -246,6 +253,9 @@ def read_golden(path: Path) -> tuple[list[str], dict[str, Any]]:
             f"{path}: not a tracegroup golden file (version {GOLDEN_VERSION}): regenerate it with --update"
         )
     options = header.get("options")
+    if isinstance(options, dict) and any(k in options for k in OLD_OPTION_KEYS):
+        options = {OLD_OPTION_KEYS.get(k, k): v for k, v in options.items()}
+        lines[0] = _line({**header, "options": options})
     return lines, options if isinstance(options, dict) else {}
 
 
@@ -321,13 +331,14 @@ def check_fixture(
         )
         return res
     if update:
-        if old == new:
+        written = gpath.read_text(encoding="utf-8").splitlines() if old is not None else None
+        if written == new:
             res.status, res.message = "ok", "unchanged"
             return res
         gpath.parent.mkdir(parents=True, exist_ok=True)
         gpath.write_text("\n".join(new) + "\n", encoding="utf-8")
-        res.status = "updated" if old is not None else "created"
-        res.message = describe(old, new) if old is not None else f"{len(new)} lines"
+        res.status = "updated" if written is not None else "created"
+        res.message = describe(written, new) if written is not None else f"{len(new)} lines"
         return res
     assert old is not None
     if old == new:

@@ -10,21 +10,23 @@ figures); nothing below imports it.
 
 Contract:
 - Every frame is indexed by table row (index name ``row``) unless it is one row per transaction, trace
-  or anomaly, and its columns and dtypes are fixed (the tests check them exactly): ids and names are
+  or anomaly, and its columns and dtypes are fixed (the tests check them exactly). The per-span frames
+  (``.spans()``, ``.diff()``, ``TraceView.spans``) are :func:`tracegroup.frames.spans_frame`'s, the
+  columns of ``tracegroup spans``: one contract for the CLI, the files and the notebook. Ids and names are
   pandas strings (``str``; ids lowercase hex, 32 chars for traces and 16 for spans, ``""`` for "none"),
   ``service`` and ``kind`` are categoricals (every service of the table; the six OTLP kind names),
   ``verdict`` a categorical of :data:`~tracegroup.diff.VERDICTS`, ``reason`` a categorical of lowercase
   :class:`~tracegroup.grouping.Reason` names, counts ``int64``, times both as ``int64`` ns
   (``start_ns``/``end_ns``) and as ``datetime64[ns, UTC]`` (``start``/``end``), ``duration_ms`` float64.
 - Groupings come from :func:`tracegroup.analysis.analyze` with the same options as the CLI, exactly those
-  of :class:`AnalysisOptions` (defaults :data:`ANALYSIS_DEFAULTS`): ``compare``, ``reference``,
-  ``batching``, ``routing`` — ``none``, ``service``, a routes file path or a
-  :class:`~tracegroup.routes.Routes` —, ``boundary``, ``pipeline``, ``heal``. The compared grouping may
-  be named ``compared=`` or ``compare=`` in every method (both at once must agree); any other name is a
-  ``TypeError``. An Explorer keeps its memo (the last few analyses, the forests, the span names): the
-  same options give the very same Analysis, so ``ex.diff()`` followed by ``ex.analyze()`` returns the
-  Analysis the frame was built from without grouping twice. The memo lives and dies with the Explorer;
-  the table is never modified.
+  of :class:`AnalysisOptions` (defaults :data:`ANALYSIS_DEFAULTS`), named as the CLI names them:
+  ``compare``, ``reference``, ``batches``, ``routes`` — ``none``, ``service``, a routes file path or a
+  :class:`~tracegroup.routes.Routes` —, ``boundary``, ``pipeline``, ``heal``. Every method takes the
+  groupings as ``reference=`` and ``compare=``; the former ``routing=``/``batching=`` still work with a
+  ``DeprecationWarning``; any other name is a ``TypeError``. An Explorer keeps its memo (the last few
+  analyses, the forests, the span names): the same options give the very same Analysis, so ``ex.diff()``
+  followed by ``ex.analyze()`` returns the Analysis the frame was built from without grouping twice.
+  The memo lives and dies with the Explorer; the table is never modified.
 - :meth:`Explorer.trace` accepts a hex trace id in any case, 16 or 32 chars (16 is left-padded with zeros,
   as Jaeger and Zipkin 64-bit ids are at load), with or without ``0x``; a malformed id raises
   ``ValueError`` and an id not in the dump ``KeyError``. The :class:`TraceView` orders the trace's spans
@@ -41,7 +43,7 @@ Contract:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -49,10 +51,19 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 
 from tracegroup import tree
-from tracegroup.analysis import Analysis, analyze, head_rows, head_text, worst_first
+from tracegroup.analysis import Analysis, analyze, head_rows, head_text, renamed_options, worst_first
 from tracegroup.diff import OK, VERDICTS
-from tracegroup.frames import details as decode_details
-from tracegroup.grouping import Reason
+from tracegroup.frames import (
+    DIFF_COLUMNS,
+    REASON_NAMES,
+    SPAN_COLUMNS,
+    STR,
+    spans_frame,
+)
+from tracegroup.frames import categorical as _categorical
+from tracegroup.frames import datetimes as _datetime
+from tracegroup.frames import kinds as _kinds
+from tracegroup.frames import reasons as _reasons
 from tracegroup.load import load as load_dumps
 from tracegroup.model import KIND_NAMES, SpanTable, hex_ids
 from tracegroup.pipeline import PipelineOptions
@@ -65,13 +76,22 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-#: pandas dtype of id and name columns (pandas' string dtype).
-STR = "str"
-#: Categories of the ``reason`` columns, indexed by position; :data:`_REASON_CODE` maps Reason -> position.
-REASON_NAMES: tuple[str, ...] = tuple(r.name.lower() for r in Reason)
-_REASON_CODE = np.zeros(max(Reason) + 1, dtype=np.int16)
-for _pos, _reason in enumerate(Reason):
-    _REASON_CODE[_reason] = _pos
+__all__ = [
+    "ANALYSIS_DEFAULTS",
+    "ANOMALY_COLUMNS",
+    "DIFF_COLUMNS",
+    "REASON_NAMES",
+    "SPAN_COLUMNS",
+    "STR",
+    "TRACE_COLUMNS",
+    "TRANSACTION_COLUMNS",
+    "AnalysisOptions",
+    "Explorer",
+    "TraceView",
+    "analysis_options",
+    "normalize_trace_id",
+    "tree_order",
+]
 
 _MAX_ANALYSES = 8
 
@@ -81,8 +101,8 @@ class AnalysisOptions(TypedDict, total=False):
 
     compare: str
     reference: str
-    batching: str | None
-    routing: str | Routes
+    batches: str | None
+    routes: str | Routes
     boundary: str
     pipeline: PipelineOptions | None
     heal: bool
@@ -92,8 +112,8 @@ class AnalysisOptions(TypedDict, total=False):
 ANALYSIS_DEFAULTS: AnalysisOptions = {
     "compare": "sentryexporter",
     "reference": "service",
-    "batching": None,
-    "routing": "none",
+    "batches": None,
+    "routes": "none",
     "boundary": "service",
     "pipeline": None,
     "heal": False,
@@ -101,13 +121,9 @@ ANALYSIS_DEFAULTS: AnalysisOptions = {
 
 
 def analysis_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` checked against :data:`ANALYSIS_DEFAULTS`, ``compared=`` renamed ``compare=``."""
-    out = dict(options)
-    if "compared" in out:
-        compared = out.pop("compared")
-        if "compare" in out and out["compare"] != compared:
-            raise TypeError(f"compared={compared!r} and compare={out['compare']!r}: give the grouping once")
-        out["compare"] = compared
+    """``options`` checked against :data:`ANALYSIS_DEFAULTS` (the former ``routing=``/``batching=``
+    renamed ``routes=``/``batches=`` with a ``DeprecationWarning``)."""
+    out = renamed_options(options, stacklevel=4)
     unknown = sorted(set(out) - set(ANALYSIS_DEFAULTS))
     if unknown:
         raise TypeError(
@@ -116,13 +132,11 @@ def analysis_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _pair(options: Mapping[str, Any], reference: str, compared: str | None) -> dict[str, Any]:
+def _pair(options: Mapping[str, Any], reference: str, compare: str | None) -> dict[str, Any]:
     """``options`` with the reference grouping and, when given, the compared one."""
     out = {**options, "reference": reference}
-    if compared is not None:
-        if "compared" in out and out["compared"] != compared:
-            raise TypeError(f"compared given twice: {compared!r} and {out['compared']!r}")
-        out["compared"] = compared
+    if compare is not None:
+        out["compare"] = compare
     return out
 
 
@@ -139,33 +153,6 @@ def normalize_trace_id(trace_id: str | bytes | int) -> str:
     return text.rjust(32, "0")
 
 
-def _datetime(ns: np.ndarray) -> pd.Series:
-    import pandas as pd
-
-    return pd.Series(ns.astype(np.int64).view("M8[ns]")).dt.tz_localize("UTC")
-
-
-def _categorical(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
-    import pandas as pd
-
-    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=list(categories))
-
-
-def _kinds(kind: np.ndarray) -> np.ndarray:
-    return np.where((kind < 0) | (kind >= len(KIND_NAMES)), 0, kind)
-
-
-def _reasons(reason: np.ndarray) -> pd.Categorical:
-    return _categorical(_REASON_CODE[reason.astype(np.int64)], REASON_NAMES)
-
-
-def _root_hex(table: SpanTable, root: np.ndarray) -> np.ndarray:
-    """Hex span id of each root row, ``""`` where the root is -1 (dropped)."""
-    out = np.array(hex_ids(table.span_id[np.maximum(root, 0)], 16), dtype=object)
-    out[root < 0] = ""
-    return out
-
-
 def _pair_counts(first: np.ndarray, second: np.ndarray, n: int) -> np.ndarray:
     """Per value of ``first`` (0..n-1): how many distinct values of ``second`` go with it."""
     if not len(first):
@@ -178,46 +165,9 @@ def _transaction_order(table: SpanTable, roots: np.ndarray) -> np.ndarray:
     return roots[np.lexsort((roots, table.start_ns[roots], table.trace_code[roots]))]
 
 
-def _diff_columns(an: Analysis, rows: np.ndarray | None) -> dict[str, Any]:
-    import pandas as pd
-
-    sel = slice(None) if rows is None else rows
-    a, b = an.reference.root[sel], an.compared.root[sel]
-    return {
-        "transaction": pd.array(_root_hex(an.table, a), dtype=STR),
-        "heuristic_transaction": pd.array(_root_hex(an.table, b), dtype=STR),
-        "verdict": _categorical(an.diff.verdict[sel], VERDICTS),
-        "incomplete": an.diff.incomplete[sel],
-        "reason": _reasons(an.compared.reason[sel]),
-    }
-
-
 # -------------------------------------------------------------------------------------------- columns
-#: Columns (and dtypes) of :meth:`Explorer.spans`; :meth:`Explorer.diff` adds :data:`DIFF_COLUMNS`.
-SPAN_COLUMNS: dict[str, str] = {
-    "trace_id": STR,
-    "span_id": STR,
-    "parent_span_id": STR,
-    "service": "category",
-    "name": STR,
-    "kind": "category",
-    "batch": "int64",
-    "start_ns": "int64",
-    "end_ns": "int64",
-    "start": "datetime64[ns, UTC]",
-    "end": "datetime64[ns, UTC]",
-    "duration_ms": "float64",
-    "depth": "int64",
-    "parent_missing": "bool",
-    "flags": "int64",
-}
-DIFF_COLUMNS: dict[str, str] = {
-    "transaction": STR,
-    "heuristic_transaction": STR,
-    "verdict": "category",
-    "incomplete": "bool",
-    "reason": "category",
-}
+#: Columns (and dtypes) of :meth:`Explorer.spans` (:data:`tracegroup.frames.SPAN_COLUMNS`);
+#: :meth:`Explorer.diff` adds :data:`DIFF_COLUMNS` before ``flags`` (:func:`tracegroup.frames.column_order`).
 TRANSACTION_COLUMNS: dict[str, str] = {
     "trace_id": STR,
     "transaction": STR,
@@ -288,23 +238,23 @@ class Explorer:
         options = analysis_options(options)
         defaults: Mapping[str, Any] = ANALYSIS_DEFAULTS
         options = {k: v for k, v in options.items() if v != defaults[k] or isinstance(v, Routes)}
-        routing = options.get("routing")
+        routes = options.get("routes")
         key = (
             "analysis",
             *sorted((k, ("routes", id(v)) if isinstance(v, Routes) else str(v)) for k, v in options.items()),
         )
-        if routing is not None and not isinstance(routing, Routes) and routing not in ("none", "service"):
-            options["routing"] = load_routes(routing)
+        if routes is not None and not isinstance(routes, Routes) and routes not in ("none", "service"):
+            options["routes"] = load_routes(routes)
         memo = self._memo
         hit = memo.get(key)
-        if hit is not None and (not isinstance(routing, Routes) or hit[0] is routing):
+        if hit is not None and (not isinstance(routes, Routes) or hit[0] is routes):
             return hit[1]  # type: ignore[no-any-return]
         result = analyze(self.table, forest=memo.get("forest"), **options)
         memo["forest"] = result.forest
         analyses = [k for k in memo if isinstance(k, tuple) and k[0] == "analysis"]
         for old in analyses[: max(0, len(analyses) - _MAX_ANALYSES + 1)]:
             del memo[old]
-        memo[key] = (routing, result)
+        memo[key] = (routes, result)
         return result
 
     def forest(self) -> tree.Forest:
@@ -345,68 +295,45 @@ class Explorer:
         return int(code)
 
     # ----------------------------------------------------------------------------------- spans
-    def _span_frame(self, rows: np.ndarray | None, depth: np.ndarray | None = None) -> pd.DataFrame:
-        """The :data:`SPAN_COLUMNS` of ``rows`` (all rows when None), index = table row."""
-        import pandas as pd
-
-        table = self.table
-        sel = slice(None) if rows is None else rows
-        index = pd.RangeIndex(len(table), name="row") if rows is None else pd.Index(rows, name="row")
-        parent = table.parent_id[sel]
-        parent_hex = np.array(hex_ids(parent, 16), dtype=object)
-        parent_hex[parent == 0] = ""
-        start, end = table.start_ns[sel], table.end_ns[sel]
-        return pd.DataFrame(
-            {
-                "trace_id": pd.array(hex_ids(table.trace_id[sel], 32), dtype=STR),
-                "span_id": pd.array(hex_ids(table.span_id[sel], 16), dtype=STR),
-                "parent_span_id": pd.array(parent_hex, dtype=STR),
-                "service": _categorical(table.service[sel], table.services),
-                "name": pd.array(self._names(rows), dtype=STR),
-                "kind": _categorical(_kinds(table.kind[sel]), KIND_NAMES),
-                "batch": table.batch[sel].astype(np.int64),
-                "start_ns": start.astype(np.int64),
-                "end_ns": end.astype(np.int64),
-                "start": _datetime(start).array,
-                "end": _datetime(end).array,
-                "duration_ms": (end - start) / 1e6,
-                "depth": (self._depth()[sel] if depth is None else depth).astype(np.int64),
-                "parent_missing": self.forest().missing_parent[sel],
-                "flags": table.flags[sel].astype(np.int64),
-            },
-            index=index,
+    def _span_frame(
+        self, rows: np.ndarray | None, analysis: Analysis | None = None, depth: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """:func:`tracegroup.frames.spans_frame` of ``rows`` (all rows when None) without details, from
+        the memo's forest, depths and names."""
+        if depth is None:
+            depth = self._depth() if rows is None else self._depth()[rows]
+        forest = analysis.forest if analysis is not None else self.forest()
+        names = self._names(rows)
+        return spans_frame(
+            self.table, analysis, details=False, rows=rows, forest=forest, depth=depth, names=names
         )
 
     def spans(self, details: bool = False) -> pd.DataFrame:
-        """One row per span in table order (columns :data:`SPAN_COLUMNS`).
+        """One row per span in table order (columns :data:`SPAN_COLUMNS`: the ``tracegroup spans`` columns
+        without an analysis).
 
         ``details=True`` adds status, scope, attributes, resource attributes, events and links
-        (:func:`tracegroup.frames.details`: one more decoding pass over every message).
+        (:func:`tracegroup.frames.decode_details`: one more decoding pass over every message).
         """
-        frame = self._span_frame(None)
-        if details:
-            for key, values in decode_details(self.table).items():
-                if key != "name":
-                    frame[key] = values
-        return frame
+        if not details:
+            return self._span_frame(None)
+        return spans_frame(self.table, details=True, forest=self.forest(), depth=self._depth())
 
-    def diff(self, reference: str = "service", compared: str | None = None, **options: Any) -> pd.DataFrame:
-        """Per span: :data:`SPAN_COLUMNS`, then its transaction root under ``reference``
-        (``transaction``) and under ``compared`` (default ``sentryexporter``; ``heuristic_transaction``,
-        ``""`` when dropped), the verdict, whether its reference transaction is incomplete, and
-        ``reason``: why the compared grouping put it where it did. The Analysis behind it is
-        ``self.analyze(reference=reference, compared=compared, **options)``."""
-        an = self.analyze(**_pair(options, reference, compared))
-        frame = self._span_frame(None)
-        for key, col in _diff_columns(an, None).items():
-            frame[key] = col
+    def diff(self, reference: str = "service", compare: str | None = None, **options: Any) -> pd.DataFrame:
+        """Per span: :data:`SPAN_COLUMNS` with, before ``flags``, :data:`DIFF_COLUMNS`: its transaction root
+        under ``reference`` (``transaction``) and under ``compare`` (default ``sentryexporter``;
+        ``compared_transaction``, ``""`` when dropped), the verdict, whether its reference transaction is
+        incomplete, and ``reason``: why the compared grouping put it where it did. The Analysis behind it
+        is ``self.analyze(reference=reference, compare=compare, **options)``."""
+        an = self.analyze(**_pair(options, reference, compare))
+        frame = self._span_frame(None, an)
         frame.attrs["options"] = dict(an.options)
         return frame
 
     # ---------------------------------------------------------------------------- transactions
     def transactions(self, strategy: str = "service", **options: Any) -> pd.DataFrame:
         """One row per transaction ``strategy`` makes (columns :data:`TRANSACTION_COLUMNS`), by trace then
-        start time. The other grouping of the comparison is ``compared`` (default ``sentryexporter``) when
+        start time. The other grouping of the comparison is ``compare`` (default ``sentryexporter``) when
         ``strategy`` is the reference (default ``service``), else the reference.
 
         ``transaction`` is the root span id; ``name``, ``kind``, ``start``, ``end`` and ``duration_ms`` are
@@ -466,16 +393,17 @@ class Explorer:
         ).rename_axis(index=None)
 
     # ---------------------------------------------------------------------------------- traces
-    def traces(self, reference: str = "service", compared: str | None = None, **options: Any) -> pd.DataFrame:
+    def traces(self, reference: str = "service", compare: str | None = None, **options: Any) -> pd.DataFrame:
         """One row per trace (columns :data:`TRACE_COLUMNS`), worst first: most spans not ``ok``, then most
         spans (the order of ``analyze``'s worst traces). ``head`` is ``service: name`` of its first span
         without a parent id (else its first span whose parent is missing); ``transactions`` counts the
-        reference's, ``compared_transactions`` the compared grouping's (default ``sentryexporter``);
+        reference's, ``compared_transactions`` the compared grouping's (``compare``, default
+        ``sentryexporter``);
         ``start``/``duration_ms`` span its earliest start to latest end."""
         import pandas as pd
 
         table = self.table
-        an = self.analyze(**_pair(options, reference, compared))
+        an = self.analyze(**_pair(options, reference, compare))
         per = an.diff.by_arrays("trace")
         nt = table.n_traces
         not_ok = per["spans"] - per["ok"]
@@ -547,53 +475,51 @@ class Explorer:
     def trace(
         self,
         trace_id: str | bytes | int,
-        compared: str | None = None,
+        compare: str | None = None,
         *,
         analysis: Analysis | None = None,
         **options: Any,
     ) -> TraceView:
-        """One trace (see :class:`TraceView`) under ``reference`` (default ``service``) and ``compared``
+        """One trace (see :class:`TraceView`) under ``reference`` (default ``service``) and ``compare``
         (default ``sentryexporter``), or under the groupings of a given ``analysis`` of this table (then
-        ``compared`` and the options are unused)."""
+        ``compare`` and the options are unused)."""
         table = self.table
         code = self.trace_code(trace_id)
         if analysis is None:
             reference = options.pop("reference", "service")
-            analysis = self.analyze(**_pair(options, reference, compared))
+            analysis = self.analyze(**_pair(options, reference, compare))
         rows = np.flatnonzero(table.trace_code == code)
         parent = analysis.forest.parent[rows]
         local = np.where(parent >= 0, np.searchsorted(rows, np.maximum(parent, 0)), -1)
         order, depth = tree_order(local, table.start_ns[rows])
         rows = rows[order]
-        frame = self._span_frame(rows, depth)
-        for key, col in _diff_columns(analysis, rows).items():
-            frame[key] = col
+        frame = self._span_frame(rows, analysis, depth)
         return TraceView(table.trace_hex[code], code, rows, depth, frame, analysis)
 
     def show(
         self,
         trace_id: str | bytes | int,
-        compared: str | None = None,
+        compare: str | None = None,
         *,
         analysis: Analysis | None = None,
         max_spans: int | None = None,
         **options: Any,
     ) -> str:
         """One trace as the text tree ``tracegroup show`` prints (:meth:`TraceView.text`)."""
-        return self.trace(trace_id, compared, analysis=analysis, **options).text(max_spans)
+        return self.trace(trace_id, compare, analysis=analysis, **options).text(max_spans)
 
     def waterfall(
         self,
         trace_id: str | bytes | int,
-        compared: str | None = None,
+        compare: str | None = None,
         *,
         analysis: Analysis | None = None,
         max_spans: int | None = None,
         **options: Any,
     ) -> Figure:
-        """Waterfall of one trace under the reference grouping and ``compared`` side by side
+        """Waterfall of one trace under the reference grouping and ``compare`` side by side
         (:func:`tracegroup.render.plot.waterfall`): the figure ``tracegroup plot`` saves."""
-        return self.trace(trace_id, compared, analysis=analysis, **options).waterfall(max_spans=max_spans)
+        return self.trace(trace_id, compare, analysis=analysis, **options).waterfall(max_spans=max_spans)
 
     def corrected(self, trace_id: str | bytes | int, **options: Any) -> pd.DataFrame:
         """The correct (reference) transactions of one trace, one row per span grouped by transaction:
@@ -635,7 +561,7 @@ class TraceView:
     ``spans`` has :data:`SPAN_COLUMNS` + :data:`DIFF_COLUMNS`, one row per span in depth-first order
     (index = table row; ``depth`` counts from the trace's roots). ``rows``/``depth`` are the same order
     as arrays. ``graph`` is the networkx tree (:func:`tracegroup.tree.trace_graph`) whose nodes also
-    carry ``transaction``, ``heuristic_transaction`` and ``verdict``.
+    carry ``transaction``, ``compared_transaction`` and ``verdict``.
     """
 
     trace_id: str
@@ -655,22 +581,23 @@ class TraceView:
     @functools.cached_property
     def graph(self) -> nx.DiGraph:
         g = tree.trace_graph(self.table, self.analysis.forest, self.code)
-        for row, tx, htx, verdict in zip(
+        for row, tx, ctx, verdict in zip(
             self.rows.tolist(),
             self.spans["transaction"],
-            self.spans["heuristic_transaction"],
+            self.spans["compared_transaction"],
             self.spans["verdict"],
             strict=True,
         ):
-            g.nodes[row].update(transaction=tx, heuristic_transaction=htx, verdict=str(verdict))
+            g.nodes[row].update(transaction=tx, compared_transaction=ctx, verdict=str(verdict))
         g.graph.update(trace_id=self.trace_id, **self.analysis.options)
         return g
 
     def facts(self) -> dict[str, Any]:
         """What the header of this trace says, as plain values: ``trace_id``, ``spans``, ``services``,
-        ``batches``, ``reference``, ``compared``, ``transactions`` (reference roots),
-        ``compared_transactions``, ``batching``, ``routing`` and ``verdicts`` (count per verdict, in
-        :data:`~tracegroup.diff.VERDICTS` order, verdicts with no span left out)."""
+        ``batches`` (how many batches the trace's spans came in), ``reference``, ``compared``,
+        ``transactions`` (reference roots), ``compared_transactions``, ``batching`` and ``routing`` (the
+        ``batches`` and ``routes`` options, under the words the header prints) and ``verdicts`` (count per
+        verdict, in :data:`~tracegroup.diff.VERDICTS` order, verdicts with no span left out)."""
         an, f = self.analysis, self.spans
         counts = f["verdict"].value_counts()
         return {
@@ -681,9 +608,9 @@ class TraceView:
             "reference": an.options["reference"],
             "compared": an.options["compare"],
             "transactions": int((f["transaction"] == f["span_id"]).sum()),
-            "compared_transactions": int((f["heuristic_transaction"] == f["span_id"]).sum()),
-            "batching": an.options["batching"],
-            "routing": an.options["routing"],
+            "compared_transactions": int((f["compared_transaction"] == f["span_id"]).sum()),
+            "batching": an.options["batches"],
+            "routing": an.options["routes"],
             "verdicts": {v: int(counts[v]) for v in VERDICTS if counts.get(v, 0)},
         }
 

@@ -1,44 +1,166 @@
-"""pandas views of a table and an analysis: one row per span.
+"""The one per-span table: pandas views of a table and an analysis, one row per span.
 
-Contract: :func:`spans_frame` returns one row per span in table order with the columns of the
-``tracegroup spans`` contract (README.md): ``trace_id, span_id, parent_span_id`` (lowercase hex,
-parent empty when none), ``service, name, kind`` (OTLP kind name), ``batch, start_ns, end_ns`` and, given
-an :class:`~tracegroup.analysis.Analysis`, ``transaction, heuristic_transaction, verdict``, plus the rest
-of each span (flags, position, status, scope, attributes, resource attributes, events, links) when
-``details`` is true. Detail columns decode every batch message once (:func:`details`).
+Contract: :func:`spans_frame` is the only builder of per-span frames: ``tracegroup spans`` (CSV, JSON
+Lines, Parquet through :mod:`tracegroup.render.tables`), :func:`tracegroup.spans_frame`, and the notebook's
+``Explorer.spans()``, ``Explorer.diff()`` and ``TraceView.spans`` all get their columns from it, so they
+never disagree. One row per span in table order (or in the order of ``rows``), index = table row (index
+name ``row``). The columns, in this order (README.md, "``tracegroup spans`` columns"):
+
+- :data:`SPAN_COLUMNS` before ``flags``: ``trace_id, span_id, parent_span_id`` (lowercase hex, 32 and 16
+  chars, ``""`` for no parent), ``service, name, kind`` (OTLP kind name), ``batch``, ``start_ns,
+  end_ns``, ``start, end`` (the same instants as UTC datetimes), ``duration_ms``, ``depth`` (0 at a span
+  without a parent in the dump), ``parent_missing`` (has a parent id that is not in the dump);
+- given an :class:`~tracegroup.analysis.Analysis`, :data:`DIFF_COLUMNS`: ``transaction`` (root span id
+  of its reference transaction), ``compared_transaction`` (root span id of its compared transaction,
+  ``""`` when dropped), ``verdict``, ``incomplete``, ``reason`` (why the compared grouping put it where
+  it did);
+- ``flags`` (OTLP span flags), ``position`` (``resource/scope/span`` index in its batch message);
+- with ``details``, :data:`DETAIL_COLUMNS`: status, scope, attributes, resource attributes, events and
+  links, decoded from every batch message in one pass (:func:`decode_details`).
+
+Dtypes (:data:`SPAN_COLUMNS`, :data:`DIFF_COLUMNS`): ids, names and ``position`` pandas strings (``str``),
+``service``/``kind``/``verdict``/``reason`` categoricals (every service of the table, the six OTLP kind
+names, :data:`~tracegroup.diff.VERDICTS`, lowercase :class:`~tracegroup.grouping.Reason` names), counts
+and times in ns ``int64``, ``start``/``end`` ``datetime64[ns, UTC]``, ``duration_ms`` float64. The file
+writers write categoricals as their labels. Every column is built from whole numpy columns: no per-span
+Python loop except hex formatting and the detail decoding.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tracegroup import tree
+from tracegroup.diff import VERDICTS
 from tracegroup.model import KIND_NAMES, STATUS_NAMES, SpanTable, hex_ids
 from tracegroup.otlp import attributes
+from tracegroup.reasons import Reason
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from tracegroup.analysis import Analysis
 
+#: pandas dtype of id and name columns (pandas' string dtype).
+STR = "str"
+#: Categories of the ``reason`` columns, indexed by position; :data:`_REASON_CODE` maps Reason -> position.
+REASON_NAMES: tuple[str, ...] = tuple(r.name.lower() for r in Reason)
+_REASON_CODE = np.zeros(max(Reason) + 1, dtype=np.int16)
+for _pos, _reason in enumerate(Reason):
+    _REASON_CODE[_reason] = _pos
 
-def details(table: SpanTable) -> dict[str, list[Any]]:
+#: Columns (and dtypes) of every per-span frame, in order; with an analysis :data:`DIFF_COLUMNS` go in
+#: before ``flags`` (:func:`column_order`).
+SPAN_COLUMNS: dict[str, str] = {
+    "trace_id": STR,
+    "span_id": STR,
+    "parent_span_id": STR,
+    "service": "category",
+    "name": STR,
+    "kind": "category",
+    "batch": "int64",
+    "start_ns": "int64",
+    "end_ns": "int64",
+    "start": "datetime64[ns, UTC]",
+    "end": "datetime64[ns, UTC]",
+    "duration_ms": "float64",
+    "depth": "int64",
+    "parent_missing": "bool",
+    "flags": "int64",
+    "position": STR,
+}
+#: Columns (and dtypes) an analysis adds: both transactions of the span, its verdict and the reason.
+DIFF_COLUMNS: dict[str, str] = {
+    "transaction": STR,
+    "compared_transaction": STR,
+    "verdict": "category",
+    "incomplete": "bool",
+    "reason": "category",
+}
+#: Columns ``details`` adds at the end (nested ones hold dicts and lists).
+DETAIL_COLUMNS = (
+    "status_code",
+    "status_message",
+    "scope_name",
+    "scope_version",
+    "attributes",
+    "resource_attributes",
+    "events",
+    "links",
+)
+#: The :data:`SPAN_COLUMNS` that come after the :data:`DIFF_COLUMNS`.
+_TAIL = ("flags", "position")
+
+
+def column_order(analysis: bool, details: bool) -> list[str]:
+    """The columns of :func:`spans_frame`, in order, with or without an analysis and the details."""
+    head = [c for c in SPAN_COLUMNS if c not in _TAIL]
+    return (
+        head
+        + (list(DIFF_COLUMNS) if analysis else [])
+        + list(_TAIL)
+        + (list(DETAIL_COLUMNS) if details else [])
+    )
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def datetimes(ns: np.ndarray) -> pd.Series:
+    """Nanoseconds since the epoch as ``datetime64[ns, UTC]``."""
+    import pandas as pd
+
+    return pd.Series(ns.astype(np.int64).view("M8[ns]")).dt.tz_localize("UTC")
+
+
+def categorical(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
+    import pandas as pd
+
+    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=list(categories))
+
+
+def kinds(kind: np.ndarray) -> np.ndarray:
+    """OTLP kind codes, unknown ones as 0 (unspecified)."""
+    return np.where((kind < 0) | (kind >= len(KIND_NAMES)), 0, kind)
+
+
+def reasons(reason: np.ndarray) -> pd.Categorical:
+    """Reason codes as a categorical of :data:`REASON_NAMES`."""
+    return categorical(_REASON_CODE[reason.astype(np.int64)], REASON_NAMES)
+
+
+def root_hex(table: SpanTable, root: np.ndarray, span_hex: np.ndarray | None = None) -> np.ndarray:
+    """Hex span id of each root row, ``""`` where the root is -1 (dropped). ``span_hex``: the hex ids of
+    every row when already at hand (object array)."""
+    safe = np.maximum(root, 0)
+    out = span_hex[safe] if span_hex is not None else np.array(hex_ids(table.span_id[safe], 16), dtype=object)
+    out[root < 0] = ""
+    return out
+
+
+def positions(table: SpanTable, rows: np.ndarray | slice) -> np.ndarray:
+    """``resource/scope/span`` index of each span in its batch message (object array of str): the distinct
+    triples are formatted once, then taken by their rank."""
+    res = table.res[rows].astype(np.int64)
+    scope = table.scope[rows].astype(np.int64)
+    idx = table.idx[rows].astype(np.int64)
+    if not len(res):
+        return np.zeros(0, dtype=object)
+    scope_n, idx_n = int(scope.max()) + 1, int(idx.max()) + 1
+    key = (res * scope_n + scope) * idx_n + idx
+    uniq, rank = np.unique(key, return_inverse=True)
+    r, rest = np.divmod(uniq, scope_n * idx_n)
+    s, i = np.divmod(rest, idx_n)
+    text = np.array(
+        [f"{a}/{b}/{c}" for a, b, c in zip(r.tolist(), s.tolist(), i.tolist(), strict=True)], dtype=object
+    )
+    return text[rank.reshape(-1)]
+
+
+def decode_details(table: SpanTable) -> dict[str, list[Any]]:
     """Decode name, status, scope, attributes, resource attributes, events and links of every span."""
-    cols: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "name",
-            "status_code",
-            "status_message",
-            "scope_name",
-            "scope_version",
-            "attributes",
-            "resource_attributes",
-            "events",
-            "links",
-        )
-    }
+    cols: dict[str, list[Any]] = {k: [] for k in ("name", *DETAIL_COLUMNS)}
     last_rs: Any = None
     res_attrs: dict[str, Any] = {}
     for _, rs, ss, s in table.iter_spans():
@@ -73,44 +195,73 @@ def details(table: SpanTable) -> dict[str, list[Any]]:
     return cols
 
 
-def spans_frame(table: SpanTable, analysis: Analysis | None = None, *, details_: bool = True) -> pd.DataFrame:
-    """One row per span (see the module docstring)."""
+# --------------------------------------------------------------------------------------------- frame
+def spans_frame(
+    table: SpanTable,
+    analysis: Analysis | None = None,
+    *,
+    details: bool = True,
+    rows: np.ndarray | None = None,
+    forest: tree.Forest | None = None,
+    depth: np.ndarray | None = None,
+    names: list[str] | None = None,
+    details_: bool | None = None,
+) -> pd.DataFrame:
+    """One row per span (see the module docstring).
+
+    ``rows`` picks and orders the spans (all, in table order, when None; ``details`` needs all).
+    ``forest`` (default: the analysis's, else built here), ``depth`` (of the listed rows) and ``names``
+    (of the listed rows) let a caller that already has them skip the work; ``depth`` may also be another
+    depth, such as a trace view's. ``details_`` is the former name of ``details``.
+    """
     import pandas as pd
 
-    parent_hex = hex_ids(table.parent_id, 16)
-    no_parent = table.parent_id == 0
-    frame = pd.DataFrame(
-        {
-            "trace_id": hex_ids(table.trace_id, 32),
-            "span_id": hex_ids(table.span_id, 16),
-            "parent_span_id": np.where(no_parent, "", np.array(parent_hex, dtype=object)),
-            "service": pd.Categorical.from_codes(table.service, categories=table.services),
-            "kind": pd.Categorical.from_codes(
-                np.where((table.kind < 0) | (table.kind > 5), 0, table.kind).astype(np.int8),
-                categories=list(KIND_NAMES),
-            ),
-            "batch": table.batch,
-            "start_ns": table.start_ns,
-            "end_ns": table.end_ns,
-        }
-    )
-    if details_:
-        d = details(table)
-        frame.insert(4, "name", d.pop("name"))
-    else:
-        frame.insert(4, "name", table.names())
+    if details_ is not None:
+        details = details_
+    if details and rows is not None:
+        raise ValueError("details are decoded for every span: give rows=None")
+    picked = None if rows is None else np.asarray(rows, dtype=np.int64)
+    sel: np.ndarray | slice = slice(None) if picked is None else picked
+    index = pd.RangeIndex(len(table), name="row") if picked is None else pd.Index(picked, name="row")
+    if forest is None:
+        forest = analysis.forest if analysis is not None else tree.build(table, timing=False)
+    if depth is None:
+        depth = forest.depth()[sel]
+    decoded = decode_details(table) if details else {}
+    if details:
+        names = decoded.pop("name")
+    elif names is None:
+        names = table.names(picked)
+    span_hex = np.array(hex_ids(table.span_id[sel], 16), dtype=object)
+    parent = table.parent_id[sel]
+    parent_hex = np.array(hex_ids(parent, 16), dtype=object)
+    parent_hex[parent == 0] = ""
+    start, end = table.start_ns[sel].astype(np.int64), table.end_ns[sel].astype(np.int64)
+    cols: dict[str, Any] = {
+        "trace_id": pd.array(hex_ids(table.trace_id[sel], 32), dtype=STR),
+        "span_id": pd.array(span_hex, dtype=STR),
+        "parent_span_id": pd.array(parent_hex, dtype=STR),
+        "service": categorical(table.service[sel], table.services),
+        "name": pd.array(names, dtype=STR),
+        "kind": categorical(kinds(table.kind[sel]), KIND_NAMES),
+        "batch": table.batch[sel].astype(np.int64),
+        "start_ns": start,
+        "end_ns": end,
+        "start": datetimes(start).array,
+        "end": datetimes(end).array,
+        "duration_ms": (end - start) / 1e6,
+        "depth": np.asarray(depth).astype(np.int64),
+        "parent_missing": forest.missing_parent[sel],
+    }
     if analysis is not None:
-        from tracegroup.diff import VERDICTS
-
-        span_hex = frame["span_id"].to_numpy()
-        ref, cmp = analysis.reference.root, analysis.compared.root
-        frame["transaction"] = span_hex[ref]
-        frame["heuristic_transaction"] = np.where(cmp >= 0, span_hex[np.maximum(cmp, 0)], "")
-        frame["verdict"] = pd.Categorical.from_codes(analysis.diff.verdict, categories=list(VERDICTS))
-        frame["incomplete"] = analysis.diff.incomplete
-    frame["flags"] = table.flags
-    frame["position"] = [f"{r}/{s}/{i}" for r, s, i in zip(table.res, table.scope, table.idx, strict=True)]
-    if details_:
-        for k, v in d.items():
-            frame[k] = v
-    return frame
+        ref, cmp = analysis.reference.root[sel], analysis.compared.root[sel]
+        every_hex = span_hex if picked is None else None
+        cols["transaction"] = pd.array(root_hex(table, ref, every_hex), dtype=STR)
+        cols["compared_transaction"] = pd.array(root_hex(table, cmp, every_hex), dtype=STR)
+        cols["verdict"] = categorical(analysis.diff.verdict[sel], VERDICTS)
+        cols["incomplete"] = analysis.diff.incomplete[sel]
+        cols["reason"] = reasons(analysis.compared.reason[sel])
+    cols["flags"] = table.flags[sel].astype(np.int64)
+    cols["position"] = pd.array(positions(table, sel), dtype=STR)
+    cols.update(decoded)
+    return pd.DataFrame(cols, index=index)

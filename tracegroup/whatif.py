@@ -109,7 +109,7 @@ def whatif(
     vary: dict[str, list[float]],
     strategies: tuple[str, ...] | list[str] = ("sentryexporter",),
     base: PipelineOptions | None = None,
-    routing: str | Routes = "none",
+    routes: str | Routes = "none",
     target: float = 0.01,
 ) -> WhatIf:
     """Run the what-if grid (see the module docstring). ``target`` is a fraction (0.01 = 1 %)."""
@@ -120,13 +120,11 @@ def whatif(
         if name not in SETTINGS:
             raise ValueError(f"cannot vary {name!r} (choose from {', '.join(SETTINGS)})")
     forest = tree.build(table, timing=False)
-    ref = group(Context(table, forest, deliver(table, "all", routing)), "service")
+    ref = group(Context(table, forest, deliver(table, "all", routes)), "service")
     rows: list[dict[str, Any]] = []
 
-    def run(
-        setting: str, value: Any, options: PipelineOptions, batching: str, names: tuple[str, ...]
-    ) -> None:
-        delivery = deliver(table, batching, routing, options)
+    def run(setting: str, value: Any, options: PipelineOptions, batches: str, names: tuple[str, ...]) -> None:
+        delivery = deliver(table, batches, routes, options)
         for strategy in names:
             g = group(Context(table, forest, delivery, Options(), lossy=True), strategy)
             rows.append(

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from tracegroup.batching import BATCHINGS
+from tracegroup.batching import BATCHES
 from tracegroup.check import check_fixture, golden_path
 from tracegroup.cli.common import _deprecated_routing
 from tracegroup.grouping import STRATEGIES
@@ -37,7 +37,7 @@ from tracegroup.render.text import check_text
     "--reference", type=click.Choice(sorted(STRATEGIES)), help="Reference strategy (default service)."
 )
 @click.option("--boundary", type=click.Choice(["service", "service+remote"]), help="Application boundary.")
-@click.option("--batches", "batching", type=click.Choice(BATCHINGS), help="Exporter calls (as for analyze).")
+@click.option("--batches", type=click.Choice(BATCHES), help="Exporter calls (as for analyze).")
 @click.option("--routes", help="none, service, or a routes file (as for analyze).")
 @click.option("--routing", "routing_deprecated", hidden=True, callback=_deprecated_routing)
 @click.option("--service-attribute", help="Resource attribute that names a service (default service.name).")
@@ -68,7 +68,7 @@ def check(
     """
     routes = overrides.pop("routes", None) or overrides.pop("routing_deprecated", None)
     overrides.pop("routing_deprecated", None)
-    overrides["routing"] = routes
+    overrides["routes"] = routes
     seen: dict[Path, str] = {}
     for f in fixtures:
         g = golden_path(f, expected)

@@ -20,7 +20,7 @@ import click
 
 from tracegroup import render
 from tracegroup.analysis import Analysis, analyze
-from tracegroup.batching import BATCHINGS
+from tracegroup.batching import BATCHES
 from tracegroup.grouping import STRATEGIES
 from tracegroup.load import LoadError, load
 from tracegroup.model import SpanTable
@@ -146,8 +146,7 @@ def grouping_options(fn: F) -> F:
             ),
             click.option(
                 "--batches",
-                "batching",
-                type=click.Choice(BATCHINGS),
+                type=click.Choice(BATCHES),
                 help="Exporter calls: captured messages (default for multi-message dumps), one per trace "
                 "(default otherwise), the whole dump, or a simulated pipeline (simulate, groupbytrace).",
             ),
@@ -270,8 +269,8 @@ def analysis_from(table: SpanTable, opts: dict[str, Any]) -> Analysis:
         table,
         compare=opts["compare"],
         reference=opts["reference"],
-        batching=opts["batching"],
-        routing=routes_from(routes_value(opts)),
+        batches=opts["batches"],
+        routes=routes_from(routes_value(opts)),
         boundary=opts["boundary"],
         pipeline=pipeline_from(opts),
         heal=opts.get("heal", False),

@@ -1,7 +1,7 @@
 """``tracegroup show`` and ``tracegroup plot``: one trace as a text tree, figures as image files.
 
 Contract: both commands take the load and grouping options of ``analyze`` (the same decorators, so
-``--compare``, ``--batches``, ``--routing``, the simulation settings … mean the same), build the same
+``--compare``, ``--batches``, ``--routes``, the simulation settings … mean the same), build the same
 Analysis, and call one library method each — :meth:`tracegroup.explore.Explorer.show`,
 :meth:`~tracegroup.explore.Explorer.waterfall` or a :mod:`tracegroup.render.plot` function — exactly what a
 notebook calls. Without ``--trace`` they take the worst trace (most spans not ``ok``) and say so on
@@ -148,7 +148,7 @@ def plot(
             vary=grid,
             strategies=(opts["compare"],),
             base=pipeline_from(opts),
-            routing=routes_from(routes_value(opts)),
+            routes=routes_from(routes_value(opts)),
         )
         fig = figures.whatif_curves(result.frame)
         if not quiet:

@@ -9,7 +9,7 @@ Contract:
   ``TraceView.waterfall``).
 - :func:`waterfall` takes one trace's spans as :meth:`tracegroup.explore.Explorer.trace` lists them
   (``TraceView.spans``: the span and diff columns, one row per span in depth-first order), the trace id and
-  the analysis options (``reference``, ``compare``, ``batching``, ``routing``). It draws three panels
+  the analysis options (``reference``, ``compare``, ``batches``, ``routes``). It draws three panels
   sharing the span rows. Left, the tree: span names indented by depth (a depth profile instead when
   there are more than :data:`LABEL_LIMIT` rows). Middle, the reference grouping; right, the compared
   one. Each of these two holds exactly one ``BarContainer`` with one bar per shown span (time axis: ms
@@ -113,7 +113,7 @@ def waterfall(
     sid = frame["span_id"].to_numpy(dtype=object)
     panels = (
         (ax_ref, frame["transaction"].to_numpy(dtype=object), opts["reference"] + " (correct)"),
-        (ax_cmp, frame["heuristic_transaction"].to_numpy(dtype=object), opts["compare"]),
+        (ax_cmp, frame["compared_transaction"].to_numpy(dtype=object), opts["compare"]),
     )
     for ax, tx, label in panels:
         bars = ax.barh(y, width, left=left, height=0.72, color=bar_colors, linewidth=0, label="_spans")
@@ -176,8 +176,8 @@ def waterfall(
     cut = f" — first {m:,} of {len(full):,} spans in tree order" if m < len(full) else ""
     fig.suptitle(
         f"trace {trace_id}: {plural(len(full), 'span')}, "
-        f"{plural(full['service'].nunique(), 'service')}; batching {opts['batching']}, "
-        f"routing {opts['routing']}{cut}",
+        f"{plural(full['service'].nunique(), 'service')}; batching {opts['batches']}, "
+        f"routing {opts['routes']}{cut}",
         fontsize=11,
     )
     return fig
@@ -298,7 +298,7 @@ def overview(analysis: Analysis, top_services: int = 25) -> Figure:
     fig.suptitle(
         f"{opts['compare']} against {opts['reference']}: {s['misgrouped']['ratio']:.1%} of "
         f"{len(t):,} spans mis-grouped, {s['dropped']['ratio']:.1%} dropped "
-        f"(batching {opts['batching']}, routing {opts['routing']})",
+        f"(batching {opts['batches']}, routing {opts['routes']})",
         fontsize=11,
     )
     return fig

@@ -80,9 +80,9 @@ def analysis_text(s: dict[str, Any], top: int = 10) -> str:
         f"anomalies: {anomalies}"
     )
     where = (
-        f"batching {o['batching']}, routing {o['routing']}, {cmp['exporter_calls']:,} exporter calls"
+        f"batching {o['batches']}, routing {o['routes']}, {cmp['exporter_calls']:,} exporter calls"
         if cmp.get("per_exporter_call")
-        else f"whole traces, routing {o['routing']}"
+        else f"whole traces, routing {o['routes']}"
     )
     lines.append(f"Compared {cmp['strategy']} ({where}) with {ref['strategy']} (boundary {o['boundary']})")
     if "pipeline" in o:
@@ -280,7 +280,7 @@ def trace_lines(facts: Mapping[str, Any], spans: pd.DataFrame, max_spans: int | 
     """One trace as an indented tree (see the module contract): ``facts`` as :func:`trace_header` takes
     them, ``spans`` one row per span in tree order with the ``TraceView.spans`` columns (``depth``,
     ``name``, ``service``, ``kind``, ``duration_ms``, ``span_id``, ``transaction``,
-    ``heuristic_transaction``, ``verdict``, ``parent_missing``)."""
+    ``compared_transaction``, ``verdict``, ``parent_missing``)."""
     ref, cmp = facts["reference"], facts["compared"]
     f = spans
     n = len(f)
@@ -303,7 +303,7 @@ def trace_lines(facts: Mapping[str, Any], spans: pd.DataFrame, max_spans: int | 
         part["duration_ms"].tolist(),
         part["span_id"],
         part["transaction"],
-        part["heuristic_transaction"],
+        part["compared_transaction"],
         map(str, part["verdict"]),
         part["parent_missing"].tolist(),
         strict=True,
