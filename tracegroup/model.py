@@ -83,9 +83,17 @@ class Source:
     bytes_skipped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "format": self.format, "batches": self.batches, "spans": self.spans,
-                "messages_held": self.messages_held, "spans_held": self.spans_held,
-                "bytes_skipped": self.bytes_skipped, "warnings": self.warnings, "notes": self.notes}  # fmt: skip
+        return {
+            "path": self.path,
+            "format": self.format,
+            "batches": self.batches,
+            "spans": self.spans,
+            "messages_held": self.messages_held,
+            "spans_held": self.spans_held,
+            "bytes_skipped": self.bytes_skipped,
+            "warnings": self.warnings,
+            "notes": self.notes,
+        }
 
 
 @dataclass
