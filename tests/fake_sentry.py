@@ -56,6 +56,7 @@ class FakeSentry:
     otlp_flags: dict[str, dict[str, int]] = field(default_factory=dict)  # project -> span id hex -> flags
     problems: list[str] = field(default_factory=list)
     hits: int = 0
+    active: int = 0  # POSTs being handled right now
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
 
@@ -113,6 +114,15 @@ def _handler(fake: FakeSentry) -> type[BaseHTTPRequestHandler]:
             self.answer(200)
 
         def do_POST(self) -> None:  # noqa: N802
+            with fake.lock:
+                fake.active += 1
+            try:
+                self.post()
+            finally:
+                with fake.lock:
+                    fake.active -= 1
+
+        def post(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             m = re.fullmatch(r"/api/(\d+)/(envelope/|integration/otlp/v1/traces)", self.path)
             item = _item(body)

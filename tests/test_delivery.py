@@ -230,7 +230,9 @@ def test_interrupted_send_then_resume_is_exactly_once_but_in_flight(
             time.sleep(0.002)
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=10)
-        time.sleep(0.2)  # let the server finish the requests in flight at the kill
+        settle = time.monotonic() + 10  # let the server finish the requests in flight at the kill
+        while (fake.active or time.monotonic() < settle - 9.8) and time.monotonic() < settle:
+            time.sleep(0.01)
         first_posts, first_accepted = dict(fake.posts), dict(fake.accepted)
         state = journal(tmp_path)
         assert len(state) == total  # every item planned durably before the first request
