@@ -275,3 +275,15 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
     assert ok.returncode == 0
     bad = subprocess.run([str(exe), "check", "fixtures/external/trace.json", "--expected", str(tmp_path)])
     assert bad.returncode == 2
+
+
+def test_update_refuses_a_damaged_dump_unless_warnings_are_accepted(tmp_path: Path) -> None:
+    dump = tmp_path / "crashed.pb"
+    dump.write_bytes((ROOT / "fixtures" / "recorded" / "sdk-python.pb").read_bytes() + bytes(64))
+    code, _, err = run(str(dump), "--expected", str(tmp_path / "exp"), "--update")
+    assert code == 2 and "--accept-warnings" in err and "tracegroup: warning: " in err
+    assert not (tmp_path / "exp").exists()
+    code, out, err = run(str(dump), "--expected", str(tmp_path / "exp"), "--update", "--accept-warnings")
+    assert code == 0 and out.startswith("created") and "tracegroup: warning: " in err
+    code, out, err = run(str(dump), "--expected", str(tmp_path / "exp"))
+    assert code == 0 and out.startswith("ok") and "zero" in err

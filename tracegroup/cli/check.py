@@ -31,6 +31,11 @@ from tracegroup.render.text import check_text
 )
 @click.option("--update", is_flag=True, help="Rewrite the golden files from the current groupings.")
 @click.option(
+    "--accept-warnings",
+    is_flag=True,
+    help="Let --update write a golden file from a dump that loaded with warnings (damaged input).",
+)
+@click.option(
     "--compare", type=click.Choice(sorted(STRATEGIES)), help="Compared strategy (default sentryexporter)."
 )
 @click.option(
@@ -52,6 +57,7 @@ def check(
     fixtures: tuple[str, ...],
     expected: str,
     update: bool,
+    accept_warnings: bool,
     max_diff_lines: int,
     **overrides: Any,
 ) -> None:
@@ -78,8 +84,10 @@ def check(
         seen[g] = f
     worst = 0
     for f in fixtures:  # every fixture is checked and reported, then the worst status is the exit code
-        r = check_fixture(f, expected, overrides, update=update)
+        r = check_fixture(f, expected, overrides, update=update, accept_warnings=accept_warnings)
         worst = max(worst, r.exit_code)
+        for w in r.warnings:
+            click.echo(f"tracegroup: warning: {w}", err=True)
         if r.status == "error":
             click.echo(f"tracegroup: error: {r.message}", err=True)
             continue
