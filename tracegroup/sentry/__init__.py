@@ -11,7 +11,10 @@ Modules: :mod:`~tracegroup.sentry.convert` (one OTLP span -> one Sentry span, ``
 styles, Relay's tag rules), :mod:`~tracegroup.sentry.rename` (span renames),
 :mod:`~tracegroup.sentry.events` (transaction and error payloads, splitting, time rules, event ids),
 :mod:`~tracegroup.sentry.envelope` (``sentry_sdk.envelope`` and the files on disk),
-:mod:`~tracegroup.sentry.emit` (the library call), :mod:`tracegroup.cli.sentry` (``tracegroup emit``).
+:mod:`~tracegroup.sentry.plan` (which transactions, routes, sampling and fates: pure data),
+:mod:`~tracegroup.sentry.build` (one conversion pass, payloads and records from a plan),
+:mod:`~tracegroup.sentry.emit` (the library call: plan, then build), :mod:`tracegroup.cli.sentry`
+(``tracegroup emit``, ``send``).
 Importing this package is cheap: ``sentry_sdk`` and ``yaml`` are imported only where used. The library
 call is ``from tracegroup.sentry.emit import emit``.
 """
