@@ -114,3 +114,26 @@ def test_routing_is_the_deprecated_spelling_of_routes() -> None:
     assert result.exit_code == 0
     assert "tracegroup: warning: --routing is deprecated, use --routes" in result.stderr
     assert json.loads(result.stdout)["options"]["routes"] == "service"
+
+
+def test_usage_errors_are_one_line_and_a_closed_pipe_is_quiet() -> None:
+    import subprocess
+    import sys
+
+    def tracegroup(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "tracegroup.cli", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+    for args in (["analyze"], ["analyze", HOTROD, "--compare", "nope"], ["nope"]):
+        r = tracegroup(*args)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("tracegroup: error: ")
+    assert tracegroup("--version").returncode == 0
+    pipe = subprocess.Popen(
+        [sys.executable, "-m", "tracegroup.cli", "spans", "fixtures/polyglot.pb"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert pipe.stdout is not None and pipe.stdout.readline().startswith(b"trace_id,")
+    pipe.stdout.close()  # the reader goes away, as `| head -1` does
+    assert pipe.wait(timeout=120) == 0
+    assert pipe.stderr is not None and pipe.stderr.read() == b""

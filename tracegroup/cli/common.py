@@ -11,6 +11,7 @@ everywhere; the old spelling ``--routing`` still works with a deprecation warnin
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,13 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def closed_pipe() -> NoReturn:
+    """stdout's reader is gone: point stdout at /dev/null so the final flush cannot fail; exit 0 quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
+
+
 def errors(fn: F) -> F:
     """Turn bad input into one line on stderr and exit code 2."""
 
@@ -46,6 +54,8 @@ def errors(fn: F) -> F:
             fail(str(err))
         except ValueError as err:
             fail(str(err))
+        except BrokenPipeError:
+            closed_pipe()  # the reader went away (``| head``)
         except OSError as err:
             fail(f"{getattr(err, 'filename', '') or ''}: {err.strerror or err}")
 
