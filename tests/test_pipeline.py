@@ -216,6 +216,24 @@ def test_one_vary_parser_for_whatif_plot_and_the_notebook() -> None:
     ):
         with pytest.raises(ValueError, match="--vary"):
             parse_vary([bad])
-    assert [parse_duration_ms(v) for v in ("200ms", "5s", "1.5s", "100us", "2m", "7", 3)] == [
+    assert [parse_duration_ms(v) for v in ("200ms", "5s", "1.5s", "100us", "2m", " 7MS ", 3)] == [
         200.0, 5000.0, 1500.0, 0.1, 120000.0, 7.0, 3.0,
     ]  # fmt: skip
+    for bad, says in (("5", "needs a unit"), ("1.5", "needs a unit"), ("infs", "not a duration"),
+                      ("nans", "not a duration"), ("1e400ms", "not a duration"), ("-1s", "negative"),
+                      ("soon", "not a duration"), ("", "not a duration")):  # fmt: skip
+        with pytest.raises(ValueError, match=says):
+            parse_duration_ms(bad)
+
+
+def test_cli_durations_need_units_and_shares_take_percentages() -> None:
+    runner = CliRunner()
+    hotrod = "fixtures/external/getTrace-response.json"
+    r = runner.invoke(main, ["analyze", hotrod, "--batches", "simulate", "--sdk-delay", "5"])
+    assert r.exit_code == 2 and "needs a unit" in r.output
+    r = runner.invoke(main, ["analyze", hotrod, "--batches", "simulate", "--batch-timeout", "inf"])
+    assert r.exit_code == 2 and "not a duration" in r.output
+    assert runner.invoke(main, ["analyze", hotrod, "--fail-on-misgrouped", "90%"]).exit_code == 0
+    assert runner.invoke(main, ["analyze", hotrod, "--fail-on-misgrouped", "1%"]).exit_code == 1
+    r = runner.invoke(main, ["analyze", hotrod, "--fail-on-misgrouped", "150%"])
+    assert r.exit_code == 2 and "between 0 and 1" in r.output

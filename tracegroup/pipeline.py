@@ -25,6 +25,7 @@ the batch processor, as in the seed's ``otlp -> batch -> routing -> sentry/<serv
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -39,21 +40,22 @@ DURATION_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
 def parse_duration_ms(value: str | float) -> float:
-    """A duration like ``200ms``, ``5s``, ``1.5s`` or ``100us`` as milliseconds (a bare number is ms).
-    Raises ``ValueError`` naming the value when it is not one, or negative."""
+    """A duration like ``200ms``, ``5s``, ``1.5s``, ``2m`` or ``100us`` as milliseconds. Text needs its unit
+    (a bare ``5`` is refused: 5 ms or 5 s?); a Python number is milliseconds. Raises ``ValueError`` naming
+    the value when it is not a finite, non-negative duration."""
     if isinstance(value, int | float):
         ms = float(value)
     else:
         text = str(value).strip().lower()
-        number, scale = text, 1.0
-        for unit in sorted(DURATION_UNITS, key=len, reverse=True):
-            if text.endswith(unit) and text[: -len(unit)].strip():
-                number, scale = text[: -len(unit)], DURATION_UNITS[unit]
-                break
+        unit = next((u for u in sorted(DURATION_UNITS, key=len, reverse=True) if text.endswith(u)), "")
         try:
-            ms = float(number) * scale
+            ms = float(text[: len(text) - len(unit)]) * DURATION_UNITS[unit] if unit else float("nan")
         except ValueError:
-            raise ValueError(f"{value!r} is not a duration like 200ms, 5s or 1.5s") from None
+            ms = float("nan")
+        if not unit and text and text.replace(".", "", 1).isdigit():
+            raise ValueError(f"{value!r} needs a unit: ms, s, m or us (e.g. {text}ms or {text}s)")
+    if not math.isfinite(ms):
+        raise ValueError(f"{value!r} is not a duration like 200ms, 5s or 1.5s")
     if ms < 0:
         raise ValueError(f"{value!r} is negative")
     return ms

@@ -15,6 +15,7 @@ import click
 
 from tracegroup import render, tree
 from tracegroup.cli.common import (
+    Share,
     analysis_from,
     errors,
     grouping_options,
@@ -55,7 +56,7 @@ def info(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet
 @click.option("--top", default=10, show_default=True, help="Worst traces to list.")
 @click.option(
     "--fail-on-misgrouped",
-    type=click.FloatRange(0, 1),
+    type=Share(),
     help="Exit 1 when the share of spans the compared rule gets wrong (dropped included, incomplete "
     "transactions excluded) exceeds this ratio.",
 )

@@ -171,6 +171,22 @@ def grouping_options(fn: F) -> F:
     return fn
 
 
+class Share(click.ParamType):
+    """A share of spans: a ratio from 0 to 1 (``0.05``) or a percentage (``5%``)."""
+
+    name = "ratio"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        text = str(value).strip()
+        try:
+            share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a ratio (0.05) or a percentage (5%)", param, ctx)
+        if not 0 <= share <= 1:
+            self.fail(f"{value!r} is not between 0 and 1 (0% and 100%)", param, ctx)
+        return share
+
+
 class Duration(click.ParamType):
     """A duration like ``200ms``, ``5s``, ``1.5s`` or ``100us``, as milliseconds (bare numbers are ms):
     :func:`tracegroup.pipeline.parse_duration_ms`."""

@@ -46,9 +46,11 @@ def _labels(frame: pd.DataFrame, nested: bool, times: bool) -> pd.DataFrame:
 
 
 def write_frame(frame: pd.DataFrame, fmt: str, output: str | None) -> None:
+    """Write ``frame`` as ``fmt`` to the file ``output``; no output or ``-`` means standard output."""
+    output = None if output == "-" else output
     if fmt == "parquet":
         if not output:
-            raise ValueError("parquet output needs -o FILE")
+            raise ValueError("parquet output needs -o FILE (it is binary: not to standard output)")
         try:
             import pyarrow  # noqa: F401
         except ImportError:
