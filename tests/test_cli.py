@@ -137,3 +137,11 @@ def test_usage_errors_are_one_line_and_a_closed_pipe_is_quiet() -> None:
     pipe.stdout.close()  # the reader goes away, as `| head -1` does
     assert pipe.wait(timeout=120) == 0
     assert pipe.stderr is not None and pipe.stderr.read() == b""
+
+
+def test_info_says_what_a_damaged_dump_held_versus_what_loaded(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.pb"
+    cut.write_bytes(Path("fixtures/recorded/sdk-python.pb").read_bytes()[:3000])
+    code, out = run("info", str(cut))
+    assert code == 0 and "loaded 1 of 2 messages, 4 of at least 8 spans; 1,419 bytes skipped" in out
+    assert "loaded" not in run("info", HOTROD)[1]  # an intact dump says nothing of the kind

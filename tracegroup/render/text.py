@@ -46,6 +46,12 @@ def _files_line(files: list[dict[str, Any]]) -> list[str]:
     out = []
     for f in files:
         out.append(f"  {f['path']}: {f['format']}, {f['batches']:,} batches, {f['spans']:,} spans")
+        held, spans_held = f.get("messages_held", 0), f.get("spans_held", 0)
+        if held > f["batches"] or spans_held > f["spans"] or f.get("bytes_skipped"):
+            out.append(
+                f"  loaded {f['batches']:,} of {held:,} messages, {f['spans']:,} of at least "
+                f"{spans_held:,} spans; {f.get('bytes_skipped', 0):,} bytes skipped"
+            )
         out.extend(f"  warning: {w}" for w in f["warnings"])
     return out
 
