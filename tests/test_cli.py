@@ -145,3 +145,15 @@ def test_info_says_what_a_damaged_dump_held_versus_what_loaded(tmp_path: Path) -
     code, out = run("info", str(cut))
     assert code == 0 and "loaded 1 of 2 messages, 4 of at least 8 spans; 1,419 bytes skipped" in out
     assert "loaded" not in run("info", HOTROD)[1]  # an intact dump says nothing of the kind
+
+
+def test_dash_reads_a_dump_from_standard_input() -> None:
+    import subprocess
+    import sys
+
+    data = Path("fixtures/recorded/sdk-python.jsonl").read_bytes()
+    cmd = [sys.executable, "-m", "tracegroup.cli", "analyze", "-", "--format", "json"]
+    r = subprocess.run(cmd, input=data, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["input"]["files"][0]["path"] == "<stdin>" and summary["input"]["spans"] == 20

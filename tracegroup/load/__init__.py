@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -42,8 +43,13 @@ def _kind_of(mode: int) -> str | None:
     return "not a regular file"
 
 
+#: The path that means standard input (read whole, then detected like any file).
+STDIN = "-"
+
+
 def expand_paths(paths: Iterable[str | Path], problems: list[str] | None = None) -> list[Path]:
-    """Files named, plus every regular non-hidden file under named directories (sorted).
+    """Files named (``-``: standard input), plus every regular non-hidden file under named directories
+    (sorted).
 
     Hidden means a name starting with ``.`` below the named directory (the directory's own path may hold
     ``..`` or dot-folders). A named file that is not a regular file (a FIFO, ``/dev/zero``) is refused
@@ -52,6 +58,9 @@ def expand_paths(paths: Iterable[str | Path], problems: list[str] | None = None)
     """
     out: list[Path] = []
     for p in map(Path, paths):
+        if str(p) == STDIN:
+            out.append(p)
+            continue
         try:
             mode = p.stat().st_mode
         except FileNotFoundError:
@@ -153,9 +162,12 @@ def _load(
         size = 0
         try:
             try:
-                if (what := _kind_of(path.stat().st_mode)) is not None:  # it may have changed since
+                if name == STDIN:
+                    name, data = "<stdin>", sys.stdin.buffer.read()
+                elif (what := _kind_of(path.stat().st_mode)) is not None:  # it may have changed since
                     raise LoadError(f"{name}: is {what}, not a regular file")
-                data = path.read_bytes()
+                else:
+                    data = path.read_bytes()
                 size = len(data)
                 decoded = decode_binary(data, name)
             except OSError as err:
