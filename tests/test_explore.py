@@ -234,15 +234,19 @@ def test_trace_view_tree_order_graph_and_text(hotrod: tg.Explorer) -> None:
     assert g.graph["trace_id"] == v.trace_id and g.graph["compare"] == "sentryexporter"
     merged = [n for n, d in g.nodes(data=True) if d["verdict"] == "merged"]
     assert len(merged) == 15
-    text = v.text()
-    assert text.splitlines()[0] == f"trace {v.trace_id}: 40 spans, 6 services, 1 batch"
+    text = v.text(collapse=0)
+    assert text.splitlines()[0] == f"trace {v.trace_id}: 40 spans, 6 services, 1 batch, 1 exporter call"
     assert "service: 28 transactions; sentryexporter: 13 transactions" in text
     line = next(x for x in text.splitlines() if x.lstrip().startswith("SQL SELECT"))
-    assert "mysql" in line and line.rstrip().endswith("merged") and line.count("*") == 1
-    assert "more spans not shown" not in text
-    cut = v.lines(max_spans=10)
-    assert cut[-1].startswith("... 30 more spans not shown: the first 10 of 40") and "merged" in cut[-1]
-    assert hotrod.show(v.trace_id) == text and hotrod.show(v.trace_id, max_spans=10) == "\n".join(cut) + "\n"
+    assert "mysql" in line and line.split()[-2:] == ["merged", "joined"] and line.count("*") == 1
+    assert "not shown" not in text
+    cut = v.lines(max_spans=10, collapse=0)
+    assert cut[-1].startswith("... 30 spans of 40 not shown: 30 beyond --max-spans 10") and "ok" in cut[-1]
+    assert hotrod.show(v.trace_id, collapse=0) == text
+    assert hotrod.show(v.trace_id, max_spans=10, collapse=0) == "\n".join(cut) + "\n"
+    assert v.facts()["transactions"] == 28 and v.facts()["exporter_calls"] == 1
+    records = v.records()
+    assert len(records["spans"]) == 40 and records["trace"] == v.facts()
 
 
 def test_trace_view_of_a_100k_deep_trace_is_iterative() -> None:

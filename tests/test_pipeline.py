@@ -146,9 +146,11 @@ def test_whatif_recommends_the_smallest_fix() -> None:
     frame = w.frame
     assert list(frame.columns) == [
         "setting", "value", "strategy", "spans", "misgrouped_pct", "dropped_pct", "incomplete_pct",
-        "sentry_events",
+        "sentry_events", "exporter_calls",
     ]  # fmt: skip
-    assert len(frame) == 2 * 2 + 2 * 2 + 3  # grid x strategies + groupbytrace, per-trace, sentry-otlp rows
+    # captured, fitted, the grid, groupbytrace and per-trace for both strategies, then sentry-otlp
+    assert len(frame) == 2 * 2 + 2 * 2 * 2 + 2 * 2 + 1
+    assert list(frame.setting[:4]) == ["captured", "captured", "fitted", "fitted"]
     row = frame[(frame.setting == "wait") & (frame.value == 10_000) & (frame.strategy == "sentryexporter")]
     assert row.dropped_pct.item() == 0 and row.misgrouped_pct.item() == 0
     # A 100 ms wait releases the trace at 5.6 s, before the root's export at 6.1 s: spans 2 and 3 are lost.
@@ -173,6 +175,8 @@ def test_whatif_and_simulate_cli() -> None:
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert [row["setting"] for row in data["rows"]] == [
+        "captured",
+        "fitted",
         "batch-size",
         "batch-size",
         "groupbytrace",

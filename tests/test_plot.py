@@ -16,11 +16,14 @@ from matplotlib.collections import PatchCollection, PathCollection
 from matplotlib.container import BarContainer
 
 import tracegroup as tg
+from tracegroup import layout
 from tracegroup.cli import main
 from tracegroup.render import plot
 
 HOTROD = "fixtures/external/getTrace-response.json"
 POLYGLOT = "fixtures/polyglot.pb"
+SMARTTHINGS = "fixtures/external/smartthings-mobile-web-install.json"
+BIG = "47c657d05b819aa436bd0ff4d36ddb18"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -42,11 +45,12 @@ def polyglot() -> tg.Explorer:
     return tg.Explorer.load([POLYGLOT])
 
 
-def test_waterfall_one_bar_per_span_per_panel(hotrod: tg.Explorer) -> None:
-    fig = hotrod.waterfall(hotrod.table.trace_hex[0])
-    tree, ref, cmp = fig.axes
-    assert len(fig.axes) == 3
+def test_waterfall_one_bar_per_row_per_panel(hotrod: tg.Explorer) -> None:
+    fig = hotrod.waterfall(hotrod.table.trace_hex[0], collapse=0)
+    tree, ref, cmp, lane = fig.axes
+    assert len(fig.axes) == 4 and lane.get_title() == "call"
     assert not bars(tree) and len(tree.texts) == 2 * 40  # name (indented) and service per span
+    assert [len(c.patches) for c in bars(lane)] == [40] and len(lane.texts) == 40  # exporter call per row
     for ax, n_tx in ((ref, 28), (cmp, 13)):
         (container,) = bars(ax)
         assert len(container.patches) == 40
@@ -65,40 +69,111 @@ def test_waterfall_one_bar_per_span_per_panel(hotrod: tg.Explorer) -> None:
     xs = [t.get_position()[0] for t in tree.texts[::2]]
     depth = hotrod.trace(hotrod.table.trace_hex[0]).depth
     assert all((xs[i] < xs[j]) == (depth[i] < depth[j]) for i in range(40) for j in range(40))
+    # a legend entry for every mark: root, box, the verdicts drawn, the lane
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"transaction root", "one transaction (box)", "merged (15 in the trace)"} <= set(labels)
+    assert any(x.startswith("call: ") for x in labels)
 
 
-def test_waterfall_marks_dropped_orphaned_and_missing_parents(polyglot: tg.Explorer) -> None:
+def test_waterfall_counts_are_the_whole_trace(polyglot: tg.Explorer) -> None:
     frame = polyglot.traces()
     worst = frame.iloc[0]
     assert worst["dropped"] > 0 and worst["orphaned"] > 0
+    for kw in ({}, {"max_spans": 5}, {"collapse": 0, "max_spans": 80}, {"service": "nope"}):
+        fig = polyglot.waterfall(worst["trace_id"], **kw)
+        tree, ref, cmp, lane = fig.axes
+        not_ok = worst["spans"] - worst["ok"]
+        assert (
+            f": {worst['compared_transactions']:,} transactions, {not_ok:,} spans not ok" in cmp.get_title()
+        )
+        assert (
+            ref.get_title()
+            == f"service (correct): {tg.render.plural(int(worst['transactions']), 'transaction')}"
+        )
+        assert f"{worst['spans']:,} spans" in fig.get_suptitle()
+    fig = polyglot.waterfall(worst["trace_id"], collapse=0, max_spans=80)
+    tree, ref, cmp, lane = fig.axes
+    assert [len(bars(ax)[0].patches) for ax in (ref, cmp)] == [80, 80]
+    assert "80 rows of 80 spans drawn" in fig.get_suptitle()
+    for v in ("dropped", "orphaned"):
+        (found,) = by_gid(cmp, f"verdict-{v}")
+        assert found.get_label() == f"{v} ({worst[v]:,} in the trace)"  # type: ignore[attr-defined]
+    # collapsed by default: every span drawn in a few rows, names readable
     fig = polyglot.waterfall(worst["trace_id"])
-    tree, ref, cmp = fig.axes
-    assert not tree.texts and tree.collections  # too many rows: a depth profile, not names
-    assert [len(bars(ax)[0].patches) for ax in (ref, cmp)] == [worst["spans"]] * 2
-    for v in ("dropped", "orphaned", "split", "merged"):
-        found = by_gid(cmp, f"verdict-{v}")
-        assert [len(c.get_offsets()) for c in found] == ([worst[v]] if worst[v] else [])  # type: ignore[attr-defined]
-    hatched = [p for p in bars(cmp)[0].patches if p.get_hatch()]
-    assert len(hatched) == worst["dropped"] and not any(p.get_hatch() for p in bars(ref)[0].patches)
+    tree, ref, cmp, lane = fig.axes
+    assert len(bars(ref)[0].patches) < 60 and tree.texts
+    assert "left out" not in fig.get_suptitle()
+    hatched = [p for p in bars(cmp)[0].patches if p.get_hatch() == "////"]
+    assert hatched and not any(p.get_hatch() == "////" for p in bars(ref)[0].patches)
     anomalies = polyglot.anomalies()
     missing = anomalies[anomalies["kind"] == "missing_parent"]
     tid = missing["trace_id"].iloc[0]
-    fig = polyglot.waterfall(tid)
+    fig = polyglot.waterfall(tid, collapse=0, max_spans=0)
     (marks,) = by_gid(fig.axes[1], "parent-missing")
     assert len(marks.get_offsets()) == (missing["trace_id"] == tid).sum()  # type: ignore[attr-defined]
 
 
-def test_waterfall_max_spans_and_other_groupings(hotrod: tg.Explorer) -> None:
+def test_waterfall_duplicate_span_ids_and_missing_timestamps() -> None:
+    ex = tg.Explorer.load([SMARTTHINGS])
+    an = ex.analyze()
+    per = an.diff.by_arrays("trace")
+    tid = ex.table.trace_hex[0]
+    fig = ex.waterfall(tid, max_spans=0, collapse=0)
+    tree, ref, cmp, lane = fig.axes
+    assert ref.get_title() == f"service (correct): {int(per['transactions'][0]):,} transactions"
+    assert "381 transactions" in ref.get_title()  # not 297: transactions are keyed by root row
+    assert "326 transactions" in cmp.get_title()
+    (outlines,) = by_gid(ref, "transactions")
+    assert len(outlines.get_paths()) == 381  # type: ignore[attr-defined]
+    assert ref.get_xlim()[1] < 1e7  # ms: spans without a timestamp sit at their parent's start, not at 0
+    (untimed,) = by_gid(ref, "no-timestamp")
+    assert len(untimed.get_offsets()) == 84  # type: ignore[attr-defined]
+
+
+def test_one_colour_per_service_for_the_whole_dump(polyglot: tg.Explorer) -> None:
+    from matplotlib.colors import to_hex
+
+    traces = polyglot.traces()
+    colours: dict[str, set[str]] = {}
+    for tid in traces["trace_id"].iloc[:12]:
+        fig = polyglot.waterfall(tid)
+        for h in fig.legends[0].legend_handles:
+            label = str(h.get_label())  # type: ignore[union-attr]
+            if label in polyglot.table.services:
+                colours.setdefault(label, set()).add(to_hex(h.get_facecolor()))  # type: ignore[union-attr]
+    assert len(colours) > 1 and all(len(c) == 1 for c in colours.values())
+    # the same across runs: derived from the dump's sorted services, never from the figure
+    assert layout.service_colors(polyglot.table.services) == layout.service_colors(
+        list(reversed(polyglot.table.services))
+    )
+    picked = {next(iter(c)) for c in colours.values()}
+    assert picked <= set(layout.SERVICE_PALETTE)
+    assert not set(layout.VERDICT_COLORS.values()) & set(layout.SERVICE_PALETTE)
+
+
+def test_waterfall_image_size_and_not_blank(tmp_path: Path, polyglot: tg.Explorer) -> None:
+    from matplotlib.image import imread
+
+    out = tmp_path / "big.png"
+    polyglot.waterfall(BIG).savefig(out, dpi=60)
+    img = imread(out)
+    h, w = img.shape[:2]
+    assert w == 16 * 60 and 4 * 60 <= h <= 40 * 60
+    ink = (img[..., :3].mean(axis=2) < 0.9).mean()
+    assert 0.02 < ink < 0.6  # drawn, not blank, not a solid block
+
+
+def test_waterfall_other_groupings(hotrod: tg.Explorer) -> None:
     tid = hotrod.table.trace_hex[0]
-    fig = hotrod.waterfall(tid, max_spans=10)
-    assert [len(bars(ax)[0].patches) for ax in fig.axes[1:]] == [10, 10]
-    assert "first 10 of 40 spans" in fig.get_suptitle()
+    fig = hotrod.waterfall(tid, max_spans=10, collapse=0)
+    assert [len(bars(ax)[0].patches) for ax in fig.axes[1:3]] == [10, 10]
+    assert "10 rows of 10 spans drawn, 30 left out" in fig.get_suptitle()
     fig = hotrod.waterfall(tid, "span-kind", routes="service")
     assert fig.axes[2].get_title().startswith("span-kind: ")
     view = hotrod.trace(tid, compare="remote-parent")
     assert view.waterfall().axes[2].get_title().startswith("remote-parent: ")
-    # plot.waterfall draws the data it is given: a trace's spans frame, its id and the options
-    fig = plot.waterfall(view.spans, view.trace_id, {**view.analysis.options, "compare": "mine"}, max_spans=5)
+    # plot.waterfall draws the layout it is given and the options
+    fig = plot.waterfall(view.layout(5), {**view.analysis.options, "compare": "mine"})
     assert fig.axes[2].get_title().startswith("mine: ") and f"trace {tid}: 40 spans" in fig.get_suptitle()
 
 
@@ -164,8 +239,9 @@ def test_whatif_curves_of_the_simulation(polyglot: tg.Explorer) -> None:
 
     result = whatif(polyglot.table, vary={"batch-size": [256, 8192]})
     fig = plot.whatif_curves(result.frame)
-    # the curve, then groupbytrace, per-trace and sentry-otlp reference lines
-    assert len(fig.axes) == 3 and all(len(ax.lines) == 4 for ax in fig.axes)
+    # the curve, then the captured, fitted, groupbytrace, per-trace and sentry-otlp reference lines
+    assert len(fig.axes) == 3 and all(len(ax.lines) == 6 for ax in fig.axes)
+    assert [ln.get_label() for ln in fig.axes[0].lines][:3] == ["sentryexporter", "captured", "fitted"]
 
 
 def run(*args: str) -> tuple[int, str]:

@@ -64,11 +64,12 @@ from tracegroup.frames import categorical as _categorical
 from tracegroup.frames import datetimes as _datetime
 from tracegroup.frames import kinds as _kinds
 from tracegroup.frames import reasons as _reasons
+from tracegroup.layout import TraceLayout, trace_layout
 from tracegroup.load import load as load_dumps
 from tracegroup.model import KIND_NAMES, SpanTable, hex_ids
 from tracegroup.pipeline import PipelineOptions
 from tracegroup.render import plot
-from tracegroup.render.text import plural, trace_header, trace_lines, trace_text
+from tracegroup.render.text import plural, trace_header, trace_lines, trace_records, trace_text
 from tracegroup.routes import Routes, load_routes
 
 if TYPE_CHECKING:
@@ -503,10 +504,19 @@ class Explorer:
         *,
         analysis: Analysis | None = None,
         max_spans: int | None = None,
+        collapse: int | None = None,
+        only_bad: bool = False,
+        verdict: str | Iterable[str] | None = None,
+        service: str | Iterable[str] | None = None,
+        depth: int | None = None,
         **options: Any,
     ) -> str:
-        """One trace as the text tree ``tracegroup show`` prints (:meth:`TraceView.text`)."""
-        return self.trace(trace_id, compare, analysis=analysis, **options).text(max_spans)
+        """One trace as the text tree ``tracegroup show`` prints (:meth:`TraceView.text`; the drawing
+        options are :meth:`TraceView.layout`'s)."""
+        view = self.trace(trace_id, compare, analysis=analysis, **options)
+        return view.text(
+            max_spans, collapse=collapse, only_bad=only_bad, verdict=verdict, service=service, depth=depth
+        )
 
     def waterfall(
         self,
@@ -515,11 +525,25 @@ class Explorer:
         *,
         analysis: Analysis | None = None,
         max_spans: int | None = None,
+        collapse: int | None = None,
+        only_bad: bool = False,
+        verdict: str | Iterable[str] | None = None,
+        service: str | Iterable[str] | None = None,
+        depth: int | None = None,
         **options: Any,
     ) -> Figure:
         """Waterfall of one trace under the reference grouping and ``compare`` side by side
-        (:func:`tracegroup.render.plot.waterfall`): the figure ``tracegroup plot`` saves."""
-        return self.trace(trace_id, compare, analysis=analysis, **options).waterfall(max_spans=max_spans)
+        (:func:`tracegroup.render.plot.waterfall`): the figure ``tracegroup plot`` saves (the drawing
+        options are :meth:`TraceView.layout`'s)."""
+        view = self.trace(trace_id, compare, analysis=analysis, **options)
+        return view.waterfall(
+            max_spans=max_spans,
+            collapse=collapse,
+            only_bad=only_bad,
+            verdict=verdict,
+            service=service,
+            depth=depth,
+        )
 
     def corrected(self, trace_id: str | bytes | int, **options: Any) -> pd.DataFrame:
         """The correct (reference) transactions of one trace, one row per span grouped by transaction:
@@ -530,6 +554,13 @@ class Explorer:
         frame = view.spans[[*cols, "duration_ms", "verdict"]]
         group = frame.groupby("transaction", sort=False).ngroup().to_numpy()
         return frame.iloc[np.argsort(group, kind="stable")]
+
+
+def _names_list(value: str | Iterable[str] | None) -> list[str] | None:
+    """One name or several as a list (None stays None)."""
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
 
 
 def tree_order(parent: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -592,48 +623,106 @@ class TraceView:
         g.graph.update(trace_id=self.trace_id, **self.analysis.options)
         return g
 
+    @functools.cached_property
+    def parent_pos(self) -> np.ndarray:
+        """Position in :attr:`rows` of each span's parent (``-1`` at the trace's roots)."""
+        parent = self.analysis.forest.parent[self.rows]
+        by_row = np.argsort(self.rows)
+        at = np.searchsorted(self.rows, np.maximum(parent, 0), sorter=by_row)
+        at = np.minimum(at, len(self.rows) - 1)
+        return np.where(parent >= 0, by_row[at], -1).astype(np.int64)
+
     def facts(self) -> dict[str, Any]:
-        """What the header of this trace says, as plain values: ``trace_id``, ``spans``, ``services``,
-        ``batches`` (how many batches the trace's spans came in), ``reference``, ``compared``,
-        ``transactions`` (reference roots), ``compared_transactions``, ``batching`` and ``routing`` (the
-        ``batches`` and ``routes`` options, under the words the header prints) and ``verdicts`` (count per
-        verdict, in :data:`~tracegroup.diff.VERDICTS` order, verdicts with no span left out)."""
+        """What the header of this trace says, as plain values, always of the whole trace: ``trace_id``,
+        ``spans``, ``services``, ``batches`` (how many captured batches the trace's spans came in),
+        ``exporter_calls`` (how many exporter calls of the compared grouping's delivery), ``reference``,
+        ``compared``, ``transactions`` and ``compared_transactions`` (distinct transaction roots, keyed by
+        root row: duplicate span ids do not merge them), ``batching`` and ``routing`` (the ``batches``
+        and ``routes`` options, under the words the header prints), ``verdicts`` (count per verdict, in
+        :data:`~tracegroup.diff.VERDICTS` order, verdicts with no span left out), ``parent_missing`` and
+        ``no_timestamp`` (spans without a start time)."""
         an, f = self.analysis, self.spans
         counts = f["verdict"].value_counts()
+        ref, cmp = an.reference.root[self.rows], an.compared.root[self.rows]
+        call = an.delivery.call[self.rows]
         return {
             "trace_id": self.trace_id,
             "spans": len(f),
             "services": int(f["service"].nunique()),
             "batches": int(f["batch"].nunique()),
+            "exporter_calls": len(np.unique(call[call >= 0])),
             "reference": an.options["reference"],
             "compared": an.options["compare"],
-            "transactions": int((f["transaction"] == f["span_id"]).sum()),
-            "compared_transactions": int((f["compared_transaction"] == f["span_id"]).sum()),
+            "transactions": len(np.unique(ref[ref >= 0])),
+            "compared_transactions": len(np.unique(cmp[cmp >= 0])),
             "batching": an.options["batches"],
             "routing": an.options["routes"],
             "verdicts": {v: int(counts[v]) for v in VERDICTS if counts.get(v, 0)},
+            "parent_missing": int(f["parent_missing"].sum()),
+            "no_timestamp": int((f["start_ns"].to_numpy() <= 0).sum()),
         }
+
+    def layout(
+        self,
+        max_spans: int | None = None,
+        *,
+        collapse: int | None = None,
+        only_bad: bool = False,
+        verdict: str | Iterable[str] | None = None,
+        service: str | Iterable[str] | None = None,
+        depth: int | None = None,
+    ) -> TraceLayout:
+        """The rows the text tree and the waterfall draw (:func:`tracegroup.layout.trace_layout`):
+        ``max_spans`` rows at most (default :data:`~tracegroup.layout.DEFAULT_MAX_SPANS`, 0 = all; every
+        span not ``ok`` and its path to the root first), siblings alike collapsed into one row when at
+        least ``collapse`` (default :data:`~tracegroup.layout.DEFAULT_COLLAPSE`, 0 = never), only spans
+        not ``ok`` (``only_bad``), of these verdicts, of these services, at most ``depth`` deep (their
+        ancestors kept as context)."""
+        an = self.analysis
+        return trace_layout(
+            self.spans,
+            self.parent_pos,
+            an.reference.root[self.rows],
+            an.compared.root[self.rows],
+            an.delivery.call[self.rows],
+            self.facts(),
+            self.table.services,
+            max_spans=max_spans,
+            collapse=collapse,
+            only_bad=only_bad,
+            verdicts=_names_list(verdict),
+            service=_names_list(service),
+            max_depth=depth,
+        )
 
     def header(self) -> list[str]:
         """Lines summing the trace up: spans, services, transactions under both groupings, verdicts
         (:func:`tracegroup.render.text.trace_header` of :meth:`facts`)."""
         return trace_header(self.facts())
 
-    def lines(self, max_spans: int | None = None) -> list[str]:
-        """The trace as an indented tree, one line per span (:func:`tracegroup.render.text.trace_lines`):
-        name (indented by depth), service, kind, duration, its transaction root under the reference and
-        the compared grouping (``*`` marks a span that is its own root, ``(dropped)`` a span never sent)
-        and the verdict. Shows the first ``max_spans`` spans in tree order (all when None or 0) and then
-        says what it left out."""
-        return trace_lines(self.facts(), self.spans, max_spans)
+    def lines(self, max_spans: int | None = None, **layout: Any) -> list[str]:
+        """The trace as an indented tree, one line per row of :meth:`layout` (same options;
+        :func:`tracegroup.render.text.trace_lines`): name (indented by depth, ``×N`` on a collapsed row),
+        service, kind, duration, the exporter call it came in, its transaction root under the reference
+        and the compared grouping (``*`` marks a span that is its own root, ``(dropped)`` a span never
+        sent), the verdict and the compared grouping's reason; then what was left out."""
+        return trace_lines(self.layout(max_spans, **layout))
 
-    def text(self, max_spans: int | None = None) -> str:
+    def text(self, max_spans: int | None = None, **layout: Any) -> str:
         """:meth:`lines` as one text with a final newline: what ``tracegroup show`` prints."""
-        return trace_text(self.facts(), self.spans, max_spans)
+        return trace_text(self.layout(max_spans, **layout))
+
+    def records(self, max_spans: int | None = None, **layout: Any) -> dict[str, Any]:
+        """What ``tracegroup show --format json`` prints: the facts, what was left out and one object
+        per span of :meth:`layout` (with ``collapse=0`` unless given;
+        :func:`tracegroup.render.text.trace_records`)."""
+        layout.setdefault("collapse", 0)
+        return trace_records(self.layout(max_spans, **layout))
 
     def __repr__(self) -> str:
         return "\n".join(self.header())
 
-    def waterfall(self, *, max_spans: int | None = None) -> Figure:
-        """This trace's waterfall under both groupings (:func:`tracegroup.render.plot.waterfall`)."""
-        return plot.waterfall(self.spans, self.trace_id, self.analysis.options, max_spans=max_spans)
+    def waterfall(self, *, max_spans: int | None = None, **layout: Any) -> Figure:
+        """This trace's waterfall under both groupings (:func:`tracegroup.render.plot.waterfall` of
+        :meth:`layout`, same options)."""
+        return plot.waterfall(self.layout(max_spans, **layout), self.analysis.options)

@@ -17,7 +17,14 @@ the same batches. The model, stated so users can judge it:
 - **Collector batch processor** over what arrives, in arrival order: a batch is sent as soon as
   ``batch_size`` (8192) spans are buffered — everything buffered, or ``batch_max_size`` spans at a time
   when that is set — or ``batch_timeout_ms`` (200) after the previous send. The timer restarts at every
-  send. At the end everything left is flushed.
+  send; it first starts at the first arrival, or with ``batch_phase_ms`` ticks at that offset modulo the
+  timeout in Unix time (the real timer's phase is set by the collector's start: docs/collector.md).
+  At the end everything left is flushed.
+- **Replicas** (``replicas`` N > 1): N collector instances behind a round-robin load balancer; each SDK
+  export goes whole to the next replica in turn (exports in send order), and each replica runs its own
+  groupbytrace and batch processor. With ``loadbalancing`` a first tier (the ``loadbalancing`` exporter,
+  ``routing_key: traceID``) sends every span to the replica its trace maps to (trace code modulo N, a
+  stand-in for the exporter's hash), so one replica holds each whole trace.
 
 Each collector batch becomes a pipeline batch for :func:`tracegroup.batching.route` (routing comes after
 the batch processor, as in the seed's ``otlp -> batch -> routing -> sentry/<service>`` pipeline).
@@ -73,9 +80,12 @@ class PipelineOptions:
     batch_max_size: int = 0
     batch_timeout_ms: float = 200.0
     wait_ms: float | None = None  # groupbytrace wait_duration; None = no groupbytrace
+    batch_phase_ms: float | None = None  # batch timer ticks at this offset (mod timeout); None: first arrival
+    replicas: int = 1  # collector instances behind a round-robin load balancer
+    loadbalancing: bool = False  # a loadbalancing exporter tier routes by trace id to the replicas
 
     def __post_init__(self) -> None:
-        for name in ("sdk_batch", "sdk_queue", "batch_size"):
+        for name in ("sdk_batch", "sdk_queue", "batch_size", "replicas"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1")
         for name in ("sdk_delay_ms", "batch_timeout_ms"):
@@ -161,18 +171,38 @@ def simulate(table: SpanTable, o: PipelineOptions) -> Simulation:
     dropped = ~sent
     arrivals.sort(key=lambda a: (a[0], a[1]))
     sdk_exports = len(arrivals)
-    if o.wait_ms is not None:
-        arrivals = _groupbytrace(table, arrivals, int(o.wait_ms * MS))
     batch = np.full(n, -1, dtype=np.int64)
     order_parts: list[np.ndarray] = []
-    n_batches = 0
-    for rows in _batch_processor(arrivals, o):
-        batch[rows] = n_batches
-        order_parts.append(rows)
-        n_batches += 1
+    n_batches = groups = 0
+    for part in _replicas(table, arrivals, o):
+        if o.wait_ms is not None:
+            part = _groupbytrace(table, part, int(o.wait_ms * MS))
+            groups += len(part)
+        for rows in _batch_processor(part, o):
+            batch[rows] = n_batches
+            order_parts.append(rows)
+            n_batches += 1
     order = np.concatenate(order_parts) if order_parts else np.zeros(0, dtype=np.int64)
-    notes = {"groupbytrace_groups": len(arrivals)} if o.wait_ms is not None else {}
+    notes = {"groupbytrace_groups": groups} if o.wait_ms is not None else {}
     return Simulation(batch, order, sdk_exports, int(dropped.sum()), n_batches, notes)
+
+
+def _replicas(
+    table: SpanTable, arrivals: list[tuple[int, int, np.ndarray]], o: PipelineOptions
+) -> list[list[tuple[int, int, np.ndarray]]]:
+    """The arrivals of each replica: round-robin by SDK export, or by trace with ``loadbalancing``."""
+    if o.replicas == 1:
+        return [arrivals]
+    parts: list[list[tuple[int, int, np.ndarray]]] = [[] for _ in range(o.replicas)]
+    if not o.loadbalancing:
+        for i, a in enumerate(arrivals):
+            parts[i % o.replicas].append(a)
+        return parts
+    for when, seq, rows in arrivals:
+        target = table.trace_code[rows] % o.replicas
+        for r in np.unique(target).tolist():
+            parts[r].append((when, seq, rows[target == r]))
+    return parts
 
 
 def _groupbytrace(
@@ -223,6 +253,8 @@ def _batch_processor(arrivals: list[tuple[int, int, np.ndarray]], o: PipelineOpt
     for when, _, rows in arrivals:
         if deadline is None:
             deadline = when + timeout
+            if o.batch_phase_ms is not None:  # ticks at phase + k * timeout (Unix time), the next one after
+                deadline = when + (int(o.batch_phase_ms * MS) - when) % timeout or timeout
         if deadline <= when:  # the timer fired since the last arrival: everything buffered went then
             yield from drain(0)
             deadline += ((when - deadline) // timeout + 1) * timeout

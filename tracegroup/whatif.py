@@ -1,15 +1,23 @@
 """What-if: the same spans through pipelines with other settings, and the smallest change that helps.
 
-Contract: :func:`whatif` simulates the pipeline (:mod:`tracegroup.pipeline`) once per value of each
-varied setting (the others at ``base``), groups what each exporter call would have held with every
-compared strategy, and diffs against the ``service`` grouping of the whole dump. ``WhatIf.frame`` is a
-pandas DataFrame, one row per (setting, value, strategy), with ``misgrouped_pct`` (split + merged +
-orphaned), ``dropped_pct``, ``incomplete_pct`` (spans whose transaction, as Sentry would receive it, has
-a root whose parent Sentry never receives) and ``sentry_events``; three reference rows give the lines to
-beat: ``groupbytrace`` at the base wait, ``per-trace`` (one exporter call per whole trace, the best any
-batching can do: what is left there is the rule's own fault) and ``sentry-otlp``. ``WhatIf.recommendation``
-is one line: the smallest change from ``base`` that brings mis-grouped plus dropped spans under
-``target`` for the first strategy, as a collector/SDK setting to paste, or what comes closest.
+Contract: :func:`whatif` starts from the capture: its first rows (``setting`` ``captured``) are the capture
+itself (its own messages as exporter calls), the next (``fitted``) the pipeline model with the settings
+:func:`tracegroup.fit.fit` read from the capture — so the distance between model and capture is on the
+table. Then it simulates the pipeline (:mod:`tracegroup.pipeline`) once per value of each varied setting
+(the others at ``base``; ``base`` None means the fitted settings), groups what each exporter call would
+have held with every compared strategy, and diffs against the ``service`` grouping of the whole dump.
+Every option reaches every row: ``routes`` (exporters, and the Sentry project of each service for
+``sentry-otlp``), ``boundary`` and ``heal`` (the reference), ``strategies`` (every row but
+``sentry-otlp``). ``WhatIf.frame`` is a pandas DataFrame, one row per (setting, value, strategy), with
+``misgrouped_pct`` (split + merged + orphaned), ``dropped_pct``, ``incomplete_pct`` (spans whose
+transaction, as Sentry would receive it, has a root whose parent Sentry never receives), ``sentry_events``
+and ``exporter_calls``; reference rows give the lines to beat: ``groupbytrace`` at the base wait,
+``loadbalancing`` (with ``replicas`` > 1: a trace-id load-balancing tier in front of groupbytrace),
+``per-trace`` (one exporter call per whole trace, the best any batching can do: what is left there is the
+rule's own fault) and ``sentry-otlp``. ``WhatIf.recommendation`` is one line: the smallest change from
+``base`` (never the base value itself) that brings mis-grouped plus dropped spans under ``target`` for the
+first strategy, as a collector/SDK setting to paste, or what comes closest. The same inputs give the same
+recommendation to ``whatif``, ``plot --kind whatif`` and the notebook: they all call this function.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tracegroup import tree
-from tracegroup.batching import deliver
+from tracegroup.batching import default_batches, deliver
 from tracegroup.diff import MERGED, ORPHANED, SPLIT, diff
+from tracegroup.fit import Fit, fit
 from tracegroup.grouping import Context, Grouping, Options, group
+from tracegroup.grouping.service import heal as heal_grouping
 from tracegroup.model import SpanTable
 from tracegroup.pipeline import PipelineOptions, parse_duration_ms
 from tracegroup.routes import Routes
@@ -77,11 +87,26 @@ def parse_vary(items: Iterable[str]) -> dict[str, list[float]]:
     return grid or {k: list(v) for k, v in DEFAULT_VARY.items()}
 
 
+#: Rows that are not remedies: the capture itself and its fitted simulation.
+BASELINE_SETTINGS = ("captured", "fitted")
+
+
 @dataclass
 class WhatIf:
     frame: pd.DataFrame
     recommendation: str
     rows: list[dict[str, Any]]
+    fit: Fit | None = None
+    base: PipelineOptions | None = None  # the settings every varied row starts from
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: rows, recommendation, the fit and the base settings (``whatif --format json``)."""
+        return {
+            "rows": self.rows,
+            "recommendation": self.recommendation,
+            "fit": self.fit.as_dict() if self.fit else None,
+            "base": dataclasses.asdict(self.base) if self.base else None,
+        }
 
 
 def _metrics(
@@ -111,31 +136,59 @@ def whatif(
     base: PipelineOptions | None = None,
     routes: str | Routes = "none",
     target: float = 0.01,
+    *,
+    boundary: str = "service",
+    heal: bool = False,
 ) -> WhatIf:
-    """Run the what-if grid (see the module docstring). ``target`` is a fraction (0.01 = 1 %)."""
+    """Run the what-if grid (see the module docstring). ``target`` is a fraction (0.01 = 1 %); ``base``
+    None varies from the settings fitted to the capture (:func:`tracegroup.fit.fit`)."""
     import pandas as pd
 
-    base = base or PipelineOptions()
     for name in vary:
         if name not in SETTINGS:
             raise ValueError(f"cannot vary {name!r} (choose from {', '.join(SETTINGS)})")
+    if boundary not in ("service", "service+remote"):
+        raise ValueError(f"unknown boundary {boundary!r} (service or service+remote)")
+    names = tuple(strategies)
+    if not names:
+        raise ValueError("give at least one strategy")
+    fitted = fit(table, base, routes)
+    if base is None:
+        base = fitted.pipeline
+    sim_routes = routes if routes != "none" else fitted.routes
     forest = tree.build(table, timing=False)
-    ref = group(Context(table, forest, deliver(table, "all", routes)), "service")
+    projects = {}
+    if isinstance(routes, Routes):
+        projects = {s: r.name for s in table.services if (r := routes.route_of(s)) is not None}
+    options = Options(boundary=boundary, project_of_service=projects)
+    ref = group(Context(table, forest, deliver(table, "all", routes), options), "service")
+    if heal:
+        heal_grouping(table, ref)
     rows: list[dict[str, Any]] = []
 
-    def run(setting: str, value: Any, options: PipelineOptions, batches: str, names: tuple[str, ...]) -> None:
-        delivery = deliver(table, batches, routes, options)
+    def run(
+        setting: str,
+        value: Any,
+        pipeline: PipelineOptions | None,
+        batches: str,
+        names: tuple[str, ...],
+        via: str | Routes = sim_routes,
+    ) -> None:
+        delivery = deliver(table, batches, via, pipeline)
         for strategy in names:
-            g = group(Context(table, forest, delivery, Options(), lossy=True), strategy)
+            g = group(Context(table, forest, delivery, options, lossy=True), strategy)
             rows.append(
                 {
                     "setting": setting,
                     "value": value,
                     "strategy": strategy,
                     **_metrics(table, forest.parent, ref, g, delivery.lost == 0),
+                    "exporter_calls": delivery.n_calls,
                 }
             )
 
+    run("captured", None, None, default_batches(table), names, routes)
+    run("fitted", None, fitted.pipeline, fitted.batches, names)
     for name, values in vary.items():
         field = SETTINGS[name][0]
         for value in values:
@@ -143,20 +196,16 @@ def whatif(
             changes: dict[str, Any] = {field: typed}
             if name == "batch-size":
                 changes["batch_max_size"] = typed
-            options = dataclasses.replace(base, **changes)
-            run(
-                name,
-                value,
-                options,
-                "simulate",  # with a wait, deliver() runs groupbytrace
-                tuple(strategies),
-            )
+            run(name, value, dataclasses.replace(base, **changes), "simulate", names)  # a wait: groupbytrace
     wait = base.wait_ms if base.wait_ms is not None else 1000.0
-    run("groupbytrace", wait, dataclasses.replace(base, wait_ms=wait), "groupbytrace", tuple(strategies[:1]))
-    run("per-trace", None, base, "trace", tuple(strategies[:1]))
+    run("groupbytrace", wait, dataclasses.replace(base, wait_ms=wait), "groupbytrace", names)
+    if base.replicas > 1:
+        lb = dataclasses.replace(base, wait_ms=wait, loadbalancing=True)
+        run("loadbalancing", wait, lb, "groupbytrace", names)
+    run("per-trace", None, base, "trace", names)
     run("sentry-otlp", None, base, "simulate", ("sentry-otlp",))
     frame = pd.DataFrame(rows)
-    return WhatIf(frame, _recommend(rows, base, strategies[0], target), rows)
+    return WhatIf(frame, _recommend(rows, base, names[0], target), rows, fitted, base)
 
 
 def snippet(setting: str, value: float) -> str:
@@ -181,7 +230,11 @@ def _recommend(rows: list[dict[str, Any]], base: PipelineOptions, strategy: str,
     def cost(r: dict[str, Any]) -> float:
         return float(r["misgrouped_pct"] + r["dropped_pct"])
 
-    varied = [r for r in rows if r["setting"] in SETTINGS and r["strategy"] == strategy]
+    def unchanged(r: dict[str, Any]) -> bool:
+        old = getattr(base, SETTINGS[r["setting"]][0])
+        return old is not None and float(r["value"]) == float(old)
+
+    varied = [r for r in rows if r["setting"] in SETTINGS and r["strategy"] == strategy and not unchanged(r)]
     ok = [r for r in varied if cost(r) <= limit]
 
     def change(r: dict[str, Any]) -> float:
@@ -190,7 +243,13 @@ def _recommend(rows: list[dict[str, Any]], base: PipelineOptions, strategy: str,
             return float("inf") if r["setting"] != "wait" else 1.0
         return abs(np.log(max(float(r["value"]), 1e-9) / float(old)))
 
-    refs = [r for r in rows if r["setting"] not in SETTINGS]
+    refs = [
+        r
+        for r in rows
+        if r["setting"] not in SETTINGS
+        and r["setting"] not in BASELINE_SETTINGS
+        and r["strategy"] in (strategy, "sentry-otlp")
+    ]
     if ok:
         best = min(ok, key=lambda r: (change(r), cost(r)))
         return (
@@ -204,6 +263,14 @@ def _recommend(rows: list[dict[str, Any]], base: PipelineOptions, strategy: str,
     parts = [f"no varied setting brings {strategy} under {limit:g}% mis-grouped + dropped"]
     if closest:
         parts.append(f"closest: {snippet(closest['setting'], closest['value'])} ({cost(closest):g}%)")
+    lb = next((r for r in refs if r["setting"] == "loadbalancing"), None)
+    gbt = next((r for r in refs if r["setting"] == "groupbytrace"), None)
+    if lb and gbt and cost(lb) < cost(gbt):
+        parts.append(
+            f"with {base.replicas} replicas groupbytrace sees parts of traces ({cost(gbt):g}%); a "
+            f"loadbalancing exporter (routing_key: traceID) in front of them brings it to {cost(lb):g}%"
+        )
+        refs = [r for r in refs if r is not lb]
     if ideal and cost(ideal) > limit:
         parts.append(
             f"even one exporter call per trace leaves {cost(ideal):g}%: the rule itself (nested SERVER "
@@ -211,8 +278,9 @@ def _recommend(rows: list[dict[str, Any]], base: PipelineOptions, strategy: str,
             "emit the corrected payloads (tracegroup emit)"
         )
     if best_ref and (closest is None or cost(best_ref) < cost(closest)):
-        what = (
-            "Sentry's OTLP endpoint" if best_ref["setting"] == "sentry-otlp" else "a groupbytrace processor"
-        )
+        what = {
+            "sentry-otlp": "Sentry's OTLP endpoint",
+            "loadbalancing": "a loadbalancing exporter (routing_key: traceID) in front of groupbytrace",
+        }.get(best_ref["setting"], "a groupbytrace processor")
         parts.append(f"{what} does better ({cost(best_ref):g}%)")
     return "; ".join(parts)

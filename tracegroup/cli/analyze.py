@@ -21,9 +21,7 @@ from tracegroup.cli.common import (
     grouping_options,
     load_options,
     load_table,
-    pipeline_from,
-    routes_from,
-    routes_value,
+    whatif_from,
     with_pipeline_options,
     with_routes_options,
 )
@@ -153,6 +151,14 @@ def spans(
     help="Acceptable share of mis-grouped plus dropped spans.",
 )
 @with_routes_options
+@click.option(
+    "--boundary",
+    default="service",
+    show_default=True,
+    type=click.Choice(["service", "service+remote"]),
+    help="The reference's boundary, as for analyze.",
+)
+@click.option("--heal", is_flag=True, help="Repair incomplete reference transactions first, as for analyze.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @with_pipeline_options
 @errors
@@ -169,12 +175,15 @@ def whatif(
 ) -> None:
     """Mis-grouped, dropped and incomplete spans under other pipeline settings, and what to change.
 
+    The first rows are the capture itself and the model with settings fitted to it; the varied rows
+    start from the fitted settings unless simulation options (--batch-size, --sdk-batch, …) are given.
+
     \b
-    Example:
+    Examples:
       tracegroup whatif fixtures/polyglot.pb --vary batch-size=64,512,8192 --vary wait=1s,5s
+      tracegroup whatif dump.pb --routes routes.toml --replicas 3
     """
     from tracegroup.whatif import parse_vary
-    from tracegroup.whatif import whatif as run_whatif
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     for name in names:
@@ -182,8 +191,8 @@ def whatif(
             raise click.BadParameter(f"unknown strategy {name!r}", param_hint="--strategies")
     grid = parse_vary(vary)
     table = load_table(dumps, service_attribute, keep_going, quiet)
-    result = run_whatif(table, grid, names, pipeline_from(opts), routes_from(routes_value(opts)), target)
+    result = whatif_from(table, opts, grid, names, target)
     if fmt == "json":
-        click.echo(render.to_json({"rows": result.rows, "recommendation": result.recommendation}), nl=False)
+        click.echo(render.to_json(result.as_dict()), nl=False)
     else:
-        click.echo(render.whatif_text(result.rows, result.recommendation), nl=False)
+        click.echo(render.whatif_text(result.rows, result.recommendation, result.as_dict()["fit"]), nl=False)

@@ -21,7 +21,7 @@ import click
 
 from tracegroup import render
 from tracegroup.analysis import Analysis, analyze
-from tracegroup.batching import BATCHES
+from tracegroup.batching import BATCHES, default_batches
 from tracegroup.grouping import STRATEGIES
 from tracegroup.load import LoadError, load
 from tracegroup.model import SpanTable
@@ -258,7 +258,45 @@ pipeline_options = [
         default=None,
         help="groupbytrace wait_duration (implies --batches groupbytrace; default 1s there).",
     ),
+    click.option(
+        "--replicas",
+        type=click.IntRange(1),
+        default=1,
+        show_default=True,
+        help="Collector instances behind a round-robin load balancer (each SDK export goes to one).",
+    ),
+    click.option(
+        "--loadbalancing",
+        is_flag=True,
+        help="With --replicas: a loadbalancing exporter tier routes spans to the replicas by trace id.",
+    ),
 ]
+#: Parameter names of ``pipeline_options``: they apply only to a simulated pipeline.
+PIPELINE_PARAMS = (
+    "sdk_delay",
+    "sdk_batch",
+    "sdk_queue",
+    "sdk_export_time",
+    "batch_size",
+    "batch_max_size",
+    "batch_timeout",
+    "wait",
+    "replicas",
+    "loadbalancing",
+)
+
+
+def given_pipeline_options() -> list[str]:
+    """The simulation options given on the command line (or environment), as ``--flag`` names."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return []
+    given = []
+    for name in PIPELINE_PARAMS:
+        source = ctx.get_parameter_source(name)
+        if source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
+            given.append("--" + name.replace("_", "-"))
+    return given
 
 
 def with_pipeline_options(fn: F) -> F:
@@ -277,6 +315,8 @@ def pipeline_from(opts: dict[str, Any]) -> PipelineOptions:
         batch_max_size=opts.get("batch_max_size", 0),
         batch_timeout_ms=opts.get("batch_timeout", _DEFAULTS.batch_timeout_ms),
         wait_ms=opts.get("wait"),
+        replicas=opts.get("replicas", 1),
+        loadbalancing=opts.get("loadbalancing", False),
     )
 
 
@@ -290,7 +330,20 @@ def routes_from(value: str) -> str | Routes:
     return load_routes(value)
 
 
+def refuse_unused_pipeline(table: SpanTable, batches: str | None) -> None:
+    """One line (exit 2) when simulation options were given but the batches are not simulated."""
+    given = given_pipeline_options()
+    if not given:
+        return
+    resolved = batches or ("groupbytrace" if "--wait" in given else default_batches(table))
+    if resolved not in ("simulate", "groupbytrace"):
+        fail(
+            f"{', '.join(given)} only apply to --batches simulate or groupbytrace (batches here: {resolved})"
+        )
+
+
 def analysis_from(table: SpanTable, opts: dict[str, Any]) -> Analysis:
+    refuse_unused_pipeline(table, opts.get("batches"))
     return analyze(
         table,
         compare=opts["compare"],
@@ -373,3 +426,28 @@ def report_send(result: Any, fmt: str) -> None:
         )
     if not result.ok and not all(o.status == "would-send" for o in result.outcomes):
         sys.exit(1)
+
+
+def whatif_from(
+    table: SpanTable,
+    opts: dict[str, Any],
+    grid: dict[str, list[float]],
+    strategies: tuple[str, ...] | list[str],
+    target: float = 0.01,
+) -> Any:
+    """:func:`tracegroup.whatif.whatif` with the command's options: every option reaches every row; the
+    base is the fitted settings unless simulation options were given. ``whatif`` and ``plot --kind whatif``
+    both call this, so the same inputs give the same recommendation."""
+    from tracegroup.whatif import whatif
+
+    base = pipeline_from(opts) if given_pipeline_options() else None
+    return whatif(
+        table,
+        grid,
+        strategies,
+        base,
+        routes_from(routes_value(opts)),
+        target,
+        boundary=opts.get("boundary", "service"),
+        heal=opts.get("heal", False),
+    )

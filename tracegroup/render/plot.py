@@ -7,17 +7,21 @@ Contract:
 - Every function takes the data it draws (DataFrames, an Analysis, plain values) and never imports
   :mod:`tracegroup.explore`, which sits above it and calls it (``Explorer.waterfall``,
   ``TraceView.waterfall``).
-- :func:`waterfall` takes one trace's spans as :meth:`tracegroup.explore.Explorer.trace` lists them
-  (``TraceView.spans``: the span and diff columns, one row per span in depth-first order), the trace id and
-  the analysis options (``reference``, ``compare``, ``batches``, ``routes``). It draws three panels
-  sharing the span rows. Left, the tree: span names indented by depth (a depth profile instead when
-  there are more than :data:`LABEL_LIMIT` rows). Middle, the reference grouping; right, the compared
-  one. Each of these two holds exactly one ``BarContainer`` with one bar per shown span (time axis: ms
-  since the trace's first start; colour: service), one outline per transaction (a ``PatchCollection``
-  with gid ``transactions``: the box around its spans' rows and times) and a ``>`` marker on each
-  transaction root. The compared panel also marks each verdict other than ``ok`` with its own marker
-  series (dropped spans' bars are hatched and faded); the reference panel marks spans whose parent is
-  not in the dump. ``max_spans`` keeps the first spans in tree order and says so in the title.
+- :func:`waterfall` takes one trace's :class:`~tracegroup.layout.TraceLayout` (``TraceView.layout()``:
+  the rows to draw, the whole trace's facts, the dump's service colours) and the analysis options
+  (``reference``, ``compare``, ``batches``, ``routes``). It draws four panels sharing the rows (axes in
+  this order: tree, reference, compared, batch lane). The tree: names indented by depth and clipped to
+  their column, with the service (a depth profile with integer ticks above :data:`LABEL_LIMIT` rows).
+  The batch lane (title ``call``): one bar per row shaded by the exporter call it came in, labelled with
+  the call. The reference and the compared grouping: exactly one ``BarContainer`` each with one bar per
+  row (time axis: ms since the trace's first timed start; colour: the service's colour for the whole
+  dump; dotted hatch: a collapsed run; faded: a context row), one outline per transaction key (a
+  ``PatchCollection`` with gid ``transactions``) and a ``>`` marker on each row opening a transaction
+  (gid ``roots``). The compared panel marks each verdict other than ``ok`` with its own marker series
+  (gid ``verdict-<v>``; dropped bars hatched and faded), the reference panel rows with a parent not in
+  the dump (``parent-missing``) and without a timestamp (``no-timestamp``). Titles, suptitle and legend
+  labels take their counts from the layout's facts (the whole trace), never from the drawn rows; the
+  legend has an entry for every service drawn and every mark; the suptitle says what was left out.
 - :func:`overview`: two panels, each with one stacked ``BarContainer`` per non-``ok`` verdict (split,
   merged, orphaned, dropped): share of spans by service (worst first) and by trace size (span count
   buckets 1–9, 10–99, …; the number of traces printed on each bar).
@@ -35,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tracegroup.diff import VERDICTS
+from tracegroup.layout import VERDICT_COLORS as LAYOUT_VERDICT_COLORS
 from tracegroup.render.text import MAX_INDENT, plural
 
 if TYPE_CHECKING:
@@ -43,22 +48,26 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from tracegroup.analysis import Analysis
+    from tracegroup.layout import TraceLayout
 
 #: Above this many rows the tree panel draws a depth profile instead of span names.
-LABEL_LIMIT = 100
-#: Verdict colours and the marker each non-ok verdict gets in the waterfall's compared panel.
-VERDICT_COLORS: dict[str, str] = {
-    "ok": "#bbbbbb",
-    "split": "#7b3294",
-    "merged": "#a6611a",
-    "orphaned": "#f28e2b",
-    "dropped": "#d62728",
-}
-VERDICT_MARKERS: dict[str, str] = {"split": "v", "merged": "^", "orphaned": "o", "dropped": "x"}
+LABEL_LIMIT = 200
+#: Verdict colours (none is a service colour: :data:`tracegroup.layout.VERDICT_COLORS`) and the marker each
+#: non-ok verdict gets in the waterfall's compared panel.
+VERDICT_COLORS: dict[str, str] = dict(LAYOUT_VERDICT_COLORS)
+VERDICT_MARKERS: dict[str, str] = {"split": "v", "merged": "^", "orphaned": "o", "dropped": "X"}
 BAD_VERDICTS: tuple[str, ...] = VERDICTS[1:]
+#: Shades of the batch lane, one per exporter call of the trace in order of first appearance.
+CALL_SHADES: tuple[str, ...] = ("#525252", "#bdbdbd", "#737373", "#d9d9d9", "#3f3f3f", "#a8a8a8")
+_DARK_SHADES = frozenset(("#525252", "#737373", "#3f3f3f"))
 #: ``WhatIf.frame`` settings that are reference lines, not curves.
-REFERENCE_SETTINGS: tuple[str, ...] = ("groupbytrace", "per-trace", "sentry-otlp")
-REFERENCE_STYLES: dict[str, str] = {"groupbytrace": "--", "per-trace": "-.", "sentry-otlp": ":"}
+REFERENCE_SETTINGS: tuple[str, ...] = (
+    "captured", "fitted", "groupbytrace", "loadbalancing", "per-trace", "sentry-otlp"
+)  # fmt: skip
+REFERENCE_STYLES: dict[str, Any] = {
+    "captured": "-", "fitted": (0, (5, 1)), "groupbytrace": "--", "loadbalancing": (0, (3, 1, 1, 1)),
+    "per-trace": "-.", "sentry-otlp": ":",
+}  # fmt: skip
 WHATIF_METRICS: dict[str, str] = {
     "misgrouped_pct": "mis-grouped",
     "dropped_pct": "dropped",
@@ -73,7 +82,8 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def service_colors(services: list[str]) -> dict[str, Any]:
-    """A colour per service, in the given order (tab10, tab20 beyond ten services, then cycling)."""
+    """A colour per name, in the given order (tab10, tab20 beyond ten names, then cycling): the what-if
+    curves' strategies. Services take the dump's colours (:func:`tracegroup.layout.service_colors`)."""
     from matplotlib import colormaps
 
     cmap = colormaps["tab10" if len(services) <= 10 else "tab20"]
@@ -81,149 +91,228 @@ def service_colors(services: list[str]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ waterfall
-def waterfall(
-    spans: pd.DataFrame, trace_id: str, options: Mapping[str, Any], *, max_spans: int | None = None
-) -> Figure:
+def waterfall(layout: TraceLayout, options: Mapping[str, Any]) -> Figure:
     """Waterfall of one trace under the reference grouping and the compared one side by side (see the
-    module docstring): ``spans`` is ``TraceView.spans``, ``options`` the Analysis' options."""
+    module docstring): ``layout`` is ``TraceView.layout()``, ``options`` the Analysis' options."""
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    full = spans
-    frame = full.iloc[:max_spans] if max_spans and len(full) > max_spans else full
+    frame, facts, st = layout.rows, layout.facts, layout.settings
     m = len(frame)
     opts = options
-    t0 = int(full["start_ns"].min()) if len(full) else 0
-    left = (frame["start_ns"].to_numpy() - t0) / 1e6
-    width = frame["duration_ms"].to_numpy().clip(min=0)
-    extent = float((left + width).max()) if m else 1.0
-    width = np.maximum(width, max(extent, 1e-3) * 0.003)  # zero-length spans stay visible
-    services = list(dict.fromkeys(map(str, frame["service"])))
-    colors = service_colors(services)
-    bar_colors = [colors[s] for s in map(str, frame["service"])]
+    t0 = st["t0_ns"]
+    left = (frame["start_ns"].to_numpy(dtype=np.int64) - t0) / 1e6
+    width = frame["duration_ms"].to_numpy(dtype=float).clip(min=0)
+    extent = max((st["end_ns"] - t0) / 1e6, 1e-3)
+    width = np.maximum(width, extent * 0.003)  # zero-length spans stay visible
+    service = frame["service"].tolist()
+    colors = layout.colors
+    bar_colors = [colors.get(s, "#cccccc") for s in service]
+    count = frame["count"].to_numpy()
+    context = frame["context"].to_numpy(dtype=bool)
     y = np.arange(m)
-    marker_size = 18.0 if m <= LABEL_LIMIT else max(2.0, 18.0 * LABEL_LIMIT / m)
+    marker_size = 22.0 if m <= 60 else max(5.0, 22.0 * 60 / m)
 
-    fig = _figure(16, min(max(3.5, 0.17 * m + 2.2), 18))
-    grid = fig.add_gridspec(1, 3, width_ratios=[1.2, 2, 2])
+    fig = _figure(16, min(max(4.0, 0.15 * m + 3.0), 40))
+    grid = fig.add_gridspec(1, 4, width_ratios=[1.7, 0.22, 2, 2])
     ax_tree = fig.add_subplot(grid[0])
-    ax_ref = fig.add_subplot(grid[1], sharey=ax_tree)
-    ax_cmp = fig.add_subplot(grid[2], sharey=ax_tree, sharex=ax_ref)
-    _tree_panel(ax_tree, frame)
+    ax_ref = fig.add_subplot(grid[2], sharey=ax_tree)
+    ax_cmp = fig.add_subplot(grid[3], sharey=ax_tree, sharex=ax_ref)
+    ax_call = fig.add_subplot(grid[1], sharey=ax_tree)
+    _tree_panel(ax_tree, frame, 16 * 1.7 / 5.92)
+    _call_lane(ax_call, frame["batch"].to_numpy(dtype=np.int64), m <= LABEL_LIMIT)
     verdict = frame["verdict"].astype(str).to_numpy()
-    sid = frame["span_id"].to_numpy(dtype=object)
+    opens_ref = frame["opens"].to_numpy(dtype=bool)
+    opens_cmp = frame["opens_compared"].to_numpy(dtype=bool)
+    ref_key, cmp_key = frame["tx_key"].to_numpy(), frame["compared_key"].to_numpy()
     panels = (
-        (ax_ref, frame["transaction"].to_numpy(dtype=object), opts["reference"] + " (correct)"),
-        (ax_cmp, frame["compared_transaction"].to_numpy(dtype=object), opts["compare"]),
+        (ax_ref, ref_key, opens_ref, f"{opts['reference']} (correct)", facts["transactions"]),
+        (ax_cmp, cmp_key, opens_cmp, opts["compare"], facts["compared_transactions"]),
     )
-    for ax, tx, label in panels:
+    for ax, key, opens, label, n_tx in panels:
         bars = ax.barh(y, width, left=left, height=0.72, color=bar_colors, linewidth=0, label="_spans")
-        n_tx = _outlines(ax, tx, y, left, left + width)
-        is_root = tx == sid
+        for k in np.flatnonzero((count > 1) | context).tolist():
+            if count[k] > 1:
+                bars.patches[k].set_hatch("..")
+            if context[k]:
+                bars.patches[k].set_alpha(0.35)
+        _outlines(ax, key, y, left, left + width)
         ax.scatter(
-            left[is_root], y[is_root], marker=">", s=marker_size * 0.8, color="black", zorder=3, gid="roots"
+            left[opens],
+            y[opens],
+            marker=">",
+            s=marker_size,
+            color="black",
+            zorder=3,
+            gid="roots",
+            label="_roots",
         )
         title = f"{label}: {plural(n_tx, 'transaction')}"
         if ax is ax_cmp:
             for k in np.flatnonzero(verdict == "dropped").tolist():
                 bars.patches[k].set_alpha(0.3)
                 bars.patches[k].set_hatch("////")
-            bad = int((verdict != "ok").sum())
+            bad = facts["spans"] - facts["verdicts"].get("ok", 0)
             title += f", {plural(bad, 'span')} not ok" if bad else ", every span ok"
             for v in BAD_VERDICTS:
                 rows = np.flatnonzero(verdict == v)
                 if len(rows):
                     ax.scatter(
-                        left[rows] + width[rows] + extent * 0.01,
+                        left[rows] + width[rows] + extent * 0.012,
                         y[rows],
                         marker=VERDICT_MARKERS[v],
                         s=marker_size,
                         color=VERDICT_COLORS[v],
+                        edgecolors="white",
+                        linewidths=0.4,
                         zorder=4,
-                        label=f"{v} ({len(rows):,})",
+                        label=f"{v} ({facts['verdicts'].get(v, 0):,} in the trace)",
                         gid=f"verdict-{v}",
                     )
         else:
-            missing = np.flatnonzero(frame["parent_missing"].to_numpy())
-            if len(missing):
-                ax.scatter(
-                    left[missing] - extent * 0.01,
-                    y[missing],
-                    marker="D",
-                    s=marker_size * 0.8,
-                    color="#555555",
-                    zorder=4,
-                    label=f"parent not in dump ({len(missing):,})",
-                    gid="parent-missing",
-                )
+            for col, fact, marker, gid, text in (
+                ("parent_missing", "parent_missing", "D", "parent-missing", "parent not in dump"),
+                ("no_time", "no_timestamp", "|", "no-timestamp", "no timestamp: at its parent's start"),
+            ):
+                rows = np.flatnonzero(frame[col].to_numpy() > 0)
+                if len(rows):
+                    ax.scatter(
+                        left[rows] - extent * 0.012,
+                        y[rows],
+                        marker=marker,
+                        s=marker_size,
+                        color="#252525",
+                        zorder=4,
+                        label=f"{text} ({facts.get(fact, 0):,})",
+                        gid=gid,
+                    )
+        counted = np.flatnonzero(count > 1)
+        if ax is ax_ref and len(counted) and m <= LABEL_LIMIT:
+            for k in counted.tolist():
+                ax.text(left[k] + width[k], k, f" ×{count[k]:,}", va="center", fontsize=6, color="#333333")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("ms since the trace's first span started")
         ax.tick_params(axis="y", left=False, labelleft=False)
-        ax.set_xlim(-extent * 0.03, extent * 1.05)
+        ax.set_xlim(-extent * 0.03, extent * 1.06)
         ax.grid(axis="x", alpha=0.3)
-    ax_tree.set_ylim(m - 0.5, -0.5)
+    ax_tree.set_ylim(max(m, 1) - 0.5, -0.5)
 
-    handles: list[Any] = [Patch(color=colors[s], label=s) for s in services]
+    shown = list(dict.fromkeys(service))
+    handles: list[Any] = [Patch(color=colors.get(s, "#cccccc"), label=s) for s in shown]
+    handles.append(Line2D([], [], marker=">", color="black", linestyle="none", label="transaction root"))
+    handles.append(Patch(facecolor="none", edgecolor="black", linewidth=0.7, label="one transaction (box)"))
+    if (count > 1).any():
+        handles.append(Patch(facecolor="#dddddd", hatch="..", label="×N alike siblings in one row"))
+    if context.any():
+        handles.append(Patch(facecolor="#dddddd", alpha=0.35, label="context (filtered out, path kept)"))
+    if (verdict == "dropped").any():
+        handles.append(Patch(facecolor="#dddddd", alpha=0.3, hatch="////", label="dropped span's bar"))
     for ax in (ax_ref, ax_cmp):
         h, _ = ax.get_legend_handles_labels()
         handles.extend(h)
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncol=min(len(handles), 8),
-        fontsize=8,
-        markerscale=max(1.0, 18.0 / marker_size),
-    )
-    cut = f" — first {m:,} of {len(full):,} spans in tree order" if m < len(full) else ""
+    handles.append(Patch(facecolor=CALL_SHADES[0], label="call: exporter call the span came in"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
+    left_out = layout.left_out
+    cut = ""
+    if left_out["spans"]:
+        cut = f" — {plural(m, 'row')} of {layout.spans_drawn:,} spans drawn, {left_out['spans']:,} left out"
+    elif (count > 1).any():
+        cut = f" — {plural(m, 'row')} (alike siblings collapsed)"
     fig.suptitle(
-        f"trace {trace_id}: {plural(len(full), 'span')}, "
-        f"{plural(full['service'].nunique(), 'service')}; batching {opts['batches']}, "
+        f"trace {layout.trace_id}: {plural(facts['spans'], 'span')}, "
+        f"{plural(facts['services'], 'service')}, "
+        f"{plural(facts.get('exporter_calls', 0), 'exporter call')}; batching {opts['batches']}, "
         f"routing {opts['routes']}{cut}",
         fontsize=11,
     )
     return fig
 
 
-def _tree_panel(ax: Axes, frame: pd.DataFrame) -> None:
-    """Span names indented by depth, or a depth profile when there are too many rows to label."""
+def _tree_panel(ax: Axes, frame: pd.DataFrame, inches: float) -> None:
+    """Span names indented by depth, clipped to their column, with the service; or a depth profile
+    when there are too many rows to label."""
+    from matplotlib.ticker import MaxNLocator
+
     m = len(frame)
     depth = frame["depth"].to_numpy()
     if m > LABEL_LIMIT:
         ax.fill_betweenx(np.arange(m), 0, depth, step="mid", color="#888888", linewidth=0)
         ax.set_xlim(0, max(int(depth.max(initial=0)), 1) * 1.15)
-        ax.set_xlabel("depth (indentation)")
-        ax.set_title(f"tree: {m:,} spans, too many to name", fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("depth")
+        ax.set_title(f"tree: {m:,} rows, too many to name", fontsize=10)
         ax.tick_params(axis="y", left=False, labelleft=False)
         return
-    indent = min(0.05, 0.55 / (min(int(depth.max(initial=0)), MAX_INDENT) + 1))
-    size = 8 if m <= 40 else 6
-    for k, (d, name, service) in enumerate(
-        zip(depth.tolist(), frame["name"].tolist(), map(str, frame["service"]), strict=True)
+    indent = min(0.04, 0.4 / (min(int(depth.max(initial=0)), MAX_INDENT) + 1))
+    size = 8 if m <= 40 else 6 if m <= 100 else 5
+    per_char = size * 0.62 / 72 / inches  # axis fraction per character
+    svc_chars = 18
+    name_end = 1 - (svc_chars + 1) * per_char
+    for k, (d, name, service, c) in enumerate(
+        zip(
+            depth.tolist(),
+            frame["name"].tolist(),
+            frame["service"].tolist(),
+            frame["count"].tolist(),
+            strict=True,
+        )
     ):
-        label = (f"[{d}] " if d > MAX_INDENT else "") + name
+        label = (f"[{d}] " if d > MAX_INDENT else "") + name + (f" ×{c:,}" if c > 1 else "")
         x = 0.01 + indent * min(d, MAX_INDENT)
+        room = max(int((name_end - x) / per_char), 4)
+        if len(label) > room:
+            label = label[: room - 1] + "…"
         ax.text(x, k, label, va="center", ha="left", fontsize=size, clip_on=True)
-        ax.text(0.995, k, service, va="center", ha="right", fontsize=size - 1, color="#777777")
+        svc = service if len(service) <= svc_chars else service[: svc_chars - 1] + "…"
+        ax.text(0.995, k, svc, va="center", ha="right", fontsize=size - 1, color="#555555")
     ax.set_xlim(0, 1)
     ax.set_title("span (indented by depth)      service", fontsize=10)
     ax.set_axis_off()
 
 
-def _outlines(ax: Axes, tx: np.ndarray, y: np.ndarray, start: np.ndarray, end: np.ndarray) -> int:
-    """One box per transaction around its spans' rows and times; returns the number of transactions."""
-    import pandas as pd
+def _call_lane(ax: Axes, call: np.ndarray, labels: bool) -> None:
+    """The batch lane: one cell per row shaded by the exporter call it came in, labelled with the call."""
+    m = len(call)
+    _, first = np.unique(call, return_index=True)
+    rank = {int(call[i]): r for r, i in enumerate(sorted(first.tolist()))}
+    shades = [("#ffffff" if c < 0 else CALL_SHADES[rank[c] % len(CALL_SHADES)]) for c in call.tolist()]
+    ax.barh(
+        np.arange(m), np.ones(m), left=0, height=1.0, color=shades, linewidth=0, label="_calls", gid="calls"
+    )
+    if labels:
+        size = 7 if m <= 40 else 5
+        for k, (c, shade) in enumerate(zip(call.tolist(), shades, strict=True)):
+            ink = "white" if shade in _DARK_SHADES else "black"
+            ax.text(0.5, k, "-" if c < 0 else str(c), ha="center", va="center", fontsize=size, color=ink)
+    ax.set_xlim(0, 1)
+    ax.set_xticks([])
+    ax.tick_params(axis="y", left=False, labelleft=False)
+    ax.set_title("call", fontsize=9)
+
+
+def _outlines(ax: Axes, key: np.ndarray, y: np.ndarray, start: np.ndarray, end: np.ndarray) -> int:
+    """One box per transaction key (root row; ``-1``: dropped, no box) around its rows and times;
+    returns the number of boxes."""
     from matplotlib.collections import PatchCollection
     from matplotlib.patches import Rectangle
 
-    sent = tx != ""
+    sent = key != -1
     if not sent.any():
         return 0
-    box = pd.DataFrame({"tx": tx[sent], "y": y[sent], "start": start[sent], "end": end[sent]})
-    agg = box.groupby("tx", sort=False).agg(
-        y0=("y", "min"), y1=("y", "max"), x0=("start", "min"), x1=("end", "max")
-    )
+    k, yy, x0, x1 = key[sent], y[sent], start[sent], end[sent]
+    uniq, inv = np.unique(k, return_inverse=True)
+    n = len(uniq)
+    y0 = np.full(n, np.inf)
+    y1 = np.full(n, -np.inf)
+    b0 = np.full(n, np.inf)
+    b1 = np.full(n, -np.inf)
+    np.minimum.at(y0, inv, yy)
+    np.maximum.at(y1, inv, yy)
+    np.minimum.at(b0, inv, x0)
+    np.maximum.at(b1, inv, x1)
     rects = [
-        Rectangle((x0, y0 - 0.45), x1 - x0, y1 - y0 + 0.9)
-        for y0, y1, x0, x1 in agg[["y0", "y1", "x0", "x1"]].itertuples(index=False)
+        Rectangle((a0, c0 - 0.45), a1 - a0, c1 - c0 + 0.9)
+        for c0, c1, a0, a1 in zip(y0.tolist(), y1.tolist(), b0.tolist(), b1.tolist(), strict=True)
     ]
     ax.add_collection(
         PatchCollection(rects, facecolor="none", edgecolor="black", linewidth=0.7, gid="transactions")

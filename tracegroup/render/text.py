@@ -9,11 +9,13 @@ Contract:
   what the command writes to stdout.
 - :func:`plural` and :data:`MAX_INDENT` are shared with the other renderers (the figures of
   :mod:`tracegroup.render.plot`) and with :mod:`tracegroup.explore`.
-- :func:`trace_lines` (``tracegroup show``, ``TraceView.text``): a header (:func:`trace_header`), a legend,
-  then one line per span in the order given: name indented by depth (at most :data:`MAX_INDENT` levels, a
-  deeper span shows ``[depth]``), service, kind, duration, its transaction root under the reference and
-  the compared grouping (``*`` marks a span that is its own root, ``(dropped)`` a span never sent) and the
-  verdict. With ``max_spans`` (None or 0: all) it lists the first spans and says what it left out.
+- :func:`trace_lines` (``tracegroup show``, ``TraceView.text``): a header (:func:`trace_header`, the whole
+  trace's facts), a legend, then one line per row of a :class:`~tracegroup.layout.TraceLayout` in the
+  order given: name indented by depth (at most :data:`MAX_INDENT` levels, a deeper span shows
+  ``[depth]``; ``×N`` on a collapsed row), service, kind, duration, exporter call, its transaction root
+  under the reference and the compared grouping (``*`` marks a span that is its own root, ``(dropped)`` a
+  span never sent), the verdict and the reason; then what was collapsed and left out
+  (:func:`left_out_text`). :func:`trace_records` is the same layout as the ``show --format json`` dict.
 - Nothing here imports pandas, matplotlib or the emitter at module import.
 """
 
@@ -22,12 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tracegroup.diff import VERDICTS
-
 if TYPE_CHECKING:
-    import pandas as pd
-
     from tracegroup.check import FixtureResult
+    from tracegroup.layout import TraceLayout
 
 #: Traces deeper than this are indented no further in text trees and waterfalls; the depth is printed instead.
 MAX_INDENT = 24
@@ -165,18 +164,29 @@ def analysis_text(s: dict[str, Any], top: int = 10) -> str:
     return "\n".join(lines) + "\n"
 
 
-def whatif_text(rows: list[dict[str, Any]], recommendation: str) -> str:
-    """The what-if grid as a table, then the recommendation."""
+def whatif_text(rows: list[dict[str, Any]], recommendation: str, fit: Mapping[str, Any] | None = None) -> str:
+    """The what-if grid as a table (the capture and its fitted simulation first), how each fitted
+    setting was found, then the recommendation."""
     lines = [
         f"{'setting':<16}{'value':>10}  {'strategy':<20}{'mis-grouped':>12}{'dropped':>10}{'incomplete':>11}"
-        f"{'events':>9}"
+        f"{'events':>9}{'calls':>8}"
     ]
     for r in rows:
         value = "" if r["value"] is None else f"{r['value']:g}"
         lines.append(
             f"{r['setting']:<16}{value:>10}  {r['strategy']:<20}{r['misgrouped_pct']:>11.2f}%"
             f"{r['dropped_pct']:>9.2f}%{r['incomplete_pct']:>10.2f}%{r['sentry_events']:>9,}"
+            f"{r.get('exporter_calls', 0):>8,}"
         )
+    if fit:
+        lines.append(f"Fitted to the capture ({fit['batches']}, routes {fit['routes']}):")
+        for st in fit["settings"]:
+            value = (
+                "-"
+                if st["value"] is None
+                else (f"{st['value']:g}" if isinstance(st["value"], float) else st["value"])
+            )
+            lines.append(f"  {st['name']:<14}{value!s:>8}  {st['status']:<13}{st['evidence']}")
     lines.append(f"Recommendation: {recommendation}")
     return "\n".join(lines) + "\n"
 
@@ -269,72 +279,149 @@ def check_text(r: FixtureResult, max_diff_lines: int = 80) -> str:
 
 
 def trace_header(facts: Mapping[str, Any]) -> list[str]:
-    """Lines summing one trace up (``TraceView.facts()``): spans, services, batches, transactions under
-    both groupings, verdicts."""
+    """Lines summing one trace up (``TraceView.facts()``, always the whole trace): spans, services,
+    batches, exporter calls, transactions under both groupings, verdicts."""
     verdicts = ", ".join(f"{v} {n:,}" for v, n in facts["verdicts"].items())
+    calls = facts.get("exporter_calls")
+    notes = [
+        plural(n, word) + " " + what
+        for n, word, what in (
+            (facts.get("parent_missing", 0), "span", "with a parent not in the dump"),
+            (facts.get("no_timestamp", 0), "span", "without a timestamp (drawn at the parent's start)"),
+        )
+        if n
+    ]
     return [
         f"trace {facts['trace_id']}: {plural(facts['spans'], 'span')}, "
-        f"{plural(facts['services'], 'service')}, {plural(facts['batches'], 'batch', 'batches')}",
+        f"{plural(facts['services'], 'service')}, {plural(facts['batches'], 'batch', 'batches')}"
+        + (f", {plural(calls, 'exporter call')}" if calls is not None else ""),
         f"  {facts['reference']}: {plural(facts['transactions'], 'transaction')}; {facts['compared']}: "
         f"{plural(facts['compared_transactions'], 'transaction')} "
         f"(batching {facts['batching']}, routing {facts['routing']})",
         f"  verdicts: {verdicts}",
+        *(f"  {note}" for note in notes),
     ]
 
 
-def trace_lines(facts: Mapping[str, Any], spans: pd.DataFrame, max_spans: int | None = None) -> list[str]:
-    """One trace as an indented tree (see the module contract): ``facts`` as :func:`trace_header` takes
-    them, ``spans`` one row per span in tree order with the ``TraceView.spans`` columns (``depth``,
-    ``name``, ``service``, ``kind``, ``duration_ms``, ``span_id``, ``transaction``,
-    ``compared_transaction``, ``verdict``, ``parent_missing``)."""
-    ref, cmp = facts["reference"], facts["compared"]
-    f = spans
-    n = len(f)
-    shown = n if not max_spans or max_spans >= n else max_spans
-    part = f.iloc[:shown]
-    trees = [
-        "  " * min(d, MAX_INDENT) + (f"[{d}] " if d > MAX_INDENT else "") + name
-        for d, name in zip(part["depth"].tolist(), part["name"].tolist(), strict=True)
-    ]
-    width = min(max([len(t) for t in trees] + [4]), 64)
-    svc_w = min(max([len(s) for s in map(str, part["service"])] + [7]), 24)
-    ref_w = max(len(ref), 18)
-    head = f"{'span':<{width}}  {'service':<{svc_w}}  {'kind':<11} {'duration':>9}  "
-    head += f"{ref + ' tx':<{ref_w + 3}} {cmp + ' tx':<{max(len(cmp), 18) + 3}} verdict"
-    out = [*trace_header(facts), "  * = the span opens its transaction", "", head]
-    for t, svc, kind, dur, sid, tx, htx, verdict, missing in zip(
-        trees,
-        map(str, part["service"]),
-        map(str, part["kind"]),
-        part["duration_ms"].tolist(),
-        part["span_id"],
-        part["transaction"],
-        part["compared_transaction"],
-        map(str, part["verdict"]),
-        part["parent_missing"].tolist(),
-        strict=True,
-    ):
-        name = t if len(t) <= width else t[: width - 2] + ".."
-        rtx = ("*" if tx == sid else " ") + tx
-        ctx = "(dropped)" if not htx else ("*" if htx == sid else " ") + htx
-        note = "  (parent not in dump)" if missing else ""
+def _tx_cell(tx: str, opens: bool, count: int) -> str:
+    if not tx:
+        return "(dropped)"
+    if opens and count > 1:
+        return f"*each its own ({count:,})"
+    return ("*" if opens else " ") + tx
+
+
+def left_out_text(layout: TraceLayout) -> list[str]:
+    """What a layout left out (``layout.left_out`` and its settings), as lines; none when nothing was."""
+    left, st = layout.left_out, layout.settings
+    out = []
+    if st.get("collapsed_rows"):
         out.append(
-            f"{name:<{width}}  {svc[:svc_w]:<{svc_w}}  {kind:<11} {_duration(dur):>9}  "
-            f"{rtx:<{ref_w + 3}} {ctx:<{max(len(cmp), 18) + 3}} {verdict}{note}"
+            f"{plural(st['collapsed_rows'], 'row')} ×N: N alike siblings collapsed into one row "
+            f"(at least {st['collapse']}; --collapse 0 lists every span)"
         )
-    if shown < n:
-        rest = f["verdict"].iloc[shown:].value_counts()
-        verdicts = ", ".join(f"{v} {int(rest[v]):,}" for v in VERDICTS if rest.get(v, 0))
+    if left["spans"]:
+        verdicts = ", ".join(f"{v} {n:,}" for v, n in left["verdicts"].items())
+        why = []
+        if left["filtered"]:
+            why.append(f"{left['filtered']:,} filtered out")
+        if left["max_spans"]:
+            why.append(
+                f"{left['max_spans']:,} beyond --max-spans {st['max_spans']:,} (spans not ok and their "
+                "paths to the root came first; 0 = all)"
+            )
         out.append(
-            f"... {n - shown:,} more spans not shown: the first {shown:,} of {n:,} in tree order are "
-            f"listed (raise max_spans / --max-spans, 0 = all). Not shown: {verdicts}."
+            f"... {plural(left['spans'], 'span')} of {layout.facts['spans']:,} not shown: "
+            f"{'; '.join(why)}. Not shown: {verdicts}."
         )
     return out
 
 
-def trace_text(facts: Mapping[str, Any], spans: pd.DataFrame, max_spans: int | None = None) -> str:
+def trace_lines(layout: TraceLayout) -> list[str]:
+    """One trace as an indented tree (see the module contract), one line per row of a
+    :class:`~tracegroup.layout.TraceLayout` (``TraceView.layout()``), header from its whole-trace facts,
+    then what it collapsed and left out."""
+    facts, part = layout.facts, layout.rows
+    ref, cmp = facts["reference"], facts["compared"]
+    trees = [
+        "  " * min(d, MAX_INDENT)
+        + (f"[{d}] " if d > MAX_INDENT else "")
+        + name
+        + (f" ×{c:,}" if c > 1 else "")
+        for d, name, c in zip(
+            part["depth"].tolist(), part["name"].tolist(), part["count"].tolist(), strict=True
+        )
+    ]
+    width = min(max([len(t) for t in trees] + [4]), 64)
+    svc_w = min(max([len(s) for s in part["service"].tolist()] + [7]), 24)
+    ref_w = max(len(ref), 18)
+    cmp_w = max(len(cmp), 20)
+    head = f"{'span':<{width}}  {'service':<{svc_w}}  {'kind':<11} {'duration':>9} {'call':>5}  "
+    head += f"{ref + ' tx':<{ref_w + 3}} {cmp + ' tx':<{cmp_w + 3}} {'verdict':<9} reason"
+    legend = "  * = the span opens its transaction; call = the exporter call it came in (- = never delivered)"
+    out = [*trace_header(facts), legend, "", head]
+    for t, svc, kind, dur, call, tx, ctx, op, opc, cnt, verdict, reason, missing, untimed, ctxrow in zip(
+        trees,
+        part["service"].tolist(),
+        part["kind"].tolist(),
+        part["duration_ms"].tolist(),
+        part["batch"].tolist(),
+        part["transaction"].tolist(),
+        part["compared_transaction"].tolist(),
+        part["opens"].tolist(),
+        part["opens_compared"].tolist(),
+        part["count"].tolist(),
+        part["verdict"].tolist(),
+        part["reason"].tolist(),
+        part["parent_missing"].tolist(),
+        part["no_time"].tolist(),
+        part["context"].tolist(),
+        strict=True,
+    ):
+        name = t if len(t) <= width else t[: width - 2] + ".."
+        notes = []
+        if missing:
+            notes.append("parent not in dump")
+        if untimed:
+            notes.append("no timestamp")
+        if ctxrow:
+            notes.append("context")
+        note = f"  ({', '.join(notes)})" if notes else ""
+        dtext = "-" if untimed == cnt else _duration(dur)
+        ctext = str(call) if call >= 0 else "-"
+        out.append(
+            f"{name:<{width}}  {svc[:svc_w]:<{svc_w}}  {kind:<11} {dtext:>9} {ctext:>5}  "
+            f"{_tx_cell(tx, op, cnt):<{ref_w + 3}} {_tx_cell(ctx, opc, cnt):<{cmp_w + 3}} {verdict:<9} "
+            f"{reason}{note}"
+        )
+    out.extend(left_out_text(layout))
+    return out
+
+
+def trace_text(layout: TraceLayout) -> str:
     """:func:`trace_lines` as one text with a final newline (what ``tracegroup show`` prints)."""
-    return "\n".join(trace_lines(facts, spans, max_spans)) + "\n"
+    return "\n".join(trace_lines(layout)) + "\n"
+
+
+def trace_records(layout: TraceLayout) -> dict[str, Any]:
+    """What ``tracegroup show --format json`` prints: ``trace`` (the whole trace's facts), ``left_out``
+    and ``spans``, one object per row (``count`` > 1 on a collapsed row): ``span_id``, ``parent``
+    (position of the parent row in ``spans``, -1 at a root), ``depth``, ``name``, ``service``, ``kind``,
+    ``count``, ``start_ns``, ``duration_ms``, ``transaction``, ``compared_transaction``, ``verdict``,
+    ``reason``, ``batch`` (exporter call, -1 never delivered), ``parent_missing``, ``no_timestamp``,
+    ``context``."""
+    r = layout.rows
+    keys = (
+        "span_id", "parent", "depth", "name", "service", "kind", "count", "start_ns", "duration_ms",
+        "transaction", "compared_transaction", "verdict", "reason", "batch", "parent_missing", "no_time",
+        "context",
+    )  # fmt: skip
+    cols = {k: r[k].tolist() for k in keys}
+    spans = [{("no_timestamp" if k == "no_time" else k): cols[k][i] for k in keys} for i in range(len(r))]
+    for s in spans:
+        s["parent_missing"] = bool(s["parent_missing"])
+        s["no_timestamp"] = bool(s["no_timestamp"])
+    return {"trace": dict(layout.facts), "left_out": dict(layout.left_out), "spans": spans}
 
 
 def _duration(ms: float) -> str:
