@@ -157,3 +157,44 @@ def test_dash_reads_a_dump_from_standard_input() -> None:
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["input"]["files"][0]["path"] == "<stdin>" and summary["input"]["spans"] == 20
+
+
+def test_every_reporting_command_speaks_json(tmp_path: Path) -> None:
+    """check and redact, like info, analyze, whatif, show, emit and send, report as one JSON document."""
+    dump = "fixtures/polyglot.pb"
+    code, out = run("check", dump, "--expected", "fixtures/expected", "--format", "json")
+    checked = json.loads(out)
+    assert code == 0 and checked["exit_code"] == 0
+    [fixture] = checked["fixtures"]
+    assert fixture["status"] == "ok" and fixture["lines"] > 0 and fixture["diff"] == []
+    code, out = run("redact", dump, "-o", str(tmp_path / "copy.pb"), "--format", "json", "-q")
+    redacted = json.loads(out)
+    assert code == 0 and redacted["spans"] == 3013 and redacted["batches"] == 11
+    assert redacted["files"] == [
+        {
+            "input": dump,
+            "output": str(tmp_path / "copy.pb"),
+            "format": "otlp-proto-stream",
+            "written_as": "otlp-proto-stream",
+        }
+    ]
+
+
+def test_a_directory_holding_other_files_points_to_keep_going(tmp_path: Path) -> None:
+    (tmp_path / "dump.pb").write_bytes(Path("fixtures/polyglot.pb").read_bytes())
+    (tmp_path / "README.md").write_text("how this capture was taken\n")
+    code, out = run("analyze", str(tmp_path))
+    assert code == 2 and out.count("\n") == 1
+    assert "README.md: not a trace dump" in out and "--keep-going skips such files" in out
+    code, out = run("analyze", str(tmp_path / "README.md"))  # named on its own: no hint
+    assert code == 2 and "--keep-going" not in out
+    code, out = run("analyze", str(tmp_path), "--keep-going", "--format", "json", "-q")
+    assert code == 0 and json.loads(out)["input"]["spans"] == 3013
+
+
+@pytest.mark.parametrize(("name", "problem"), [("x.jpgg", "unknown image format 'jpgg'"), ("no/x.png", "")])
+def test_plot_refuses_a_bad_output_before_the_analysis(tmp_path: Path, name: str, problem: str) -> None:
+    missing = str(tmp_path / "not-loaded-yet.pb")  # the output is judged first: this is never opened
+    code, out = run("plot", missing, "-o", str(tmp_path / name))
+    assert code == 2 and out.count("\n") == 1 and (problem or "does not exist") in out
+    assert "not-loaded-yet" not in out and not list(tmp_path.iterdir())

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("model", ["tracegroup.model", "tracegroup.reasons", "tracegroup.otlp"]),
     ("model", ["tracegroup.redact"]),
     ("load", ["tracegroup.load", "tracegroup.load.*"]),
-    ("tree", ["tracegroup.tree", "tracegroup.routes"]),
+    ("tree", ["tracegroup.tree", "tracegroup.routes", "tracegroup.rewrite"]),
     (
         "delivery",
         ["tracegroup.delivery", "tracegroup.delivery.*", "tracegroup.pipeline", "tracegroup.batching"],

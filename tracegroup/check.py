@@ -83,6 +83,10 @@ class FixtureResult:
     def exit_code(self) -> int:
         return EXIT[self.status]
 
+    def summary(self) -> dict[str, Any]:
+        """This result as the plain dict ``check --format json`` prints (every field, the exit code)."""
+        return {**asdict(self), "exit_code": self.exit_code}
+
 
 def golden_path(fixture: str | Path, expected: str | Path) -> Path:
     """``DIR/<fixture name>.golden.jsonl`` (a directory fixture is named after the directory)."""

@@ -3,16 +3,20 @@
 Contract: :func:`any_json` turns an ``AnyValue`` into a JSON value and :func:`attributes` a list of
 key-values into a dict of them, the one conversion used by ``tracegroup spans``, the notebook frames and
 ``emit --style sentry``; :func:`go_float` formats a double as Go's ``strconv.FormatFloat(v, 'g', -1, 64)``,
-as the legacy exporter wrote numbers. Pure functions over protobuf messages; this module imports nothing
-of tracegroup.
+as the legacy exporter wrote numbers; :func:`to_json` writes a ``TracesData`` as one OTLP/JSON document
+(hex ids, as the collector's file exporter writes them). Pure functions over protobuf messages; this
+module imports nothing of tracegroup.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import math
 from decimal import Decimal
 from typing import Any
+
+from google.protobuf import json_format
 
 
 def go_float(v: float) -> str:
@@ -65,3 +69,20 @@ def any_json(v: Any) -> Any:
 def attributes(kvs: Any) -> dict[str, Any]:
     """OTLP key-values as a dict of JSON values."""
     return {kv.key: any_json(kv.value) for kv in kvs}
+
+
+def _hex_ids(doc: Any) -> Any:
+    """OTLP/JSON wants hex ids; protobuf's JSON printer writes base64."""
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for sp in ss.get("spans", []):
+                for obj in (sp, *sp.get("links", [])):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if obj.get(key):
+                            obj[key] = base64.b64decode(obj[key]).hex()
+    return doc
+
+
+def to_json(td: Any) -> str:
+    """One ``TracesData`` as compact OTLP/JSON (hex ids, keys sorted)."""
+    return json.dumps(_hex_ids(json_format.MessageToDict(td)), separators=(",", ":"), sort_keys=True)

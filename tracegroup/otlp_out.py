@@ -13,8 +13,6 @@ splits a batch into one request body per route for posting.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tracegroup.grouping import Grouping
 from tracegroup.model import FLAG_HAS_IS_REMOTE, FLAG_IS_REMOTE, SpanTable
+from tracegroup.otlp import to_json
 from tracegroup.redact import Policy, scrub_traces
 from tracegroup.routes import Routes
 
@@ -68,24 +67,6 @@ def corrected_messages(
                     s.flags = next(values)
         start += batch.spans
         yield td
-
-
-def _hex_ids(doc: Any) -> Any:
-    """OTLP/JSON wants hex ids; protobuf's JSON printer writes base64."""
-    for rs in doc.get("resourceSpans", []):
-        for ss in rs.get("scopeSpans", []):
-            for sp in ss.get("spans", []):
-                for obj in (sp, *sp.get("links", [])):
-                    for key in ("traceId", "spanId", "parentSpanId"):
-                        if obj.get(key):
-                            obj[key] = base64.b64decode(obj[key]).hex()
-    return doc
-
-
-def to_json(td: TracesData) -> str:
-    from google.protobuf import json_format
-
-    return json.dumps(_hex_ids(json_format.MessageToDict(td)), separators=(",", ":"), sort_keys=True)
 
 
 def write_otlp(messages: Iterator[TracesData], path: str | Path, fmt: str = "proto") -> int:

@@ -1,9 +1,10 @@
 """``tracegroup check``: groupings of fixture dumps against committed golden files (CI regression).
 
 Contract: one :func:`tracegroup.check.check_fixture` call per fixture, one summary line each and the
-diffs, truncated to ``--max-diff-lines`` (drawn by :func:`tracegroup.render.text.check_text`; errors go to
-stderr); the exit code is the worst status: 0 equal/updated, 1 differ, 2 error. Options not given come
-from each golden file's header (see :mod:`tracegroup.check`).
+diffs, truncated to ``--max-diff-lines`` (drawn by :func:`tracegroup.render.text.check_text`), or with
+``--format json`` one document of every :meth:`~tracegroup.check.FixtureResult.summary`; errors and load
+warnings go to stderr. The exit code is the worst status: 0 equal/updated, 1 differ, 2 error. Options not
+given come from each golden file's header (see :mod:`tracegroup.check`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tracegroup.batching import BATCHES
 from tracegroup.check import check_fixture, golden_path
 from tracegroup.cli.common import _deprecated_routing
 from tracegroup.grouping import STRATEGIES
+from tracegroup.render.json import to_json
 from tracegroup.render.text import check_text
 
 
@@ -47,6 +49,14 @@ from tracegroup.render.text import check_text
 @click.option("--routing", "routing_deprecated", hidden=True, callback=_deprecated_routing)
 @click.option("--service-attribute", help="Resource attribute that names a service (default service.name).")
 @click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one document with every fixture's status, message, diff and load warnings.",
+)
+@click.option(
     "--max-diff-lines",
     default=80,
     show_default=True,
@@ -59,6 +69,7 @@ def check(
     update: bool,
     accept_warnings: bool,
     max_diff_lines: int,
+    fmt: str,
     **overrides: Any,
 ) -> None:
     """Compare each FIXTURE's groupings with its golden file in --expected DIR.
@@ -83,15 +94,19 @@ def check(
             sys.exit(2)
         seen[g] = f
     worst = 0
+    results = []
     for f in fixtures:  # every fixture is checked and reported, then the worst status is the exit code
         r = check_fixture(f, expected, overrides, update=update, accept_warnings=accept_warnings)
+        results.append(r.summary())
         worst = max(worst, r.exit_code)
         for w in r.warnings:
             click.echo(f"tracegroup: warning: {w}", err=True)
         if r.status == "error":
             click.echo(f"tracegroup: error: {r.message}", err=True)
-            continue
-        click.echo(check_text(r, max_diff_lines), nl=False)
+        elif fmt == "text":
+            click.echo(check_text(r, max_diff_lines), nl=False)
+    if fmt == "json":
+        click.echo(to_json({"fixtures": results, "exit_code": worst}), nl=False)
     if worst == 1:
         click.echo(
             "tracegroup: groupings differ from the golden files; if the change is intended, "

@@ -223,6 +223,7 @@ def plot(
     from tracegroup.render import plot as figures
     from tracegroup.whatif import parse_vary
 
+    figures.image_format(output)  # a bad -o fails before the analysis
     grid = parse_vary(vary) if kind == "whatif" else {}
     table = load_table(dumps, service_attribute, keep_going, quiet)
     if kind == "whatif":

@@ -131,9 +131,16 @@ def load(
     if isinstance(paths, str | Path):
         paths = [paths]
     problems: list[str] | None = [] if keep_going else None
+    paths = list(paths)
     files = expand_paths(paths, problems)
     with gc_paused():
-        table = _load(files, service_attribute, keep_going, progress)
+        try:
+            table = _load(files, service_attribute, keep_going, progress)
+        except LoadError as err:
+            name = Path(str(err).split(": ", 1)[0])
+            if isinstance(err, LoadMemoryError) or name in {Path(p) for p in paths} | {Path("<stdin>")}:
+                raise
+            raise LoadError(f"{err} (found in a directory argument: --keep-going skips such files)") from None
     table.sources.extend(
         Source(line.split(": ", 1)[0], "unreadable", warnings=[line]) for line in problems or ()
     )

@@ -7,6 +7,8 @@ Contract:
 - Every function takes the data it draws (DataFrames, an Analysis, plain values) and never imports
   :mod:`tracegroup.explore`, which sits above it and calls it (``Explorer.waterfall``,
   ``TraceView.waterfall``).
+- :func:`image_format` checks an output file name before anything is computed: its extension must be a
+  format matplotlib writes and its folder must exist, else a one-line ``ValueError``.
 - :func:`waterfall` takes one trace's :class:`~tracegroup.layout.TraceLayout` (``TraceView.layout()``:
   the rows to draw, the whole trace's facts, the dump's service colours) and the analysis options
   (``reference``, ``compare``, ``batches``, ``routes``). It draws four panels sharing the rows (axes in
@@ -34,6 +36,7 @@ Contract:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,6 +76,21 @@ WHATIF_METRICS: dict[str, str] = {
     "dropped_pct": "dropped",
     "incomplete_pct": "incomplete",
 }
+
+
+def image_format(path: str) -> str:
+    """The image format ``fig.savefig(path)`` will write (its extension), or a ``ValueError`` naming the
+    file when matplotlib cannot write it or its folder does not exist."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    known = FigureCanvasBase.get_supported_filetypes()
+    ext = Path(path).suffix.lstrip(".").lower()
+    if ext not in known:
+        raise ValueError(f"{path}: unknown image format {ext!r} (one of {', '.join(sorted(known))})")
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ValueError(f"{path}: folder {folder} does not exist")
+    return ext
 
 
 def _figure(width: float, height: float) -> Figure:

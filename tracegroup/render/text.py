@@ -3,10 +3,10 @@
 Contract:
 - Every function takes what a library call returned — the plain dicts of
   :meth:`tracegroup.analysis.Analysis.summary`, :func:`tracegroup.info.info`, ``WhatIf.rows``, the send
-  report, the emit summary, a :class:`~tracegroup.check.FixtureResult`, or one trace's spans frame and
-  header facts (:class:`tracegroup.explore.TraceView`) — and only lays it out: it computes nothing of its
-  own, reads no file and prints nothing. Each ``*_text`` returns the text with a final newline, exactly
-  what the command writes to stdout.
+  report, the emit summary, the redact result, a :class:`~tracegroup.check.FixtureResult`, or one
+  trace's spans frame and header facts (:class:`tracegroup.explore.TraceView`) — and only lays it out:
+  it computes nothing of its own, reads no file and prints nothing. Each ``*_text`` returns the text
+  with a final newline, exactly what the command writes to stdout.
 - :func:`plural` and :data:`MAX_INDENT` are shared with the other renderers (the figures of
   :mod:`tracegroup.render.plot`) and with :mod:`tracegroup.explore`.
 - :func:`trace_lines` (``tracegroup show``, ``TraceView.text``): a header (:func:`trace_header`, the whole
@@ -263,6 +263,21 @@ def emit_text(s: dict[str, Any]) -> str:
 
 
 CHECK_LABELS = {"ok": "ok", "differ": "FAIL", "updated": "updated", "created": "created"}
+
+
+def redact_text(r: dict[str, Any]) -> str:
+    """``tracegroup redact``: a line per file written in another format than it came in, then a summary."""
+    lines = [
+        f"{f['input']}: {f['format']} written as {f['written_as']}"
+        for f in r["files"]
+        if f["written_as"] != f["format"]
+    ]
+    files = plural(len(r["files"]), "file")
+    lines.append(
+        f"redacted {r['spans']:,} spans in {r['batches']:,} batches ({r['batches_changed']:,} changed) "
+        f"into {files} under {r['output']}"
+    )
+    return "\n".join(lines) + "\n"
 
 
 def check_text(r: FixtureResult, max_diff_lines: int = 80) -> str:
