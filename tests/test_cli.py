@@ -198,3 +198,22 @@ def test_plot_refuses_a_bad_output_before_the_analysis(tmp_path: Path, name: str
     code, out = run("plot", missing, "-o", str(tmp_path / name))
     assert code == 2 and out.count("\n") == 1 and (problem or "does not exist") in out
     assert "not-loaded-yet" not in out and not list(tmp_path.iterdir())
+
+
+def test_every_command_says_what_a_damaged_dump_held(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.pb"
+    cut.write_bytes(Path("fixtures/recorded/sdk-python.pb").read_bytes()[:3000])
+    held = "loaded 1 of 2 messages, 4 of at least 8 spans; 1,419 bytes skipped"
+    commands = [
+        ["analyze", "--format", "json"],
+        ["whatif", "--vary", "batch-size=64"],
+        ["spans", "-o", str(tmp_path / "s.csv")],
+        ["show"],
+        ["emit", "--out", str(tmp_path / "emit")],
+        ["redact", "-o", str(tmp_path / "copy.pb")],
+        ["check", "--expected", str(tmp_path / "expected"), "--update", "--accept-warnings"],
+    ]
+    for args in commands:
+        result = CliRunner().invoke(main, [args[0], str(cut), *args[1:]])
+        assert result.exit_code == 0, (args, result.output)
+        assert f"{cut}: {held}" in result.stderr, args

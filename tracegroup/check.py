@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from tracegroup.grouping import Grouping, Reason
+from tracegroup.model import held_text
 
 GOLDEN_VERSION = 1
 SUFFIX = ".golden.jsonl"
@@ -119,7 +120,10 @@ def golden_lines(
 
     table = load([dump], service_attribute=options.service_attribute)
     if warnings is not None:
-        warnings.extend(w for s in table.sources for w in s.warnings)
+        for s in table.sources:
+            warnings.extend(s.warnings)
+            if held := held_text(s.as_dict()):
+                warnings.append(f"{s.path}: {held}")
     routes: str | Routes = options.routes
     if options.routes not in ("none", "service"):
         if not Path(options.routes).is_file():

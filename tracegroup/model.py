@@ -21,7 +21,7 @@ import contextlib
 import functools
 import gc
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -94,6 +94,17 @@ class Source:
             "warnings": self.warnings,
             "notes": self.notes,
         }
+
+
+def held_text(f: Mapping[str, Any]) -> str:
+    """What a damaged input file held versus what loaded (a :meth:`Source.as_dict`); empty when intact."""
+    held, spans_held = f.get("messages_held", 0), f.get("spans_held", 0)
+    if held > f["batches"] or spans_held > f["spans"] or f.get("bytes_skipped"):
+        return (
+            f"loaded {f['batches']:,} of {held:,} messages, {f['spans']:,} of at least "
+            f"{spans_held:,} spans; {f.get('bytes_skipped', 0):,} bytes skipped"
+        )
+    return ""
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 Contract: :func:`errors` turns bad input (``LoadError``, ``ValueError``, ``OSError``) into one line on
 stderr naming the file and the problem, exit code 2, never a traceback. :func:`load_table` loads dumps with
-progress and warnings on stderr. The option decorators (:func:`load_options`, :func:`grouping_options`,
-:data:`pipeline_options`, :func:`send_options`) give every command the same names, defaults and help, and
+progress and warnings on stderr, and for a damaged file what it held versus what loaded. The option
+decorators (:func:`load_options`, :func:`grouping_options`, :data:`pipeline_options`,
+:func:`send_options`) give every command the same names, defaults and help, and
 the ``*_from`` functions turn their values into the library's arguments. The routes option is ``--routes``
 everywhere; the old spelling ``--routing`` still works with a deprecation warning.
 """
@@ -24,7 +25,7 @@ from tracegroup.analysis import Analysis, analyze
 from tracegroup.batching import BATCHES, default_batches
 from tracegroup.grouping import STRATEGIES
 from tracegroup.load import LoadError, load
-from tracegroup.model import SpanTable
+from tracegroup.model import SpanTable, held_text
 from tracegroup.pipeline import PipelineOptions, parse_duration_ms
 from tracegroup.routes import Routes, load_routes
 
@@ -77,6 +78,8 @@ def load_table(dumps: tuple[str, ...], service_attribute: str, keep_going: bool,
         for s in table.sources:
             for w in s.warnings:
                 click.echo(f"tracegroup: warning: {w}", err=True)
+            if held := held_text(s.as_dict()):
+                click.echo(f"tracegroup: {s.path}: {held}", err=True)
     return table
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tracegroup.model import held_text
+
 if TYPE_CHECKING:
     from tracegroup.check import FixtureResult
     from tracegroup.layout import TraceLayout
@@ -45,12 +47,8 @@ def _files_line(files: list[dict[str, Any]]) -> list[str]:
     out = []
     for f in files:
         out.append(f"  {f['path']}: {f['format']}, {f['batches']:,} batches, {f['spans']:,} spans")
-        held, spans_held = f.get("messages_held", 0), f.get("spans_held", 0)
-        if held > f["batches"] or spans_held > f["spans"] or f.get("bytes_skipped"):
-            out.append(
-                f"  loaded {f['batches']:,} of {held:,} messages, {f['spans']:,} of at least "
-                f"{spans_held:,} spans; {f.get('bytes_skipped', 0):,} bytes skipped"
-            )
+        if held := held_text(f):
+            out.append(f"  {held}")
         out.extend(f"  warning: {w}" for w in f["warnings"])
     return out
 
