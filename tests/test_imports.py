@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("analysis", ["tracegroup.info"]),
     ("frames", ["tracegroup.frames", "tracegroup.layout"]),
     ("sentry", ["tracegroup.sentry", "tracegroup.sentry.*", "tracegroup.otlp_out", "tracegroup.send"]),
-    ("sentry", ["tracegroup.transport"]),
+    ("sentry", ["tracegroup.transport", "tracegroup.fixplan"]),
     ("render", ["tracegroup.render", "tracegroup.render.*"]),
     ("explore", ["tracegroup.explore"]),
     ("cli", ["tracegroup.cli", "tracegroup.cli.*"]),

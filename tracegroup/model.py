@@ -18,6 +18,7 @@ Contract:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import itertools
@@ -147,6 +148,13 @@ class SpanTable:
             return np.fromiter(itertools.chain.from_iterable(p[k] for p in parts), dtype=dtype, count=n)
 
         return col(0, np.uint32), col(1, np.uint64).view(np.int64), col(2, np.uint64).view(np.int64)
+
+    def with_flags(self, flags: np.ndarray) -> SpanTable:
+        """A table sharing every column but ``flags`` (the same spans with other parent-remote bits: what a
+        remedy that fixes the SDKs' flags would send)."""
+        out = dataclasses.replace(self)
+        out.__dict__["_warm"] = (np.asarray(flags, dtype=np.uint32), self.start_ns, self.end_ns)
+        return out
 
     @property
     def flags(self) -> np.ndarray:

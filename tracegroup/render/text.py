@@ -3,10 +3,11 @@
 Contract:
 - Every function takes what a library call returned — the plain dicts of
   :meth:`tracegroup.analysis.Analysis.summary`, :func:`tracegroup.info.info`, ``WhatIf.rows``, the send
-  report, the emit summary, the redact result, a :class:`~tracegroup.check.FixtureResult`, or one
-  trace's spans frame and header facts (:class:`tracegroup.explore.TraceView`) — and only lays it out:
-  it computes nothing of its own, reads no file and prints nothing. Each ``*_text`` returns the text
-  with a final newline, exactly what the command writes to stdout.
+  report, the emit summary, the redact result, the fix plan, a
+  :class:`~tracegroup.check.FixtureResult`, or one trace's spans frame and header facts
+  (:class:`tracegroup.explore.TraceView`) — and only lays it out: it computes nothing of its own, reads
+  no file and prints nothing. Each ``*_text`` returns the text with a final newline, exactly what the
+  command writes to stdout.
 - :func:`plural` and :data:`MAX_INDENT` are shared with the other renderers (the figures of
   :mod:`tracegroup.render.plot`) and with :mod:`tracegroup.explore`.
 - :func:`trace_lines` (``tracegroup show``, ``TraceView.text``): a header (:func:`trace_header`, the whole
@@ -261,6 +262,60 @@ def emit_text(s: dict[str, Any]) -> str:
 
 
 CHECK_LABELS = {"ok": "ok", "differ": "FAIL", "updated": "updated", "created": "created"}
+
+
+PLAN_TITLES = {
+    "legacy": "legacy sentry exporter (collector-contrib ≤ v0.144: builds transactions)",
+    "sentry": "sentry exporter (collector-contrib ≥ v0.145: OTLP forwarding, per-project routing)",
+    "otlphttp": "otlphttp exporters to Sentry's OTLP endpoint, one per project",
+}
+
+
+def plan_text(p: Mapping[str, Any]) -> str:
+    """``tracegroup plan`` (a ``FixPlan.as_dict()``): the causes, then each remedy with its simulated
+    residual, what it leaves and its configuration; SDK settings; services to fix the flags of."""
+    cap = p["captured"]
+    lines = [f"As captured: mis-grouped {cap['misgrouped_pct']:g}%, dropped {cap['dropped_pct']:g}% of spans"]
+    lines.append("Causes")
+    for c in p["causes"]:
+        where = ", ".join(c["services"])
+        count = f"{c['spans']:>9,} {c['share_pct']:>7g}%" if c["spans"] else f"{'':>18}"
+        lines.append(f"  {count}  {c['name']:<21} {where}")
+        lines.append(f"  {'':>18}  {c['detail']} (fixed by: {c['fixed_by']})")
+    for k, r in enumerate(p["remedies"], 1):
+        res = r["residual"]
+        lines += ["", f"Remedy {k}: {PLAN_TITLES[r['target']]}"]
+        lines.append(
+            f"  verified by simulation: mis-grouped {res['misgrouped_pct']:g}%, "
+            f"dropped {res['dropped_pct']:g}% of spans after the change"
+        )
+        st = r["settings"]
+        if "wait_ms" in st:
+            wait, longest = _duration(st["wait_ms"]), _duration(st["longest_trace_ms"])
+            lb = f"; {st['replicas']} replicas behind a loadbalancing tier" if st["loadbalancing"] else ""
+            lines.append(f"  groupbytrace wait {wait} (longest trace {longest}){lb}")
+        if "flags_corrected_residual" in st:
+            fixed = st["flags_corrected_residual"]
+            lines.append(
+                f"  with every service's parent-remote flags set: mis-grouped {fixed['misgrouped_pct']:g}%, "
+                f"dropped {fixed['dropped_pct']:g}%"
+            )
+        lines += [f"  left: {u}" for u in r["unfixed"]]
+        lines += [f"  --- collector-{r['target']}.yaml", *("  " + x for x in r["yaml"].splitlines())]
+        for tier, text in r["extra_yaml"].items():
+            lines += [f"  --- collector-{r['target']}-{tier}.yaml", *("  " + x for x in text.splitlines())]
+    if p["sdk"]:
+        lines += ["", "SDK settings the legacy remedy assumes (per service, by SDK language)"]
+        for svc, s in p["sdk"].items():
+            env = " ".join(f"{k}={v}" for k, v in s["env"].items())
+            lines.append(f"  {svc} ({s['language']}): {env}")
+    if p["remote_flags"]:
+        lines += [
+            "",
+            f"Parent-remote flags missing on entry spans of: {', '.join(p['remote_flags'])} — update their "
+            "SDKs/instrumentation; stop-gap: tracegroup emit --otlp",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def redact_text(r: dict[str, Any]) -> str:
