@@ -289,3 +289,27 @@ def test_plot_and_show_take_every_grouping_option_of_analyze() -> None:
     names -= {"fmt", "top", "fail_on_misgrouped"}
     for command in ("plot", "show"):
         assert names <= {p.name for p in main.commands[command].params}
+
+
+def test_whatif_curves_show_every_curve_the_captured_point_and_units(polyglot: tg.Explorer) -> None:
+    from tracegroup.whatif import whatif
+
+    result = whatif(polyglot.table, vary={"batch-size": [64, 8192], "wait": [1000.0, 5000.0]})
+    fig = plot.whatif_curves(result.frame, result.base_values())
+    assert len(fig.axes) == 6
+    for ax in fig.axes:  # every line lies inside its own panel's y-range: nothing clipped
+        low, high = ax.get_ylim()
+        for line in ax.lines:
+            ys = [float(y) for y in line.get_ydata()]
+            assert all(low <= y <= high for y in ys), (ax.get_title(), line.get_label(), ys, (low, high))
+    wait_panel = fig.axes[1]
+    assert [t.get_text() for t in wait_panel.get_xticklabels()] == ["1s", "5s"]
+    captured = [ln for ln in fig.axes[0].lines if ln.get_label() == "as captured"]
+    assert len(captured) == 1 and list(captured[0].get_xdata()) == [result.base.batch_size]
+    misgrouped = result.frame.query("setting == 'captured'")["misgrouped_pct"].iloc[0]
+    assert list(captured[0].get_ydata()) == [misgrouped]
+    assert not [ln for ln in wait_panel.lines if ln.get_label() == "as captured"]  # no wait was captured
+    # a panel whose values span decades is drawn on a symlog scale rather than flattened
+    frame = whatif_frame()
+    frame.loc[frame["setting"] == "batch-size", "misgrouped_pct"] = [50.0, 5.0, 0.05] * 2
+    assert plot.whatif_curves(frame).axes[0].get_yscale() == "symlog"

@@ -99,6 +99,13 @@ class WhatIf:
     fit: Fit | None = None
     base: PipelineOptions | None = None  # the settings every varied row starts from
 
+    def base_values(self) -> dict[str, float]:
+        """The base value of each ``--vary`` setting that has one (the as-captured point of a plot)."""
+        if self.base is None:
+            return {}
+        values = {name: getattr(self.base, spec[0]) for name, spec in SETTINGS.items()}
+        return {name: float(v) for name, v in values.items() if v is not None}
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: rows, recommendation, the fit and the base settings (``whatif --format json``)."""
         return {

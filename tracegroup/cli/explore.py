@@ -228,7 +228,7 @@ def plot(
     table = load_table(dumps, service_attribute, keep_going, quiet)
     if kind == "whatif":
         result = whatif_from(table, opts, grid, (opts["compare"],))
-        fig = figures.whatif_curves(result.frame)
+        fig = figures.whatif_curves(result.frame, result.base_values())
         if not quiet:
             click.echo(f"tracegroup: {result.recommendation}", err=True)
     else:

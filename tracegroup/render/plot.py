@@ -30,7 +30,10 @@ Contract:
 - :func:`whatif_curves`: takes a ``WhatIf.frame`` (columns ``setting, value, strategy,
   misgrouped_pct, dropped_pct, incomplete_pct``; rows whose setting is in :data:`REFERENCE_SETTINGS` are
   reference rows). One row of panels per metric, one column per varied setting; in each panel one line
-  per strategy against the value, plus one horizontal line per reference row.
+  per strategy against the value, plus one horizontal line per reference row, and with ``base`` the
+  as-captured point (a star labelled ``as captured`` at the base value, the captured row's height). Each
+  panel has its own y-range covering every line in it (symlog when the positive values span two
+  decades or more), so no curve is clipped by another panel; durations are labelled with their unit.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import numpy as np
 from tracegroup.diff import VERDICTS
 from tracegroup.layout import VERDICT_COLORS as LAYOUT_VERDICT_COLORS
 from tracegroup.render.text import MAX_INDENT, plural
+from tracegroup.whatif import SETTINGS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -412,25 +416,37 @@ def overview(analysis: Analysis, top_services: int = 25) -> Figure:
 
 
 # -------------------------------------------------------------------------------------------- what-if
-def whatif_curves(frame: pd.DataFrame) -> Figure:
-    """What-if curves of a ``WhatIf.frame`` (see the module docstring)."""
+def _setting_value(setting: str, value: float) -> str:
+    """A varied value as users write it: durations with their unit (``200ms``, ``5s``), counts bare."""
+    if SETTINGS.get(setting, ("", "", ""))[2] != "ms":
+        return f"{value:g}"
+    return f"{value / 1000:g}s" if value >= 1000 else f"{value:g}ms"
+
+
+def whatif_curves(frame: pd.DataFrame, base: Mapping[str, float] | None = None) -> Figure:
+    """What-if curves of a ``WhatIf.frame`` (see the module docstring); ``base`` (``WhatIf.base_values()``)
+    places the as-captured point on each varied setting's axis."""
     is_ref = frame["setting"].isin(REFERENCE_SETTINGS).to_numpy()
     refs, data = frame[is_ref], frame[~is_ref]
     settings = list(dict.fromkeys(data["setting"])) or ["(no setting varied)"]
     strategies = list(dict.fromkeys(data["strategy"]))
     fig = _figure(4.2 * len(settings) + 1.5, 2.6 * len(WHATIF_METRICS) + 1.2)
-    axes = fig.subplots(len(WHATIF_METRICS), len(settings), squeeze=False, sharey="row")
+    axes = fig.subplots(len(WHATIF_METRICS), len(settings), squeeze=False)
     colors = service_colors(strategies + [f"ref:{s}" for s in REFERENCE_SETTINGS])
     ref_counts = refs["setting"].value_counts()
+    captured = refs[refs["setting"] == "captured"]
     for r, (metric, label) in enumerate(WHATIF_METRICS.items()):
         for c, setting in enumerate(settings):
             ax = axes[r][c]
             part = data[data["setting"] == setting]
+            shown: list[float] = []
             for strategy in strategies:
                 rows = part[part["strategy"] == strategy].sort_values("value")
+                ys = rows[metric].astype(float)
+                shown += ys.tolist()
                 ax.plot(
                     rows["value"].astype(float),
-                    rows[metric].astype(float),
+                    ys,
                     marker="o",
                     markersize=4,
                     color=colors[strategy],
@@ -440,6 +456,7 @@ def whatif_curves(frame: pd.DataFrame) -> Figure:
                 name = str(ref.setting)
                 if ref_counts[name] > 1 or name == "groupbytrace":
                     name += f" ({ref.strategy})"
+                shown.append(float(getattr(ref, metric)))
                 ax.axhline(
                     float(getattr(ref, metric)),
                     linestyle=REFERENCE_STYLES.get(str(ref.setting), "-."),
@@ -447,20 +464,33 @@ def whatif_curves(frame: pd.DataFrame) -> Figure:
                     linewidth=1.2,
                     label=name,
                 )
+            at = (base or {}).get(setting)
+            if at is not None and len(captured):
+                y = float(captured.iloc[0][metric])
+                ax.plot([float(at)], [y], marker="*", markersize=12, linestyle="none", color="#d62728",
+                        label="as captured", zorder=5)  # fmt: skip
             values = np.unique(part["value"].astype(float).dropna().to_numpy())
+            if at is not None:
+                values = np.unique(np.append(values, float(at)))
             if len(values) and values.min() > 0 and values.max() / values.min() >= 20:
                 ax.set_xscale("log")
-                ax.set_xticks(values, [f"{v:g}" for v in values])
                 ax.minorticks_off()
-            ax.set_ylim(bottom=0)
+            if len(values):
+                ax.set_xticks(values, [_setting_value(setting, v) for v in values])
+            positive = [y for y in shown if y > 0]
+            if positive and max(positive) / min(positive) >= 100:  # values span decades: every curve shows
+                ax.set_yscale("symlog", linthresh=min(positive))
+            else:
+                ax.set_ylim(bottom=0, top=max([*shown, 0.0]) * 1.08 or 1.0)
             if r == 0:
                 ax.set_title(setting, fontsize=10)
             if r == len(WHATIF_METRICS) - 1:
-                ax.set_xlabel(setting)
+                unit = " (duration)" if SETTINGS.get(setting, ("", "", ""))[2] == "ms" else ""
+                ax.set_xlabel(setting + unit)
             if c == 0:
                 ax.set_ylabel(f"{label} (% of spans)")
             ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=max(1, len(labels)))
+    fig.legend(handles, labels, loc="outside lower center", ncol=max(1, min(len(labels), 4)))
     fig.suptitle("what if the pipeline were set differently", fontsize=11)
     return fig
