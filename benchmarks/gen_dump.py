@@ -27,18 +27,19 @@ Go and Python set flags 0x100, |0x200 on the entry span of a service called from
 About 0.5 % of spans have a parent that is never emitted: an entry span whose caller went through a mesh
 proxy (or a mobile client) that propagated its own span id but exports nowhere this dump sees.
 
-Delivery imitates a real pipeline: spans are emitted when they *end* (merged by end time across the many
-traces running at once), queued per service by the SDK batch span processor (export at 512 spans, or 2048
-for Erlang, or every 5 s), and each export is appended in arrival order to the collector's batch processor,
-which cuts batches of exactly ``batch`` spans (the last one shorter). Every batch is one ``TracesData`` with
-one ``ResourceSpans`` per service and one ``ScopeSpans`` per instrumentation scope, so traces are cut
-across batches as in reality. Each message is written with a 4-byte big-endian length prefix; with ``zstd``
-each message is compressed into its own frame (without a content size) before being length-prefixed.
+Delivery is tracegroup's own pipeline model (:func:`tracegroup.pipeline.simulate_columns`, the model of
+``--batches simulate``, ``whatif`` and ``plan``): spans arrive at their service's SDK batch span processor
+when they *end* (export at 512 spans, or 2048 for Erlang, or every 5 s), the exports go through an optional
+groupbytrace and the collector's batch processor (a send once ``batch`` spans wait). Every batch is one
+``TracesData`` with one ``ResourceSpans`` per service and one ``ScopeSpans`` per instrumentation scope, so
+traces are cut across batches as in reality. Each message is written with a 4-byte big-endian length
+prefix; with ``zstd`` each message is compressed into its own frame (without a content size) before being
+length-prefixed.
 
 Everything random comes from one ``random.Random(seed)`` (ids, timings, traffic mix), timestamps start at a
 fixed epoch, so a given (spans, seed, batch, zstd) always yields the same bytes. Spans are protobuf-encoded
 by hand at creation (static parts such as resources, scopes and attributes are encoded once with the
-protobuf classes and cached) and only the spans of traces still running are held in memory.
+protobuf classes and cached); every span is held until the model has cut the batches.
 """
 
 from __future__ import annotations
@@ -53,13 +54,15 @@ import struct
 import sys
 import time
 import zlib
-from collections import deque
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+import numpy as np
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+from tracegroup.pipeline import PipelineOptions, Simulation, simulate_columns
 
 AttrValue = str | int | float | bool
 #: One emitted span: (end time ns, scope index, encoded ``ScopeSpans.spans`` field).
@@ -70,6 +73,7 @@ INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER = 1, 2, 3, 4, 5
 BASE_NS = 1_730_000_000_000_000_000  # 2024-10-27T03:33:20Z: fixed, so output does not depend on the clock
 MS = 1_000_000
 US = 1_000
+NO_TIMEOUT_MS = 10 * 24 * 3600 * 1000.0  # "no batch timeout": longer than any generated traffic
 SDK_DELAY_NS = 5_000 * MS  # OTEL_BSP_SCHEDULE_DELAY (and Erlang's scheduled_delay_ms) default
 WEB_RATE = 250.0  # web/API traces started per second
 JOB_RATE = 1.2  # report jobs started per second
@@ -1212,46 +1216,15 @@ def traces(
 # ---------------------------------------------------------------------------------------------- pipeline
 
 
-class Pipeline:
-    """SDK batch span processors (one per service) feeding the collector's processors and file exporter.
+class Writer:
+    """The collector's file exporter: each batch one message (``out``), or with ``group_by`` one stream per
+    service, each batch split by resource as the file exporter's ``group_by`` on ``service.name`` writes
+    after a routing processor."""
 
-    Collector side, in pipeline order: an optional ``groupbytrace`` processor (a trace is held from the
-    arrival of its first span for ``groupbytrace_ns``, then released whole; its later spans start a new
-    group), the batch processor (cuts batches of exactly ``batch`` spans, and with ``timeout_ns`` also
-    sends what it holds once that long has passed since its first span arrived) and the file exporter
-    (``out``: one stream; ``group_by``: one stream per service, each batch split by resource as the file
-    exporter's ``group_by`` on ``service.name`` does after a routing processor).
-    """
-
-    def __init__(
-        self,
-        out: BinaryIO | None,
-        batch: int,
-        zstd: bool,
-        rng: random.Random,
-        *,
-        export_size: int | None = None,
-        timeout_ns: int | None = None,
-        groupbytrace_ns: int | None = None,
-        group_by: str | None = None,
-    ) -> None:
+    def __init__(self, out: BinaryIO | None, zstd: bool, group_by: str | None = None) -> None:
         self.out = out
-        self.batch = batch
-        self.export_size = [min(n, export_size or n) for n in _EXPORT_SIZE]
-        self.timeout_ns = timeout_ns
-        self.groupbytrace_ns = groupbytrace_ns
         self.group_by = group_by
         self.files: dict[int, BinaryIO] = {}
-        self.buffers: list[list[tuple[int, bytes]]] = [[] for _ in SERVICES]
-        # SDKs started at different moments: their 5 s timers are out of phase
-        self.deadlines = [BASE_NS + int(rng.uniform(0.5, 5.0) * 1e9) for _ in SERVICES]
-        self.next_deadline = min(self.deadlines)
-        self.pending: list[tuple[int, bytes]] = []
-        self.pending_since = BASE_NS
-        self.groups: dict[bytes, list[tuple[int, bytes]]] = {}
-        self.releases: deque[tuple[int, bytes]] = deque()
-        self.now = BASE_NS
-        self.exports = 0
         self.batches = 0
         self.spans = 0
         self.bytes = 0
@@ -1261,63 +1234,8 @@ class Pipeline:
 
             self._compress = zstandard.ZstdCompressor(level=3, write_content_size=False).compress
 
-    def span(self, end: int, scope: int, data: bytes) -> None:
-        """A span ended at ``end``: queue it in its service's SDK processor."""
-        if end >= self.next_deadline:
-            self._timers(end)
-        svc = _SCOPE_SVC[scope]
-        buf = self.buffers[svc]
-        buf.append((scope, data))
-        if len(buf) >= self.export_size[svc]:
-            self._export(svc, end)
-            self.deadlines[svc] = end + SDK_DELAY_NS
-            self.next_deadline = min(self.deadlines)
-
-    def _timers(self, now: int) -> None:
-        while self.next_deadline <= now:
-            svc = self.deadlines.index(self.next_deadline)
-            if self.buffers[svc]:
-                self._export(svc, self.next_deadline)
-            self.deadlines[svc] += SDK_DELAY_NS
-            self.next_deadline = min(self.deadlines)
-
-    def _export(self, svc: int, now: int) -> None:
-        """One SDK export call arriving at the collector at ``now`` (non-decreasing)."""
-        self.exports += 1
-        self.now = now
-        spans, self.buffers[svc] = self.buffers[svc], []
-        if self.groupbytrace_ns is None:
-            self._batch(spans, now)
-            return
-        self._release(now)
-        for rec in spans:
-            tid = _trace_id(rec[1])
-            group = self.groups.get(tid)
-            if group is None:
-                group = self.groups[tid] = []
-                self.releases.append((now + self.groupbytrace_ns, tid))
-            group.append(rec)
-
-    def _release(self, now: int) -> None:
-        """groupbytrace: hand every trace whose wait ended by ``now`` to the batch processor, in order."""
-        while self.releases and self.releases[0][0] <= now:
-            t, tid = self.releases.popleft()
-            self._batch(self.groups.pop(tid), t)
-
-    def _batch(self, spans: list[tuple[int, bytes]], now: int) -> None:
-        """The collector's batch processor receiving ``spans`` at ``now``."""
-        if self.timeout_ns is not None and self.pending and now >= self.pending_since + self.timeout_ns:
-            self._write(self.pending)
-            self.pending = []
-        if not self.pending:
-            self.pending_since = now
-        self.pending.extend(spans)
-        while len(self.pending) >= self.batch:
-            self._write(self.pending[: self.batch])
-            del self.pending[: self.batch]
-            self.pending_since = now
-
-    def _write(self, chunk: list[tuple[int, bytes]]) -> None:
+    def write(self, chunk: list[tuple[int, bytes]]) -> None:
+        """One collector batch: (scope index, encoded span) pairs in arrival order."""
         by_scope: dict[int, list[bytes]] = {}
         for scope, data in chunk:
             lst = by_scope.get(scope)
@@ -1354,18 +1272,25 @@ class Pipeline:
         self.bytes += 4 + len(msg)
 
     def close(self) -> None:
-        """Shutdown: every SDK flushes (in timer order), groupbytrace releases what it holds, then the
-        collector writes its last batch."""
-        for svc in sorted(range(len(SERVICES)), key=self.deadlines.__getitem__):
-            if self.buffers[svc]:
-                self._export(svc, self.now)
-        if self.releases:
-            self._release(self.releases[-1][0])
-        if self.pending:
-            self._write(self.pending)
-            self.pending = []
         for f in self.files.values():
             f.close()
+
+
+def deliver(
+    recs: list[SpanRec], options: PipelineOptions, export_size: list[int]
+) -> tuple[Simulation, np.ndarray]:
+    """tracegroup's own pipeline model (:func:`tracegroup.pipeline.simulate_columns`) over the emitted
+    spans: each span arrives at its service's SDK when it ends; per-service SDK export sizes; the rows of
+    each collector batch in order (``Simulation.order`` cut at each batch)."""
+    ends = np.fromiter((r[0] for r in recs), dtype=np.int64, count=len(recs))
+    services = np.fromiter((_SCOPE_SVC[r[1]] for r in recs), dtype=np.int32, count=len(recs))
+    codes: dict[bytes, int] = {}
+    trace = np.fromiter(
+        (codes.setdefault(_trace_id(r[2]), len(codes)) for r in recs), dtype=np.int64, count=len(recs)
+    )
+    sizes = {svc: size for svc, size in enumerate(export_size) if size != options.sdk_batch}
+    sim = simulate_columns(ends, services, len(SERVICES), trace, options, sizes)
+    return sim, np.flatnonzero(np.diff(sim.batch[sim.order])) + 1
 
 
 def _trace_id(data: bytes) -> bytes:
@@ -1388,22 +1313,25 @@ def generate(
     max_job_children: int | None = None,
     export_size: int | None = None,
     batch_timeout_ms: float | None = None,
+    batch_max_size: int = 0,
     groupbytrace_ms: float | None = None,
     group_by_service: bool = False,
 ) -> dict[str, int]:
     """Write a dump of about ``spans`` spans to ``path``; return its counts.
 
     New traces stop starting once ``spans`` spans were generated; the traces already started finish, so the
-    dump holds ``spans`` plus at most one trace's worth. Returns ``spans``, ``traces``, ``batches``, ``bytes``
-    (file size), ``exports`` (SDK export calls), ``orphans`` (spans whose parent is never emitted) and
-    ``duration_ms`` (traffic time covered).
+    dump holds ``spans`` plus at most one trace's worth. Returns ``spans``, ``traces``, ``batches``,
+    ``bytes`` (file size), ``exports`` (SDK export calls), ``orphans`` (spans whose parent is never
+    emitted) and ``duration_ms`` (traffic time covered).
 
-    Knobs (the defaults reproduce the benchmark dump byte for byte): ``web_rate``/``job_rate`` traces per
-    second; ``max_job_children`` caps the direct children of a report job; ``export_size`` caps every SDK's
-    export size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE); ``batch_timeout_ms`` the collector batch processor's
-    ``timeout``; ``groupbytrace_ms`` puts a groupbytrace processor with that ``wait_duration`` before the
-    batch processor; ``group_by_service`` makes ``path`` a directory with one file per service
-    (``<service>.pb``), as the file exporter's ``group_by`` writes after a routing processor.
+    Knobs: ``web_rate``/``job_rate`` traces per second; ``max_job_children`` caps the direct children of a
+    report job; ``export_size`` caps every SDK's export size (OTEL_BSP_MAX_EXPORT_BATCH_SIZE);
+    ``batch_timeout_ms`` the collector batch processor's ``timeout`` (None: none); ``batch_max_size`` its
+    ``send_batch_max_size`` (0: a size trigger sends everything buffered); ``groupbytrace_ms`` puts a
+    groupbytrace processor with that ``wait_duration`` before the batch processor; ``group_by_service``
+    makes ``path`` a directory with one file per service (``<service>.pb``), as the file exporter's
+    ``group_by`` writes after a routing processor. The batches are cut by :func:`deliver`
+    (tracegroup's pipeline model).
     """
     if spans < 1 or batch < 1:
         raise ValueError("spans and batch must be positive")
@@ -1418,55 +1346,59 @@ def generate(
                 os.remove(os.path.join(path, f"{name}.pb"))
     else:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        out = None if group_by_service else stack.enter_context(open(path, "wb"))
-        pipe = Pipeline(
-            out,
-            batch,
-            zstd,
-            rng,
-            export_size=export_size,
-            timeout_ns=None if batch_timeout_ms is None else int(batch_timeout_ms * MS),
-            groupbytrace_ns=None if groupbytrace_ms is None else int(groupbytrace_ms * MS),
-            group_by=path if group_by_service else None,
-        )
-        emit = pipe.span
-        for tr in traces(rng, web_rate, job_rate, max_job_children):
-            recs = tr.spans
-            # every later trace starts at or after tr.start, so spans ending by then can be emitted
-            while heap and heap[0][0] <= tr.start:
-                end, seq, i, lst = heap[0]
-                rec = lst[i]
-                emit(rec[0], rec[1], rec[2])
-                i += 1
-                if i < len(lst):
-                    heapq.heapreplace(heap, (lst[i][0], seq, i, lst))
-                else:
-                    heapq.heappop(heap)
-            recs.sort(key=_end_key)
-            heapq.heappush(heap, (recs[0][0], n_traces, 0, recs))
-            n_traces += 1
-            made += len(recs)
-            orphans += tr.holes
-            last_end = max(last_end, recs[-1][0])
-            if made >= spans:
-                break
-        while heap:
+    for _ in SERVICES:  # SDK timer phases of an earlier model: drawn still, so the traffic stays the same
+        rng.uniform(0.5, 5.0)
+    recs: list[SpanRec] = []
+    emit = recs.append
+    for tr in traces(rng, web_rate, job_rate, max_job_children):
+        spans_of = tr.spans
+        # every later trace starts at or after tr.start, so spans ending by then can be emitted
+        while heap and heap[0][0] <= tr.start:
             end, seq, i, lst = heap[0]
-            rec = lst[i]
-            emit(rec[0], rec[1], rec[2])
+            emit(lst[i])
             i += 1
             if i < len(lst):
                 heapq.heapreplace(heap, (lst[i][0], seq, i, lst))
             else:
                 heapq.heappop(heap)
-        pipe.close()
+        spans_of.sort(key=_end_key)
+        heapq.heappush(heap, (spans_of[0][0], n_traces, 0, spans_of))
+        n_traces += 1
+        made += len(spans_of)
+        orphans += tr.holes
+        last_end = max(last_end, spans_of[-1][0])
+        if made >= spans:
+            break
+    while heap:
+        end, seq, i, lst = heap[0]
+        emit(lst[i])
+        i += 1
+        if i < len(lst):
+            heapq.heapreplace(heap, (lst[i][0], seq, i, lst))
+        else:
+            heapq.heappop(heap)
+    options = PipelineOptions(
+        sdk_delay_ms=SDK_DELAY_NS / MS,
+        sdk_batch=export_size or 512,
+        sdk_queue=max(2048, *_EXPORT_SIZE),
+        batch_size=batch,
+        batch_max_size=batch_max_size,
+        batch_timeout_ms=NO_TIMEOUT_MS if batch_timeout_ms is None else batch_timeout_ms,
+        wait_ms=groupbytrace_ms,
+    )
+    sim, cuts = deliver(recs, options, [min(n, export_size or n) for n in _EXPORT_SIZE])
+    with contextlib.ExitStack() as stack:
+        out = None if group_by_service else stack.enter_context(open(path, "wb"))
+        writer = Writer(out, zstd, path if group_by_service else None)
+        for rows in np.split(sim.order, cuts):
+            writer.write([(recs[r][1], recs[r][2]) for r in rows.tolist()])
+        writer.close()
     return {
-        "spans": pipe.spans,
+        "spans": writer.spans,
         "traces": n_traces,
-        "batches": pipe.batches,
-        "bytes": pipe.bytes,
-        "exports": pipe.exports,
+        "batches": writer.batches,
+        "bytes": writer.bytes,
+        "exports": sim.sdk_exports,
         "orphans": orphans,
         "duration_ms": (last_end - BASE_NS) // MS,
     }

@@ -169,7 +169,7 @@ def test_every_reporting_command_speaks_json(tmp_path: Path) -> None:
     assert fixture["status"] == "ok" and fixture["lines"] > 0 and fixture["diff"] == []
     code, out = run("redact", dump, "-o", str(tmp_path / "copy.pb"), "--format", "json", "-q")
     redacted = json.loads(out)
-    assert code == 0 and redacted["spans"] == 3013 and redacted["batches"] == 11
+    assert code == 0 and redacted["spans"] == 3013 and redacted["batches"] == 14
     assert redacted["files"] == [
         {
             "input": dump,

@@ -241,3 +241,19 @@ def test_cli_durations_need_units_and_shares_take_percentages() -> None:
     assert runner.invoke(main, ["analyze", hotrod, "--fail-on-misgrouped", "1%"]).exit_code == 1
     r = runner.invoke(main, ["analyze", hotrod, "--fail-on-misgrouped", "150%"])
     assert r.exit_code == 2 and "between 0 and 1" in r.output
+
+
+@pytest.mark.parametrize(
+    ("fixture", "wait"), [("fixtures/polyglot.pb", None), ("fixtures/polyglot-groupbytrace.pb", 1000.0)]
+)
+def test_the_synthetic_captures_are_cut_by_this_model(fixture: str, wait: float | None) -> None:
+    """One model: fixtures/make_polyglot.py cuts its captures with tracegroup.pipeline, so simulating the
+    capture's own settings gives its messages back, span for span."""
+    t = load(fixture)
+    options = PipelineOptions(sdk_batch=256, batch_size=512, batch_timeout_ms=200.0, wait_ms=wait)
+    sim = simulate(t, options)
+    assert sim.batches == len(t.batches) and sim.sdk_dropped == 0
+    assert np.array_equal(sim.batch, t.batch.astype(np.int64))  # every span in the message it was captured in
+    captured = analyze(t)
+    simulated = analyze(t, batches="simulate" if wait is None else "groupbytrace", pipeline=options)
+    assert np.array_equal(captured.diff.verdict, simulated.diff.verdict)

@@ -18,6 +18,7 @@ from matplotlib.container import BarContainer
 import tracegroup as tg
 from tracegroup import layout
 from tracegroup.cli import main
+from tracegroup.pipeline import PipelineOptions
 from tracegroup.render import plot
 
 HOTROD = "fixtures/external/getTrace-response.json"
@@ -76,11 +77,16 @@ def test_waterfall_one_bar_per_row_per_panel(hotrod: tg.Explorer) -> None:
 
 
 def test_waterfall_counts_are_the_whole_trace(polyglot: tg.Explorer) -> None:
-    frame = polyglot.traces()
+    small = {
+        "batches": "simulate",
+        "pipeline": PipelineOptions(sdk_batch=128, batch_size=256, batch_max_size=256),
+    }
+    frame = polyglot.traces(**small)  # small batches: the worst trace has orphaned and dropped spans
     worst = frame.iloc[0]
     assert worst["dropped"] > 0 and worst["orphaned"] > 0
+    an = polyglot.analyze(**small)
     for kw in ({}, {"max_spans": 5}, {"collapse": 0, "max_spans": 80}, {"service": "nope"}):
-        fig = polyglot.waterfall(worst["trace_id"], **kw)
+        fig = polyglot.waterfall(worst["trace_id"], analysis=an, **kw)
         tree, ref, cmp, lane = fig.axes
         not_ok = worst["spans"] - worst["ok"]
         assert (
@@ -91,7 +97,7 @@ def test_waterfall_counts_are_the_whole_trace(polyglot: tg.Explorer) -> None:
             == f"service (correct): {tg.render.plural(int(worst['transactions']), 'transaction')}"
         )
         assert f"{worst['spans']:,} spans" in fig.get_suptitle()
-    fig = polyglot.waterfall(worst["trace_id"], collapse=0, max_spans=80)
+    fig = polyglot.waterfall(worst["trace_id"], analysis=an, collapse=0, max_spans=80)
     tree, ref, cmp, lane = fig.axes
     assert [len(bars(ax)[0].patches) for ax in (ref, cmp)] == [80, 80]
     assert "80 rows of 80 spans drawn" in fig.get_suptitle()

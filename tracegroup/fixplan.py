@@ -4,11 +4,13 @@ configuration to paste, verified by simulation before it is shown (``tracegroup 
 Contract: :func:`fix_plan` analyses the capture as it was exported (``sentryexporter`` against ``service``)
 and names each **cause** with its spans and services: ``batch-cuts`` (spans orphaned because their parent
 was in another exporter call), ``rootless-calls`` (spans dropped with an exporter call that held no
-transaction root), ``nested-server`` (SERVER/CONSUMER spans under a parent of their own service that open
-a transaction), ``non-server-entry`` (an application's entry span that is neither SERVER nor CONSUMER, so
-its spans merge into the caller's transaction), ``unrouted`` (services without a route), ``replicas``
-(``replicas`` > 1: a trace's spans reach several collectors) and ``missing-remote-flags`` (services whose
-entry spans do not say their parent is remote, which Sentry's OTLP endpoint needs to cut there). It then
+transaction root) — both as captured —, and the exporter rule's own faults, counted with one exporter
+call per whole trace so that the batching cannot hide them: ``nested-server`` (SERVER/CONSUMER spans
+under a parent of their own service that open a transaction) and ``non-server-entry`` (an application's
+entry span that is neither SERVER nor CONSUMER, so its spans merge into the caller's transaction); then
+``unrouted`` (services without a route), ``replicas`` (``replicas`` > 1: a trace's spans reach several
+collectors) and ``missing-remote-flags`` (services whose entry spans do not say their parent is remote,
+which Sentry's OTLP endpoint needs to cut there). It then
 builds one **remedy** per collector generation, each checked by simulation on the same spans:
 
 - ``legacy`` (contrib ≤ v0.144, the exporter that builds transactions): ``groupbytrace`` with the
@@ -43,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tracegroup import tree
@@ -138,6 +139,8 @@ class FixPlan:
 
 
 def to_yaml(config: dict[str, Any]) -> str:
+    import yaml  # PyYAML: only when a plan is written, not when the CLI starts
+
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=110)
 
 
@@ -170,12 +173,15 @@ def _causes(table: SpanTable, routes: str | Routes, replicas: int) -> tuple[list
     v, b = an.diff.verdict, an.compared
     n = max(len(table), 1)
     dropped = b.root < 0
-    opener = b.reason[np.maximum(b.root, 0)]  # why the compared transaction of a split span was opened
+    # The rule's own faults show whatever the batching: one exporter call per whole trace, one exporter.
+    whole = analyze(table, batches="trace", forest=an.forest)
+    wv, wb = whole.diff.verdict, whole.compared
+    opener = wb.reason[np.maximum(wb.root, 0)]  # why the compared transaction of a split span was opened
     masks = {
         "batch-cuts": (v == ORPHANED) & (b.reason == Reason.ORPHAN),
         "rootless-calls": dropped & (b.reason == Reason.DROPPED_NO_ROOT),
-        "nested-server": (v == SPLIT) & np.isin(opener, (Reason.SERVER_KIND, Reason.CONSUMER_KIND)),
-        "non-server-entry": v == MERGED,
+        "nested-server": (wv == SPLIT) & np.isin(opener, (Reason.SERVER_KIND, Reason.CONSUMER_KIND)),
+        "non-server-entry": wv == MERGED,
         "unrouted": dropped & (b.reason == Reason.DROPPED_UNROUTED),
     }
     text = {

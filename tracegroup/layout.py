@@ -250,13 +250,15 @@ def trace_layout(
 
     def take(row: int) -> None:
         nonlocal taken
-        path = []
+        path: list[int] = []
+        room = budget - taken
         while row >= 0 and not chosen[row]:
+            if len(path) == room:  # the path cannot fit: stop walking (a deep trace stays linear in budget)
+                return
             path.append(row)
             row = rp[row]
-        if taken + len(path) <= budget:
-            chosen[path] = True
-            taken += len(path)
+        chosen[path] = True
+        taken += len(path)
 
     order_rows = np.argsort(first, kind="stable")
     if budget >= n_rows:

@@ -32,6 +32,7 @@ the batch processor, as in the seed's ``otlp -> batch -> routing -> sentry/<serv
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -153,16 +154,34 @@ def _sdk(times: list[int], o: PipelineOptions) -> list[tuple[int, list[int]]]:
 
 def simulate(table: SpanTable, o: PipelineOptions) -> Simulation:
     """Run the pipeline model (see the module docstring)."""
-    n = len(table)
-    end = table.end_ns
+    return simulate_columns(table.end_ns, table.service, len(table.services), table.trace_code, o)
+
+
+def simulate_columns(
+    end: np.ndarray,
+    service: np.ndarray,
+    n_services: int,
+    trace: np.ndarray,
+    o: PipelineOptions,
+    sdk_batch_of: dict[int, int] | None = None,
+) -> Simulation:
+    """:func:`simulate` on bare columns — each span's end time (ns), service code and trace code — for a
+    caller without a table (``benchmarks/gen_dump.py`` cuts its synthetic dumps with this model).
+    ``sdk_batch_of`` overrides ``sdk_batch`` for some service codes (an SDK with other defaults)."""
+    n = len(end)
     arrivals: list[tuple[int, int, np.ndarray]] = []  # (send time, sequence, rows)
     seq = 0
-    by_service = np.argsort(table.service, kind="stable")
-    bounds = np.searchsorted(table.service[by_service], np.arange(len(table.services) + 1))
-    for s in range(len(table.services)):
+    by_service = np.argsort(service, kind="stable")
+    bounds = np.searchsorted(service[by_service], np.arange(n_services + 1))
+    for s in range(n_services):
         rows = by_service[bounds[s] : bounds[s + 1]]
         rows = rows[np.argsort(end[rows], kind="stable")]
-        for when, chunk in _sdk(end[rows].tolist(), o):
+        opts = o
+        if sdk_batch_of and s in sdk_batch_of:
+            opts = dataclasses.replace(
+                o, sdk_batch=sdk_batch_of[s], sdk_queue=max(o.sdk_queue, sdk_batch_of[s])
+            )
+        for when, chunk in _sdk(end[rows].tolist(), opts):
             arrivals.append((when, seq, rows[np.array(chunk, dtype=np.int64)]))
             seq += 1
     sent = np.zeros(n, dtype=bool)
@@ -174,9 +193,9 @@ def simulate(table: SpanTable, o: PipelineOptions) -> Simulation:
     batch = np.full(n, -1, dtype=np.int64)
     order_parts: list[np.ndarray] = []
     n_batches = groups = 0
-    for part in _replicas(table, arrivals, o):
+    for part in _replicas(trace, arrivals, o):
         if o.wait_ms is not None:
-            part = _groupbytrace(table, part, int(o.wait_ms * MS))
+            part = _groupbytrace(trace, part, int(o.wait_ms * MS))
             groups += len(part)
         for rows in _batch_processor(part, o):
             batch[rows] = n_batches
@@ -188,7 +207,7 @@ def simulate(table: SpanTable, o: PipelineOptions) -> Simulation:
 
 
 def _replicas(
-    table: SpanTable, arrivals: list[tuple[int, int, np.ndarray]], o: PipelineOptions
+    trace: np.ndarray, arrivals: list[tuple[int, int, np.ndarray]], o: PipelineOptions
 ) -> list[list[tuple[int, int, np.ndarray]]]:
     """The arrivals of each replica: round-robin by SDK export, or by trace with ``loadbalancing``."""
     if o.replicas == 1:
@@ -199,18 +218,17 @@ def _replicas(
             parts[i % o.replicas].append(a)
         return parts
     for when, seq, rows in arrivals:
-        target = table.trace_code[rows] % o.replicas
+        target = trace[rows] % o.replicas
         for r in np.unique(target).tolist():
             parts[r].append((when, seq, rows[target == r]))
     return parts
 
 
 def _groupbytrace(
-    table: SpanTable, arrivals: list[tuple[int, int, np.ndarray]], wait: int
+    trace: np.ndarray, arrivals: list[tuple[int, int, np.ndarray]], wait: int
 ) -> list[tuple[int, int, np.ndarray]]:
     """Hold each trace from its first span's arrival for ``wait`` ns, then release it as one group;
     spans of a trace arriving after its release open a new group (the processor's real behaviour)."""
-    trace = table.trace_code
     open_groups: dict[int, tuple[int, int, list[np.ndarray]]] = {}  # trace -> (release time, seq, parts)
     released: list[tuple[int, int, np.ndarray]] = []
     seq = 0
