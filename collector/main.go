@@ -1,7 +1,8 @@
 // Command otelcol-tracegroup is an OpenTelemetry Collector with exactly the components tracegroup's
 // collector recordings need: the OTLP receiver, the batch and groupbytrace processors, the routing
 // connector, and the legacy Sentry exporter (span→transaction, contrib ≤ v0.144.0) beside the file
-// exporter that captures every exporter call.
+// exporter that captures every exporter call, and the otlp and otlphttp exporters (to send a pipeline's
+// exporter calls to `tracegroup capture`, or on to another collector).
 //
 // Written by hand after the collector builder's templates (cmd/builder v0.141.0); build it with
 // collector/build.py (go build -mod=readonly, GOTOOLCHAIN=local).
@@ -23,6 +24,8 @@ import (
 	"go.opentelemetry.io/collector/confmap/provider/yamlprovider"
 	"go.opentelemetry.io/collector/connector"
 	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/otlpexporter"
+	"go.opentelemetry.io/collector/exporter/otlphttpexporter"
 	"go.opentelemetry.io/collector/extension"
 	"go.opentelemetry.io/collector/otelcol"
 	"go.opentelemetry.io/collector/processor"
@@ -51,6 +54,8 @@ func components() (otelcol.Factories, error) {
 	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](
 		sentryexporter.NewFactory(),
 		fileexporter.NewFactory(),
+		otlpexporter.NewFactory(),
+		otlphttpexporter.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
