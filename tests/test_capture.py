@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from google.rpc import status_pb2
@@ -537,3 +538,138 @@ def test_cli_summary(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Captured 0 spans in 0 messages" in result.output and "stopped by --for 0.2s" in result.output
     assert os.listdir(tmp_path / "cap") == []
+
+
+# ------------------------------------------------------------------- the real collector, where built
+
+
+def _collector_binary() -> Path:
+    """The repository's collector (collector/build.py: cached, else built), or skip/fail as
+    tests/test_collector.py does: Go missing skips locally and fails in CI; an unreachable registry skips."""
+    import importlib.util
+
+    from tools import missing, registry_unreachable, require_executable
+
+    spec = importlib.util.spec_from_file_location(
+        "tracegroup_collector_build", ROOT / "collector" / "build.py"
+    )
+    assert spec is not None and spec.loader is not None
+    build_mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = build_mod
+    spec.loader.exec_module(build_mod)
+    if build_mod.binary_path().exists():
+        return Path(build_mod.binary_path())
+    require_executable("go", "install Go 1.24 or newer (https://go.dev/dl/) to build the collector")
+    try:
+        build_mod.download()
+    except build_mod.RegistryError as err:
+        registry_unreachable(str(err))
+    except build_mod.GoMissing as err:
+        missing(str(err))
+    return Path(build_mod.build())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _collector_config(topology: str, otlp_port: int, capture_url: str, files: Path) -> dict[str, Any]:
+    """docs/capture.md's snippets: the capture exporter next to each file exporter (standing in for the
+    Sentry exporter), after the same processors."""
+    tracegroup = {
+        "endpoint": capture_url,
+        "sending_queue": {"enabled": False},
+        "retry_on_failure": {"enabled": False},
+    }
+    cfg: dict[str, Any] = {
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{otlp_port}"}}}},
+        "processors": {"batch": {"send_batch_size": 64, "timeout": "200ms"}},
+        "exporters": {"otlphttp/tracegroup": tracegroup},
+        "service": {
+            "telemetry": {"logs": {"level": "info"}, "metrics": {"level": "none"}},
+            "pipelines": {},
+        },
+    }
+    if topology == "batch":
+        cfg["exporters"]["file"] = {"path": str(files / "file.pb"), "format": "proto"}
+        cfg["service"]["pipelines"]["traces"] = {
+            "receivers": ["otlp"],
+            "processors": ["batch"],
+            "exporters": ["file", "otlphttp/tracegroup"],
+        }
+        return cfg
+    table = []  # otlp -> batch -> routing -> one exporter per service
+    for svc in ("storefront", "inventory", "default"):
+        cfg["exporters"][f"file/{svc}"] = {"path": str(files / f"{svc}.pb"), "format": "proto"}
+        cfg["service"]["pipelines"][f"traces/{svc}"] = {
+            "receivers": ["routing"],
+            "exporters": [f"file/{svc}", "otlphttp/tracegroup"],
+        }
+        if svc != "default":
+            cond = f'attributes["service.name"] == "{svc}"'
+            table.append({"context": "resource", "condition": cond, "pipelines": [f"traces/{svc}"]})
+    cfg["connectors"] = {"routing": {"default_pipelines": ["traces/default"], "table": table}}
+    cfg["service"]["pipelines"]["traces/in"] = {
+        "receivers": ["otlp"],
+        "processors": ["batch"],
+        "exporters": ["routing"],
+    }
+    return cfg
+
+
+@pytest.mark.parametrize("topology", ["batch", "routing"])
+def test_collector_otlphttp_capture_equals_its_file_exporter(tmp_path: Path, topology: str) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    binary = _collector_binary()
+    files = tmp_path / "file"
+    files.mkdir()
+    otlp_port = _free_port()
+    with Capture(CaptureOptions(tmp_path / "cap", listen="127.0.0.1:0")) as c:
+        host, port = c.http_address  # type: ignore[misc]
+        config = tmp_path / "config.json"  # JSON is YAML
+        config.write_text(json.dumps(_collector_config(topology, otlp_port, f"http://{host}:{port}", files)))
+        log = tmp_path / "collector.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        with open(log, "w") as out:
+            proc = subprocess.Popen(
+                [str(binary), "--config", f"file:{config}"], stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while "Everything is ready" not in log.read_text() and time.monotonic() < deadline:
+                assert proc.poll() is None, log.read_text()[-2000:]
+                time.sleep(0.1)
+            endpoint = f"http://127.0.0.1:{otlp_port}/v1/traces"
+            sent = [
+                make_traffic(OTLPSpanExporter(endpoint=endpoint), svc) for svc in ("storefront", "inventory")
+            ]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+        text = log.read_text()
+        assert proc.returncode == 0 and "\terror\t" not in text, text[-3000:]
+    stats = c.stats()
+    spans = sum(len(s) for tee in sent for s in tee.batches())
+    assert stats.spans == spans and not stats.refused
+    ours = tg.load([c.options.out])
+    if topology == "batch":
+        theirs = tg.load([files / "file.pb"])
+        assert len(ours.batches) > 3 and len(ours) == len(theirs) == spans
+        assert [bytes(b.raw) for b in ours.batches] == [bytes(b.raw) for b in theirs.batches]
+    else:  # every per-service exporter call went to the same capture: split it back by service
+        per_service: dict[str, list[bytes]] = {}
+        for k, b in enumerate(ours.batches):
+            per_service.setdefault(ours.service_name(int(np.flatnonzero(ours.batch == k)[0])), []).append(
+                bytes(b.raw)
+            )
+        assert set(per_service) == {"storefront", "inventory"} and len(ours) == spans
+        for svc, messages in per_service.items():
+            assert messages == [bytes(b.raw) for b in tg.load([files / f"{svc}.pb"]).batches]
+    facts = info(ours, build(ours))["capture"]
+    assert facts["position"] == "collector"
+    assert all("OpenTelemetry Collector" in s for s in facts["senders"]), facts["senders"]

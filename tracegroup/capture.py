@@ -283,7 +283,7 @@ class Capture:
         self._senders: Counter[str] = Counter()
         self._transports: Counter[str] = Counter()
         self._refused: Counter[str] = Counter()
-        self._started, self._started_ns = 0.0, 0
+        self._started, self._started_ns, self._ended = 0.0, 0, 0.0
         self._http: ThreadingHTTPServer | None = None
         self._grpc: Any = None
         self._threads: list[threading.Thread] = []
@@ -360,12 +360,13 @@ class Capture:
             for t in self._threads:
                 t.join()
             self._shutdown_servers()
+            self._ended = time.monotonic()
         return self.stats()
 
     def stats(self) -> CaptureStats:
         with self._lock:
             s = self._stats
-            s.elapsed_s = time.monotonic() - self._started if self._started else 0.0
+            s.elapsed_s = (self._ended or time.monotonic()) - self._started if self._started else 0.0
             s.senders, s.transports, s.refused = (
                 dict(self._senders),
                 dict(self._transports),
