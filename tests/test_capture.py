@@ -673,3 +673,121 @@ def test_collector_otlphttp_capture_equals_its_file_exporter(tmp_path: Path, top
     facts = info(ours, build(ours))["capture"]
     assert facts["position"] == "collector"
     assert all("OpenTelemetry Collector" in s for s in facts["senders"]), facts["senders"]
+
+
+def test_close_is_prompt_with_an_idle_keep_alive_connection(tmp_path: Path) -> None:
+    c = Capture(CaptureOptions(tmp_path / "cap", listen="127.0.0.1:0"))
+    c.start()
+    host, port = c.http_address  # type: ignore[misc]
+    conn = http.client.HTTPConnection(host, port, timeout=30)  # a collector keeps its connection open
+    conn.request(
+        "POST", "/v1/traces", body=request_body(), headers={"Content-Type": "application/x-protobuf"}
+    )
+    assert conn.getresponse().read() == b""
+    t0 = time.monotonic()
+    stats = c.close()
+    assert time.monotonic() - t0 < capture_mod.CLOSE_TIMEOUT_S / 2 and stats.messages == 1
+    conn.close()
+
+
+def test_grpc_full_queue_is_resource_exhausted_with_retry_info(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import grpc
+    from google.rpc import error_details_pb2
+
+    gate, writing = threading.Event(), threading.Event()
+    real = capture_mod._write_all
+
+    def slow_write(fd: int, parts: list[Any], path: Path) -> None:
+        if path.suffix == ".pb":
+            writing.set()
+            gate.wait(30)
+        real(fd, parts, path)
+
+    monkeypatch.setattr(capture_mod, "_write_all", slow_write)
+    raw = request_body(50)
+    opts = CaptureOptions(tmp_path / "cap", listen=None, grpc="127.0.0.1:0", queue_bytes=len(raw) + 10)
+    with Capture(opts) as c, grpc.insecure_channel(":".join(map(str, c.grpc_address or ()))) as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        first = export.future(raw, timeout=30)
+        assert writing.wait(30)
+        with pytest.raises(grpc.RpcError) as err:
+            export(raw, timeout=30)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        details = dict(err.value.trailing_metadata())["grpc-status-details-bin"]
+        status = status_pb2.Status.FromString(details)
+        retry = error_details_pb2.RetryInfo()
+        assert status.code == 8 and status.details[0].Unpack(retry) and retry.retry_delay.seconds == 1
+        gate.set()
+        assert ExportTraceServiceResponse.FromString(first.result()) == ExportTraceServiceResponse()
+    assert c.stats().refused == {"503 queue full": 1} and c.stats().messages == 1
+
+
+def test_a_terminal_gets_a_status_line(tmp_path: Path) -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracegroup.cli", "capture", "-o", str(tmp_path / "cap")]
+        + ["--listen", "127.0.0.1:0", "--for", "1500ms"],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        cwd=ROOT,
+    )
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    text = seen.decode()
+    assert "listening on http://127.0.0.1:" in text
+    assert "\rcapturing to " in text and "0 spans in 0 messages" in text and "0 refused" in text
+    assert "stopped by --for 1.5s" in stdout
+
+
+def test_grpc_without_grpcio_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "grpc", None)  # as if the capture extra were not installed
+    result = CliRunner().invoke(
+        main, ["capture", "-o", str(tmp_path / "x"), "--listen", "127.0.0.1:0", "--grpc", "127.0.0.1:0"]
+    )
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "--grpc needs grpcio: pip install 'tracegroup[capture]'" in result.output
+
+
+def test_a_write_failing_in_a_new_file_leaves_no_empty_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    real = capture_mod._write_all
+    writes: list[Path] = []
+
+    def full_after_one(fd: int, parts: list[Any], path: Path) -> None:
+        if path.suffix == ".pb":
+            writes.append(path)
+            if len(writes) > 1:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(fd, parts, path)
+
+    monkeypatch.setattr(capture_mod, "_write_all", full_after_one)
+    out = tmp_path / "cap"
+    with Capture(CaptureOptions(out, listen="127.0.0.1:0", rotate_bytes=100)) as c:
+        assert post(c, request_body(3))[0] == 200
+        status, _, body = post(c, request_body(3))  # needs a new file: the disk is full
+        assert status == 503 and "No space left on device" in status_pb2.Status.FromString(body).message
+        assert c.wait(5)
+    stats = c.stats()
+    assert stats.error is not None and stats.error.endswith("capture-000002.pb: No space left on device")
+    assert stats.stopped_by == "write failed" and stats.messages == 1
+    assert sorted(p.name for p in out.iterdir()) == [".capture-000001.pb.arrivals.jsonl", "capture-000001.pb"]
+    assert stats.files == [str(out / "capture-000001.pb")] and len(tg.load([out]).batches) == 1

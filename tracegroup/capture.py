@@ -511,9 +511,9 @@ class Capture:
             _write_all(self._sfd, [line], sidecar_path(self._path))
         except OSError:
             self._in_file -= 1
-            with contextlib.suppress(OSError):  # back to the last whole message, in both files
-                os.ftruncate(self._fd, self._size)
-                os.ftruncate(self._sfd, self._sc_size)
+            for fd, size in ((self._fd, self._size), (self._sfd, self._sc_size)):
+                with contextlib.suppress(OSError):  # back to the last whole message, in both files
+                    os.ftruncate(fd, size)
             raise
         self._size += 4 + size
         self._sc_size += len(line)
@@ -529,21 +529,35 @@ class Capture:
                 continue
             break
         self._path, self._fd, self._size, self._in_file = path, fd, 0, 0
-        self._sfd = os.open(sidecar_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        head = header_line(path.name, self._started_ns, self._stats.http, self._stats.grpc)
-        _write_all(self._sfd, [head], sidecar_path(path))
-        self._sc_size = len(head)
         with self._lock:
             self._stats.files.append(str(path))
+        try:
+            self._sfd = os.open(
+                sidecar_path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
+            )
+            head = header_line(path.name, self._started_ns, self._stats.http, self._stats.grpc)
+            _write_all(self._sfd, [head], sidecar_path(path))
+        except OSError:
+            self._close_file()  # an empty capture file would not load: removed
+            raise
+        self._sc_size = len(head)
 
     def _close_file(self) -> None:
+        """fsync and close the current file and its sidecar; remove them when no message made it in."""
         if self._fd < 0:
             return
         for fd in (self._fd, self._sfd):
-            with contextlib.suppress(OSError):
-                os.fsync(fd)
-            os.close(fd)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.fsync(fd)
+                os.close(fd)
         self._fd = self._sfd = -1
+        if not self._in_file and self._path is not None:
+            for path in (self._path, sidecar_path(self._path)):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            with self._lock:
+                self._stats.files.remove(str(self._path))
         with contextlib.suppress(OSError):  # the new names are durable too
             dfd = os.open(self.options.out, os.O_RDONLY)
             try:
@@ -781,19 +795,21 @@ class _HttpHandler(BaseHTTPRequestHandler):
             super().finish()
 
     def handle_one_request(self) -> None:
-        with self.capture._lock:
-            self.capture._busy += 1
         try:
             super().handle_one_request()
         except (ConnectionError, TimeoutError):
             self.close_connection = True
-        finally:
-            with self.capture._lock:
-                self.capture._busy -= 1
-                self.capture._lock.notify_all()
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        self.capture._http_post(self)
+        capture = self.capture
+        with capture._lock:  # a request being answered: close() lets it finish (idle connections do not)
+            capture._busy += 1
+        try:
+            capture._http_post(self)
+        finally:
+            with capture._lock:
+                capture._busy -= 1
+                capture._lock.notify_all()
 
     def _not_post(self) -> None:
         if self.path.split("?", 1)[0] != "/v1/traces":
