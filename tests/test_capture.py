@@ -464,7 +464,10 @@ def blast(address: str, body: bytes, stop: threading.Event, codes: list[int]) ->
         conn.close()
 
 
-def test_sigterm_stops_cleanly_with_every_accepted_request_on_disk(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_cleanly_with_every_accepted_request_on_disk(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
     out = tmp_path / "cap"
     proc, address = start_cli(out, "--rotate-mb", "0.05")
     stop = threading.Event()
@@ -475,13 +478,13 @@ def test_sigterm_stops_cleanly_with_every_accepted_request_on_disk(tmp_path: Pat
     deadline = time.monotonic() + 30
     while sum(map(len, codes)) < 60 and time.monotonic() < deadline:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     stop.set()
     for s in senders:
         s.join(30)
     assert proc.returncode == 0, stderr
-    assert "stopped by SIGTERM" in stdout
+    assert f"stopped by {sig.name}" in stdout
     accepted = sum(c.count(200) for c in codes)
     table = tg.load([out])
     assert all(not s.warnings for s in table.sources) and len(table.sources) > 1
@@ -577,29 +580,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _collector_config(topology: str, otlp_port: int, capture_url: str, files: Path) -> dict[str, Any]:
+def _collector_config(topology: str, otlp_port: int, capture: Capture, files: Path) -> dict[str, Any]:
     """docs/capture.md's snippets: the capture exporter next to each file exporter (standing in for the
-    Sentry exporter), after the same processors."""
-    tracegroup = {
-        "endpoint": capture_url,
-        "sending_queue": {"enabled": False},
-        "retry_on_failure": {"enabled": False},
-    }
+    Sentry exporter), after the same processors; ``batch-grpc``: the otlp exporter to ``--grpc``."""
+    off = {"sending_queue": {"enabled": False}, "retry_on_failure": {"enabled": False}}
+    if topology == "batch-grpc":
+        host, port = capture.grpc_address  # type: ignore[misc]
+        tracegroup = {"endpoint": f"{host}:{port}", "tls": {"insecure": True}, **off}
+    else:
+        host, port = capture.http_address  # type: ignore[misc]
+        tracegroup = {"endpoint": f"http://{host}:{port}", **off}
     cfg: dict[str, Any] = {
         "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{otlp_port}"}}}},
         "processors": {"batch": {"send_batch_size": 64, "timeout": "200ms"}},
-        "exporters": {"otlphttp/tracegroup": tracegroup},
+        "exporters": {"otlp/tracegroup" if topology == "batch-grpc" else "otlphttp/tracegroup": tracegroup},
         "service": {
             "telemetry": {"logs": {"level": "info"}, "metrics": {"level": "none"}},
             "pipelines": {},
         },
     }
-    if topology == "batch":
+    if topology != "routing":
         cfg["exporters"]["file"] = {"path": str(files / "file.pb"), "format": "proto"}
         cfg["service"]["pipelines"]["traces"] = {
             "receivers": ["otlp"],
             "processors": ["batch"],
-            "exporters": ["file", "otlphttp/tracegroup"],
+            "exporters": ["file", *(k for k in cfg["exporters"] if k.endswith("/tracegroup"))],
         }
         return cfg
     table = []  # otlp -> batch -> routing -> one exporter per service
@@ -621,7 +626,7 @@ def _collector_config(topology: str, otlp_port: int, capture_url: str, files: Pa
     return cfg
 
 
-@pytest.mark.parametrize("topology", ["batch", "routing"])
+@pytest.mark.parametrize("topology", ["batch", "batch-grpc", "routing"])
 def test_collector_otlphttp_capture_equals_its_file_exporter(tmp_path: Path, topology: str) -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -629,10 +634,9 @@ def test_collector_otlphttp_capture_equals_its_file_exporter(tmp_path: Path, top
     files = tmp_path / "file"
     files.mkdir()
     otlp_port = _free_port()
-    with Capture(CaptureOptions(tmp_path / "cap", listen="127.0.0.1:0")) as c:
-        host, port = c.http_address  # type: ignore[misc]
+    with Capture(CaptureOptions(tmp_path / "cap", listen="127.0.0.1:0", grpc="127.0.0.1:0")) as c:
         config = tmp_path / "config.json"  # JSON is YAML
-        config.write_text(json.dumps(_collector_config(topology, otlp_port, f"http://{host}:{port}", files)))
+        config.write_text(json.dumps(_collector_config(topology, otlp_port, c, files)))
         log = tmp_path / "collector.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         with open(log, "w") as out:
@@ -657,7 +661,8 @@ def test_collector_otlphttp_capture_equals_its_file_exporter(tmp_path: Path, top
     spans = sum(len(s) for tee in sent for s in tee.batches())
     assert stats.spans == spans and not stats.refused
     ours = tg.load([c.options.out])
-    if topology == "batch":
+    assert stats.transports == {"grpc" if topology == "batch-grpc" else "http": len(ours.batches)}
+    if topology != "routing":
         theirs = tg.load([files / "file.pb"])
         assert len(ours.batches) > 3 and len(ours) == len(theirs) == spans
         assert [bytes(b.raw) for b in ours.batches] == [bytes(b.raw) for b in theirs.batches]
@@ -791,3 +796,35 @@ def test_a_write_failing_in_a_new_file_leaves_no_empty_file(
     assert stats.stopped_by == "write failed" and stats.messages == 1
     assert sorted(p.name for p in out.iterdir()) == [".capture-000001.pb.arrivals.jsonl", "capture-000001.pb"]
     assert stats.files == [str(out / "capture-000001.pb")] and len(tg.load([out]).batches) == 1
+
+
+def test_the_collector_snippets_of_the_docs_validate() -> None:
+    """Every collector configuration in docs/capture.md is accepted by the real collector (``validate``);
+    the gRPC exporter fragment is checked inside the first configuration."""
+    import re
+    import tempfile
+
+    import yaml
+
+    binary = _collector_binary()
+    blocks = [
+        yaml.safe_load(b)
+        for b in re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "capture.md").read_text(), re.S)
+    ]
+    full = [b for b in blocks if "service" in b]
+    fragment = next(b for b in blocks if "service" not in b)
+    merged = json.loads(json.dumps(full[0]))
+    merged["exporters"].update(fragment["exporters"])
+    merged["service"]["pipelines"]["traces"]["exporters"].append(next(iter(fragment["exporters"])))
+    assert len(full) == 2
+    for cfg in [*full, merged]:
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write(yaml.safe_dump(cfg))
+            f.flush()
+            proc = subprocess.run(
+                [str(binary), "validate", "--config", f"file:{f.name}"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        assert proc.returncode == 0, proc.stderr

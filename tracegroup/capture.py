@@ -652,8 +652,8 @@ class Capture:
                 raw = h.rfile.read(n)
                 if len(raw) < n:
                     self._release(reserved)
-                    h.close_connection = True
-                    return None
+                    h.close_connection = True  # the sender went away mid-body
+                    return
             if len(raw) < reserved:
                 self._release(reserved - len(raw))
                 reserved = len(raw)
@@ -679,7 +679,6 @@ class Capture:
             h.reply(200, "application/json", json_format.MessageToJson(response, indent=None).encode())
             return
         h.reply(200, "application/x-protobuf", response.SerializeToString())
-        return
 
     # ------------------------------------------------------------------------------------ OTLP/gRPC
     def _start_grpc(self, addr: tuple[str, int]) -> None:
