@@ -2,13 +2,14 @@
 
 Usage::
 
-    python benchmarks/bench_capture.py [--seconds 120] [--clients 4] [--spans 512] [--keep DIR]
+    python benchmarks/bench_capture.py [--seconds 120] [--clients 4] [--spans 512] [--grpc] [--keep DIR]
 
 Starts ``tracegroup capture`` as its own process (``--listen 127.0.0.1:0``), then ``--clients`` client
 processes that each POST one pre-encoded ``--spans``-span request (realistic spans: 8 attributes, an event
-on some) over one keep-alive connection, back to back, for ``--seconds``. It samples the capture's resident
-memory (``VmRSS``) every second, stops it with SIGTERM, checks that the files hold exactly the requests
-answered 200, and prints one JSON object: accepted spans per second over the run, requests answered
+on some) over one keep-alive connection, back to back, for ``--seconds`` (``--grpc``: the same requests as
+OTLP/gRPC ``Export`` calls over one channel each, to ``--grpc 127.0.0.1:0``). It samples the capture's
+resident memory (``VmRSS``) every second, stops it with SIGTERM, checks that the files hold exactly the
+requests answered 200, and prints one JSON object: accepted spans per second over the run, requests answered
 200/503, the memory samples' first/median/max after a 10 s warm-up, the capture's own summary line, and
 the **floor** measured in the same run: how long parsing one request body with protobuf takes (what the
 capture must do at least to validate it), as spans per second of one core. So that a long run does not
@@ -84,6 +85,23 @@ def body(spans: int, seed: int = 1) -> bytes:
     return td.SerializeToString()
 
 
+def grpc_client(address: str, payload: bytes, seconds: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    import grpc
+
+    ok = refused = 0
+    end = time.monotonic() + seconds
+    with grpc.insecure_channel(address) as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        while time.monotonic() < end:
+            try:
+                export(payload, timeout=60)
+                ok += 1
+            except grpc.RpcError:
+                refused += 1
+                time.sleep(0.01)
+    out.put((ok, refused))
+
+
 def client(address: str, payload: bytes, seconds: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
     host, port = address.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=60)
@@ -134,12 +152,14 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=120.0)
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--spans", type=int, default=512)
+    p.add_argument("--grpc", action="store_true", help="send over OTLP/gRPC instead of OTLP/HTTP")
     p.add_argument("--keep", type=Path, help="leave the capture files in this directory")
     args = p.parse_args()
     payload = body(args.spans)
     out_dir = args.keep or Path(tempfile.mkdtemp(prefix="bench-capture-"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tracegroup.cli", "capture", "-o", str(out_dir), "--listen", "127.0.0.1:0"],
+        [sys.executable, "-m", "tracegroup.cli", "capture", "-o", str(out_dir), "--listen", "127.0.0.1:0"]
+        + (["--grpc", "127.0.0.1:0"] if args.grpc else []),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -147,10 +167,17 @@ def main() -> int:
     )
     assert proc.stderr is not None
     ready = proc.stderr.readline()
-    address = ready.split("http://", 1)[1].split("/", 1)[0]
+    address = (
+        ready.split("grpc ", 1)[1].split(";", 1)[0]
+        if args.grpc
+        else ready.split("http://", 1)[1].split("/", 1)[0]
+    )
     results: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     clients = [
-        mp.Process(target=client, args=(address, payload, args.seconds, results)) for _ in range(args.clients)
+        mp.Process(
+            target=grpc_client if args.grpc else client, args=(address, payload, args.seconds, results)
+        )
+        for _ in range(args.clients)
     ]
     t0 = time.monotonic()
     for c in clients:
@@ -175,6 +202,7 @@ def main() -> int:
     warm = [kib for t, kib in samples if t >= 10.0] or [kib for _, kib in samples]
     report = {
         "seconds": round(wall, 1),
+        "transport": "grpc" if args.grpc else "http",
         "clients": args.clients,
         "spans_per_request": args.spans,
         "request_bytes": len(payload),
