@@ -526,6 +526,19 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         )
     assert result.exit_code == 2 and result.output.count("\n") == 1
     assert f"--listen 127.0.0.1:{port}:" in result.output and "in use" in result.output
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "tracegroup.cli", "capture", "-o", str(tmp_path / "x")]
+            + ["--listen", "127.0.0.1:0", "--grpc", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr == f"tracegroup: error: --grpc 127.0.0.1:{port}: Address already in use\n"
     result = CliRunner().invoke(main, ["capture", "-o", str(tmp_path / "x"), "--listen", "nowhere"])
     assert result.exit_code == 2 and "expected HOST:PORT" in result.output
     result = CliRunner().invoke(main, ["capture", "-o", str(tmp_path / "x"), "--listen", "none"])

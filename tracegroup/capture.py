@@ -704,6 +704,15 @@ class Capture:
             maximum_concurrent_rpcs=64,
         )
         target = _show(*addr)
+        if addr[1]:  # ask the OS first: grpc's own refusal comes with a log line of its C core
+            family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(addr)
+                except OSError as err:
+                    server.stop(None)
+                    raise CaptureError(f"--grpc {target}: {err.strerror or err}") from None
         try:
             port = server.add_insecure_port(target)
         except RuntimeError:
