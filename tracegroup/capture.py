@@ -275,6 +275,7 @@ class Capture:
         self._items: deque[_Item | None] = deque()
         self._reserved = 0
         self._accepted_spans = 0
+        self._last_arrival = 0
         self._stopped = threading.Event()
         self._closed = False
         self._busy = 0  # HTTP requests being answered
@@ -398,7 +399,7 @@ class Capture:
             if self._stopped.is_set():
                 self._reserved -= item.reserved
                 raise _Refused(503, "stopping", "the capture is stopping")
-            item.arrival_ns = time.time_ns()
+            item.arrival_ns = self._last_arrival = max(time.time_ns(), self._last_arrival)  # never back
             self._items.append(item)
             self._accepted_spans += item.spans
             if self.options.max_spans is not None and self._accepted_spans >= self.options.max_spans:
@@ -735,7 +736,7 @@ class Capture:
                 len(request),
                 "grpc",
                 "protobuf",
-                meta.get("grpc-encoding"),
+                None,  # grpc decompressed it already
                 meta.get("user-agent"),
                 peer,
             )

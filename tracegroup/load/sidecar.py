@@ -6,8 +6,9 @@ sidecar is JSON Lines: a header object ``{"tracegroup_capture": 1, "file": NAME,
 "http": ADDR|null, "grpc": ADDR|null}`` then one object per message in file order with ``message``
 (1-based), ``offset`` (of its length prefix in the file), ``bytes`` (the message's length), ``spans``,
 ``arrival_ns`` (Unix time in ns when the request was accepted; non-decreasing in file order),
-``transport`` (``http`` | ``grpc``), ``body`` (``protobuf`` | ``json``), ``encoding`` (``gzip``,
-``zstd``, ``deflate`` or null), ``sender`` (the request's User-Agent, or null) and ``peer`` (host:port).
+``transport`` (``http`` | ``grpc``), ``body`` (``protobuf`` | ``json``), ``encoding`` (the HTTP
+``Content-Encoding``: ``gzip``, ``zstd``, ``deflate``, or null; null over gRPC), ``sender`` (the
+request's User-Agent, or null) and ``peer`` (host:port).
 docs/capture.md describes it for users.
 
 :func:`message_line` and :func:`header_line` are the only writers (:mod:`tracegroup.capture`);
