@@ -173,9 +173,6 @@ class _Refused(Exception):
         self.status, self.reason, self.message, self.close = status, reason, message, close
 
 
-_GRPC_CODES = {400: "INVALID_ARGUMENT", 413: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
-
-
 @dataclass
 class _Item:
     """One accepted request on its way to the writer."""
@@ -427,7 +424,7 @@ class Capture:
                 data = _decompress(raw, encoding, self.options.max_request_bytes)
                 extra = len(data) - reserved
                 if not self._reserve(extra):
-                    raise _Refused(503, "queue full", "the capture's queue is full", close=False)
+                    raise _Refused(503, "queue full", "the capture's queue is full")
                 reserved += extra
             data, spans, warning = validate(data, body, f"{transport} request")
             if not len(data):
@@ -666,7 +663,7 @@ class Capture:
             self._release(reserved)
             self._refuse(f"{r.status} {r.reason}")
             ctype_out, data = _status_body(
-                body, _RPC_CODES.get(r.status, code_pb2.INVALID_ARGUMENT), r.message
+                body, _RPC_CODES.get(r.status, code_pb2.INVALID_ARGUMENT), r.message, retry=r.status == 503
             )
             extra = {"Retry-After": str(RETRY_AFTER_S)} if r.status == 503 else {}
             h.reply(r.status, ctype_out, data, r.close, extra)
