@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("model", ["tracegroup.model", "tracegroup.reasons", "tracegroup.otlp"]),
     ("model", ["tracegroup.redact"]),
     ("load", ["tracegroup.load", "tracegroup.load.*"]),
+    ("load", ["tracegroup.capture"]),
     ("tree", ["tracegroup.tree", "tracegroup.routes", "tracegroup.rewrite"]),
     (
         "delivery",

@@ -63,6 +63,7 @@ class Batch:
     source: int
     raw: bytes | memoryview  # views into the file buffer when uncompressed: no copy
     spans: int
+    arrival_ns: int = -1  # Unix ns it reached ``tracegroup capture`` (its sidecar), -1 unknown
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Source:
     messages_held: int = 0
     spans_held: int = 0
     bytes_skipped: int = 0
+    capture: dict[str, Any] | None = None  # a tracegroup capture file: its sidecar's summary
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -94,7 +96,7 @@ class Source:
             "bytes_skipped": self.bytes_skipped,
             "warnings": self.warnings,
             "notes": self.notes,
-        }
+        } | ({"capture": self.capture} if self.capture is not None else {})
 
 
 def held_text(f: Mapping[str, Any]) -> str:

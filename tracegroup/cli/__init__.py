@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from tracegroup.cli.analyze import analyze_cmd, info, spans, whatif
+from tracegroup.cli.capture import capture_cmd
 from tracegroup.cli.check import check
 from tracegroup.cli.explore import plot, show
 from tracegroup.cli.plan import plan
@@ -52,7 +53,7 @@ def main() -> None:
     collector's Sentry exporter did instead."""
 
 
-for command in (info, analyze_cmd, spans, whatif, plan, show, plot, check, emit, send, redact):
+for command in (info, analyze_cmd, spans, whatif, plan, show, plot, check, emit, send, redact, capture_cmd):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -5,7 +5,9 @@ in name order, which is the file exporter's rotation order), detects each file's
 (:mod:`tracegroup.load.proto`, which hands JSON to :mod:`tracegroup.load.jsonfmt`), keeps each input
 message as one batch, and extracts the hot columns in one pass per message (:mod:`tracegroup.load.columns`).
 A bad file raises :class:`LoadError` (one line, naming it) unless ``keep_going`` is set, in which case it
-becomes a warning on the table and the other files still load.
+becomes a warning on the table and the other files still load. A file written by ``tracegroup capture``
+gets each batch's arrival time and its source a ``capture`` summary from its sidecar
+(:mod:`tracegroup.load.sidecar`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tracegroup.load.base import Decoded, LoadError, LoadMemoryError
 from tracegroup.load.columns import Columns, table_from_messages
 from tracegroup.load.lenient import count_spans, parse_message
 from tracegroup.load.proto import decode_binary
+from tracegroup.load.sidecar import read_sidecar
 from tracegroup.model import Batch, Source, SpanTable, gc_paused
 
 __all__ = ["LoadError", "LoadMemoryError", "Decoded", "load", "expand_paths", "table_from_messages"]
@@ -196,6 +199,7 @@ def _load(
             continue
         src_index = len(sources)
         sources.append(source)
+        first_batch = len(batches)
         bad_strings = bad_spans = 0
         messages = decoded.messages
         for k, raw in enumerate(messages):
@@ -236,6 +240,11 @@ def _load(
                 "decoded with U+FFFD replacement characters, every span kept"
             )
         source.messages_held = len(messages) if decoded.messages_held is None else decoded.messages_held
+        if name != "<stdin>" and (sidecar := read_sidecar(path, source.batches)) is not None:
+            for batch, arrival in zip(batches[first_batch:], sidecar.arrival_ns, strict=True):
+                batch.arrival_ns = arrival
+            source.capture = sidecar.summary()
+            source.warnings.extend(sidecar.warnings)
         source.spans_held = source.spans + decoded.spans_unread
         messages.clear()
         total += source.spans

@@ -15,6 +15,9 @@ from tracegroup.render.tables import write_frame
 from tracegroup.render.text import (
     MAX_INDENT,
     analysis_text,
+    capture_ready,
+    capture_status,
+    capture_text,
     check_text,
     emit_text,
     info_text,
@@ -31,6 +34,9 @@ from tracegroup.render.text import (
 __all__ = [
     "MAX_INDENT",
     "analysis_text",
+    "capture_ready",
+    "capture_status",
+    "capture_text",
     "check_text",
     "emit_text",
     "info_text",

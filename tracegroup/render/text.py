@@ -3,8 +3,8 @@
 Contract:
 - Every function takes what a library call returned — the plain dicts of
   :meth:`tracegroup.analysis.Analysis.summary`, :func:`tracegroup.info.info`, ``WhatIf.rows``, the send
-  report, the emit summary, the redact result, the fix plan, a
-  :class:`~tracegroup.check.FixtureResult`, or one trace's spans frame and header facts
+  report, a capture's counts (``CaptureStats.as_dict()``), the emit summary, the redact result, the fix
+  plan, a :class:`~tracegroup.check.FixtureResult`, or one trace's spans frame and header facts
   (:class:`tracegroup.explore.TraceView`) — and only lays it out: it computes nothing of its own, reads
   no file and prints nothing. Each ``*_text`` returns the text with a final newline, exactly what the
   command writes to stdout.
@@ -22,6 +22,7 @@ Contract:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,8 @@ def info_text(d: dict[str, Any]) -> str:
     )
     for k, v in d["notes"].items():
         lines.append(f"  {k.replace('_', ' ')}: {v:,}")
+    if "capture" in d:
+        lines += _capture_lines(d["capture"])
     lines.append("Services")
     for name, c in sorted(d["services"].items(), key=lambda kv: -kv[1]):
         lines.append(f"  {c:>10,}  {name or '(no service name)'}")
@@ -70,6 +73,79 @@ def info_text(d: dict[str, Any]) -> str:
     for k, v in found.items():
         ex = ", ".join(f"{e['trace_id']}/{e['span_id']}" for e in v["examples"][:3])
         lines.append(f"  {v['count']:>10,}  {k}: {v['meaning']} (e.g. {ex})")
+    return "\n".join(lines) + "\n"
+
+
+def _utc(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 10**9 // 10**6:03d}Z"
+    )
+
+
+def _capture_lines(c: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Captured by tracegroup capture ({plural(c['files'], 'file')}): {plural(c['messages'], 'message')} "
+        f"arrived from "
+        f"{_utc(c['first_arrival_ns'])} to {_utc(c['last_arrival_ns'])} ({c['duration_s']:,.3f} s, longest "
+        f"gap {c['max_gap_s']:,.3f} s)",
+        f"  position: {c['position_meaning']}",
+    ]
+    transports = ", ".join(f"{n:,} {t}" for t, n in sorted(c["transports"].items()))
+    lines.append(f"  transports: {transports or '-'}")
+    for sender, n in sorted(c["senders"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {n:>10,}  {sender}")
+    return lines
+
+
+def capture_ready(d: dict[str, Any]) -> str:
+    """The line a capture prints once it listens (no newline)."""
+    where = [f"http://{d['http']}/v1/traces"] if d["http"] else []
+    where += [f"grpc {d['grpc']}"] if d["grpc"] else []
+    return f"tracegroup capture: listening on {', '.join(where)}; writing to {d['out']} (Ctrl-C to stop)"
+
+
+def capture_status(d: dict[str, Any]) -> str:
+    """The one-line status of a running capture (no newline)."""
+    refused = sum(d["refused"].values())
+    return (
+        f"capturing to {d['out']}: {d['spans']:,} spans in {plural(d['messages'], 'message')}, "
+        f"{plural(len(d['files']), 'file')}, {d['bytes'] / 1e6:,.1f} MB, {d['spans_per_s']:,.0f} spans/s, "
+        f"{refused:,} refused, {d['elapsed_s']:,.0f} s"
+    )
+
+
+def capture_text(d: dict[str, Any]) -> str:
+    """The summary of a finished capture."""
+    files = d["files"]
+    lines = [
+        f"Captured {plural(d['spans'], 'span')} in {plural(d['messages'], 'message')} to {d['out']} "
+        f"({plural(len(files), 'file')}, "
+        f"{d['bytes'] / 1e6:,.1f} MB) in {d['elapsed_s']:,.1f} s ({d['spans_per_s']:,.0f} spans/s); "
+        f"stopped by {d['stopped_by']}"
+    ]
+    listening = ", ".join(f"{k} {d[k]}" for k in ("http", "grpc") if d[k])
+    lines.append(f"  listened on: {listening}")
+    if files:
+        lines.append(f"  files: {files[0]}" + (f" … {files[-1]}" if len(files) > 1 else ""))
+    if d["transports"]:
+        lines.append("  transports: " + ", ".join(f"{n:,} {t}" for t, n in sorted(d["transports"].items())))
+    for sender, n in sorted(d["senders"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {n:>10,}  {sender}")
+    if d["empty"]:
+        lines.append(f"  empty requests (answered, not written): {d['empty']:,}")
+    if d["warned"]:
+        lines.append(f"  accepted with a warning (strings not UTF-8, kept as sent): {d['warned']:,}")
+    refused = d["refused"]
+    lines.append(
+        f"  refused requests: {sum(refused.values()):,}"
+        + (" (" + ", ".join(f"{r}: {n:,}" for r, n in sorted(refused.items())) + ")" if refused else "")
+    )
+    if d["error"]:
+        lines.append(f"  stopped by a failed write: {d['error']}; the files hold every message answered 200")
+    if files:
+        lines.append(f"Read it with: tracegroup info {d['out']}")
     return "\n".join(lines) + "\n"
 
 
