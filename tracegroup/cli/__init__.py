@@ -20,6 +20,7 @@ from tracegroup.cli.analyze import analyze_cmd, info, spans, whatif
 from tracegroup.cli.check import check
 from tracegroup.cli.explore import plot, show
 from tracegroup.cli.redact import redact
+from tracegroup.cli.report import report
 from tracegroup.cli.sentry import emit, send
 
 
@@ -51,7 +52,7 @@ def main() -> None:
     collector's Sentry exporter did instead."""
 
 
-for command in (info, analyze_cmd, spans, whatif, show, plot, check, emit, send, redact):
+for command in (info, analyze_cmd, spans, whatif, show, plot, check, emit, send, redact, report):
     main.add_command(command)
 
 __all__ = ["main"]
