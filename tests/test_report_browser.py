@@ -81,8 +81,10 @@ def open_page(driver: Any, path: Path) -> None:
     assert driver.execute_script("return !!window.tgReport")
 
 
-def shot(driver: Any, tmp: Path, name: str) -> None:
+def shot(driver: Any, tmp: Path, name: str, trace_view: bool = True) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
+    if trace_view:
+        driver.execute_script("document.getElementById('trace-view').scrollIntoView()")
     driver.save_screenshot(str(tmp / name))
     shutil.copy(tmp / name, ARTIFACTS / name)
 
@@ -110,7 +112,7 @@ def test_verdict_counts_are_analyze_json(browser: Any, polyglot_page: Path, tmp_
     )
     assert worst == [w["trace_id"] for w in expected["worst_traces"]]
     assert browser.find_element("id", "recommendation").text.startswith("Recommendation:")
-    shot(browser, tmp_path, "report-summary.png")
+    shot(browser, tmp_path, "report-summary.png", trace_view=False)
 
 
 def test_expanding_a_collapsed_run_shows_its_spans(browser: Any, polyglot_page: Path, tmp_path: Path) -> None:
@@ -168,6 +170,22 @@ def test_search_finds_a_trace(browser: Any, polyglot_page: Path) -> None:
     assert sum(r["count"] for r in rows) <= int(traces["spans"].iloc[len(traces) // 2])
 
 
+def test_zoom_and_row_details(browser: Any, polyglot_page: Path) -> None:
+    open_page(browser, polyglot_page)
+    whole = browser.execute_script("var v = tgReport.view(); return [v.v0, v.v1]")
+    browser.find_element("id", "zoom-in").click()
+    v0, v1 = browser.execute_script("var v = tgReport.view(); return [v.v0, v.v1]")
+    assert v1 - v0 == pytest.approx((whole[1] - whole[0]) / 2)
+    browser.find_element("id", "zoom-reset").click()
+    assert browser.execute_script("var v = tgReport.view(); return [v.v0, v.v1]") == whole
+    row = browser.find_elements("css selector", "#rows .row")[1]
+    span_id = row.get_attribute("data-span")
+    row.find_element("css selector", ".label").click()  # the rows are drawn again
+    assert span_id in browser.find_element("id", "detail").text
+    assert browser.find_element("css selector", f'#rows .row.sel[data-span="{span_id}"]')
+    assert browser.find_elements("css selector", "#rows .bar.same")  # its transactions, outlined
+
+
 def test_no_request_leaves_the_page(browser: Any, polyglot_page: Path) -> None:
     open_page(browser, polyglot_page)
     for button in ("zoom-in", "zoom-out", "zoom-reset", "only-bad", "expand-all"):
@@ -215,3 +233,20 @@ def test_a_100k_span_dump_opens(browser: Any, tmp_path: Path) -> None:
     left = browser.execute_script("return tgReport.data.traces.id[tgReport.data.traces.offset.indexOf(-1)]")
     assert browser.execute_script(f"return tgReport.open('{left}')") is False
     assert "not embedded" in browser.find_element("id", "not-embedded").text
+
+
+def test_the_notebook_view_renders_in_its_frame(browser: Any, tmp_path: Path) -> None:
+    ex = Explorer.load(POLYGLOT)
+    trace_id = ex.traces()["trace_id"].iloc[1]
+    page = tmp_path / "cell.html"
+    page.write_text(f"<!DOCTYPE html><html><body>{ex.trace(trace_id)._repr_html_()}</body></html>")
+    browser.get(page.as_uri())
+    browser.switch_to.frame(browser.find_element("tag name", "iframe"))
+    try:
+        assert browser.find_element("id", "trace-id").text == trace_id
+        browser.find_element("id", "expand-all").click()
+        rows = browser.execute_script("return tgReport.rows()")
+        assert [r["span_id"] for r in rows] == ex.trace(trace_id).spans["span_id"].tolist()  # same order
+        assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
+    finally:
+        browser.switch_to.default_content()

@@ -28,7 +28,12 @@
   }
   function num(n) { return Number(n).toLocaleString("en-US"); }
   function pct(x) { return (100 * x).toFixed(2) + "%"; }
-  function ms(us) { return us >= 1e6 ? (us / 1e6).toFixed(2) + " s" : us >= 1000 ? (us / 1000).toFixed(1) + " ms" : us + " µs"; }
+  function ms(us) {
+    if (us >= 1e6) return (us / 1e6).toFixed(us >= 1e7 ? 1 : 2) + " s";
+    if (us >= 1000) return (us / 1000).toFixed(us >= 1e5 ? 0 : 1) + " ms";
+    return us + " µs";
+  }
+  function plural(n, word) { return num(n) + " " + word + (n === 1 ? "" : "s"); }
   function swatch(color) { return el("span", { cls: "swatch", style: "background:" + color }); }
   function table(headers, rows, numeric) {
     var t = el("table", { cls: "grid" }), tr = el("tr");
@@ -151,7 +156,7 @@
         list.appendChild(row);
       }
       status.textContent = q ? num(found) + " of " + num(T.id.length) + " traces match" + (found > shown ? " (first " + shown + " listed)" : "")
-        : num(T.id.length) + " traces, worst first" + (T.id.length > shown ? " (first " + shown + " listed)" : "");
+        : plural(T.id.length, "trace") + ", worst first" + (T.id.length > shown ? " (first " + shown + " listed)" : "");
     }
     search.addEventListener("input", fill);
     search.addEventListener("keydown", function (ev) {
@@ -288,9 +293,9 @@
       if (S.call[g] >= 0) calls[S.call[g]] = 1;
     }
     box.appendChild(el("h2", null, "Trace ", el("code", { id: "trace-id" }, v.id)));
-    box.appendChild(el("p", { id: "trace-facts" }, num(v.n) + " spans, " + num(Object.keys(refTx).length) + " " + D.options.reference +
-      " transactions, " + num(Object.keys(cmpTx).length) + " " + D.options.compare + " transactions, " +
-      num(Object.keys(calls).length) + " exporter calls; " + (nb.length ? nb.join(", ") : "every span ok") + ". " + T.head[k],
+    box.appendChild(el("p", { id: "trace-facts" }, plural(v.n, "span") + ", " + D.options.reference + ": " +
+      plural(Object.keys(refTx).length, "transaction") + ", " + D.options.compare + ": " + plural(Object.keys(cmpTx).length, "transaction") + ", " +
+      plural(Object.keys(calls).length, "exporter call") + "; " + (nb.length ? nb.join(", ") : "every span ok") + ". " + T.head[k],
       el("span", { id: "render-time", cls: "muted" })));
     // controls
     var c = el("div", { cls: "controls" });
@@ -323,12 +328,13 @@
     btn("zoom-out", "zoom −", function () { zoom(2, (v.v0 + v.v1) / 2); });
     btn("zoom-reset", "whole trace", function () { v.v0 = 0; v.v1 = v.tEnd; draw(); });
     box.appendChild(c);
-    var lg = el("div", { cls: "legend muted" }, "▸ opens a transaction · *id: the span is its transaction's root · hatched: dropped · dotted: a collapsed run ×N · faded: context (an ancestor of a match) · call: the exporter call it came in · ctrl/alt + wheel zooms, drag the time axis to pan, click or drag the minimap");
+    var lg = el("div", { cls: "legend muted" }, "▸ opens a transaction · *id: the span is its transaction's root · click a row: its transactions outlined in both lanes · hatched: dropped · dotted: a collapsed run ×N · faded: context (an ancestor of a match) · call: the exporter call it came in · ctrl/alt + wheel zooms, drag the time axis to pan, click or drag the minimap");
     box.appendChild(lg);
     var mm = el("canvas", { id: "minimap", height: "64" });
     box.appendChild(mm);
     var head = el("div", { cls: "head" }, el("div", null, "span"), el("div", null, "service"), el("div", null, "verdict"),
-      el("div", { title: "exporter call" }, "call"), el("div", null, D.options.reference + " tx"), el("div", null, D.options.compare + " tx"),
+      el("div", { title: "exporter call" }, "call"), el("div", { title: D.options.reference + " transaction" }, D.options.reference + " tx"),
+      el("div", { title: D.options.compare + " transaction" }, D.options.compare + " tx"),
       el("div", { cls: "axis", id: "axis-ref" }, el("span", { cls: "lbl" }, D.options.reference)),
       el("div", { cls: "axis", id: "axis-cmp" }, el("span", { cls: "lbl" }, D.options.compare)));
     box.appendChild(head);
@@ -405,8 +411,9 @@
   function drawAxis() {
     var v = view, span = v.v1 - v.v0;
     var step = Math.pow(10, Math.floor(Math.log10(Math.max(span, 1) / 4)));
-    if (span / step > 8) step *= 2;
-    if (span / step > 8) step *= 2.5;
+    if (span / step > 5) step *= 2;
+    if (span / step > 5) step *= 2.5;
+    if (span / step > 5) step *= 2;
     ["axis-ref", "axis-cmp"].forEach(function (id) {
       var ax = document.getElementById(id);
       Array.prototype.slice.call(ax.querySelectorAll(".tick")).forEach(function (t) { ax.removeChild(t); });
@@ -424,7 +431,8 @@
     var left = (s - v.v0) / span * 100, width = (e - s) / span * 100;
     if (left + width < 0 || left > 100) return null;
     var i = g - v.o, tx = panel === "ref" ? S.ref[g] : S.cmp[g];
-    var cls = "bar" + (r.t === 1 && !r.open ? " run" : "") + (tx === i ? " opens" : "") + (panel === "cmp" && tx === -1 ? " dropped" : "");
+    var sel = v.selected >= 0 ? (panel === "ref" ? S.ref[v.o + v.selected] : S.cmp[v.o + v.selected]) : -3;
+    var cls = "bar" + (sel >= 0 && tx === sel ? " same" : "") + (r.t === 1 && !r.open ? " run" : "") + (tx === i ? " opens" : "") + (panel === "cmp" && tx === -1 ? " dropped" : "");
     return el("div", { cls: cls, style: "left:" + left.toFixed(3) + "%;width:" + Math.max(width, 0.05).toFixed(3) + "%;background:" + D.colors[S.service[g]] });
   }
 
