@@ -129,10 +129,21 @@ def test_cli_whatif_is_the_whatif_command(tmp_path: Path) -> None:
     assert page_data(out.read_text(encoding="utf-8"))["whatif"] == expected
 
 
-def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
-    res = CliRunner().invoke(main, ["report", str(tmp_path / "missing.pb"), "-o", str(tmp_path / "r.html")])
+@pytest.mark.parametrize(
+    "args",
+    [["missing.pb"], [POLYGLOT, "--vary", "batch-size=64"], [POLYGLOT, "--whatif", "--vary", "nope=1"]],
+    ids=["missing-dump", "vary-without-whatif", "bad-vary"],
+)
+def test_cli_bad_input_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    res = CliRunner().invoke(main, ["report", *args, "-o", str(tmp_path / "r.html")])
     assert res.exit_code == 2
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("tracegroup: error: ")
+
+
+def test_page_is_deterministic_and_max_spans_0_embeds_everything(polyglot: Explorer) -> None:
+    data = polyglot.report(max_spans=0)
+    assert data["embedded"]["spans"] == len(polyglot.table) and data["embedded"]["left_out_traces"] == 0
+    assert report_html(data) == report_html(Explorer(polyglot.table).report(max_spans=0))
 
 
 def test_notebook_view_is_the_same_page_in_a_frame(tmp_path: Path) -> None:

@@ -153,6 +153,15 @@ def test_only_not_ok_hides_exactly_the_ok_spans(browser: Any, polyglot_page: Pat
     assert all(r["verdict"] == "ok" for r in rows if r["context"])  # ok ancestors kept only as context
     dom = browser.find_elements("css selector", "#rows .row:not(.context)")
     assert dom and all(r.get_attribute("data-verdict") != "ok" for r in dom)
+    browser.find_element("id", "context").click()  # without the ok ancestors: exactly the spans not ok
+    rows = browser.execute_script("return tgReport.rows()")
+    assert sorted(r["span_id"] for r in rows) == sorted(not_ok["span_id"])
+    assert {r.get_attribute("data-verdict") for r in browser.find_elements("css selector", "#rows .row")} <= {
+        "split",
+        "merged",
+        "orphaned",
+        "dropped",
+    }
 
 
 def test_search_finds_a_trace(browser: Any, polyglot_page: Path) -> None:

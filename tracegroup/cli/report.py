@@ -89,6 +89,8 @@ def report(
     from tracegroup.render.html import data_bytes, report_html
     from tracegroup.whatif import parse_vary
 
+    if vary and not with_whatif:
+        raise click.UsageError("--vary only applies with --whatif")
     grid = parse_vary(vary)
     table = load_table(dumps, service_attribute, keep_going, quiet)
     explorer = Explorer(table)

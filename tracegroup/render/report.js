@@ -213,7 +213,7 @@
     S.no_time.forEach(function (g) { if (g >= o && g < o + n) noTime[g - o] = true; });
     view = {
       k: k, id: T.id[k], o: o, n: n, kids: kids, roots: roots, tEnd: Math.max(tEnd, 1), noTime: noTime,
-      v0: 0, v1: Math.max(tEnd, 1), onlyBad: false, verdicts: {}, services: {}, collapse: D.collapse,
+      v0: 0, v1: Math.max(tEnd, 1), onlyBad: false, context: true, verdicts: {}, services: {}, collapse: D.collapse,
       closed: {}, opened: {}, rows: [], selected: -1, renderMs: 0
     };
   }
@@ -247,7 +247,7 @@
       for (var a = 0; a < list.length; a++) {
         var c = list[a];
         if (!keep[c]) continue;
-        if (v.collapse >= 2) {
+        if (v.collapse >= 2 && (v.context || match[c])) {
           var kk = key(c);
           if (!groups[kk]) { groups[kk] = [c]; items.push({ g: kk }); } else groups[kk].push(c);
         } else items.push({ s: c });
@@ -265,8 +265,11 @@
     pushSiblings(v.roots, 0, "r");
     while (stack.length) {
       var r = stack.pop();
-      if (r.t === 2) { rows.push(r); continue; }
       r.context = !!(keep[r.i] && !match[r.i]);
+      if (r.context && !v.context) {  // hidden ancestor: its matching descendants keep their depth
+        if (v.kids[r.i]) pushSiblings(v.kids[r.i], r.depth + 1, String(r.i));
+        continue;
+      }
       if (r.t === 1) {
         r.open = !!v.opened[r.run];
         rows.push(r);
@@ -302,6 +305,9 @@
     var only = el("input", { type: "checkbox", id: "only-bad" });
     only.addEventListener("change", function () { v.onlyBad = only.checked; refresh(); });
     c.appendChild(el("label", null, only, " only not ok"));
+    var ctx = el("input", { type: "checkbox", id: "context", checked: "checked" });
+    ctx.addEventListener("change", function () { v.context = ctx.checked; refresh(); });
+    c.appendChild(el("label", { title: "keep the ancestors of matching spans as faded context rows" }, ctx, " ancestors as context"));
     var vs = el("span", null, "verdict:");
     V.forEach(function (name) {
       var cb = el("input", { type: "checkbox", cls: "f-verdict", value: name });
