@@ -78,3 +78,35 @@ def roots_by_id(t: SpanTable, root: np.ndarray) -> dict[int, int | None]:
     for i, r in enumerate(root.tolist()):
         out[int(t.span_id[i])] = None if r < 0 else int(t.span_id[r])
     return out
+
+
+def stream(*batches: list[S] | tuple[S, ...]) -> bytes:
+    """A collector file-exporter stream (4-byte big-endian length + TracesData) with one message per batch."""
+    out = []
+    for b in batches:
+        raw = batch(*b)
+        out += [len(raw).to_bytes(4, "big"), raw]
+    return b"".join(out)
+
+
+def wide_trace(spans: int, trace: int = 7, calls: int = 3) -> list[list[S]]:
+    """One trace of ``spans`` spans (a SERVER root, chunks of 99 CLIENT queries each under an INTERNAL
+    span), cut across ``calls`` exporter calls in end-time order, so the exporter orphans and drops part of
+    it; a second service answers the first chunk (a merged-free, correct cross-service call)."""
+    t0 = 1_700_000_000_000_000_000
+    out = [S(1, None, "api", "SERVER", trace, t0, t0 + 10_000_000_000, name="POST /jobs")]
+    sid = 2
+    while sid <= spans:
+        chunk = sid
+        start = t0 + (sid * 1_000_000)
+        out.append(S(chunk, 1, "api", "INTERNAL", trace, start, start + 900_000, name="process_chunk"))
+        sid += 1
+        for q in range(min(99, spans - sid + 1)):
+            s = start + q * 9_000
+            out.append(S(sid, chunk, "api", "CLIENT", trace, s, s + 8_000, name="SELECT items"))
+            sid += 1
+    q = out[3]
+    out[3] = S(q.span, q.parent, "db-proxy", "SERVER", trace, q.start, q.end, name="query")
+    ordered = sorted(out, key=lambda s: s.end)
+    size = -(-len(ordered) // calls)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]

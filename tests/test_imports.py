@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("sentry", ["tracegroup.transport", "tracegroup.fixplan"]),
     ("render", ["tracegroup.render", "tracegroup.render.*"]),
     ("explore", ["tracegroup.explore"]),
+    ("explore", ["tracegroup.report"]),
     ("cli", ["tracegroup.cli", "tracegroup.cli.*"]),
     ("package", ["tracegroup"]),
 ]

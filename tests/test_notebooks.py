@@ -47,3 +47,5 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert not [o for o in outputs if o.output_type == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # two waterfalls, the overview, the what-if curves
+    views = [o for o in outputs if "tg-data" in o.get("data", {}).get("text/html", "")]
+    assert views and views[0]["data"]["text/html"].startswith("<iframe srcdoc=")  # a TraceView, inline

@@ -68,8 +68,11 @@ from tracegroup.layout import TraceLayout, trace_layout
 from tracegroup.load import load as load_dumps
 from tracegroup.model import KIND_NAMES, SpanTable, hex_ids
 from tracegroup.pipeline import PipelineOptions
+from tracegroup.redact import Policy
 from tracegroup.render import plot
+from tracegroup.render.html import trace_iframe
 from tracegroup.render.text import plural, trace_header, trace_lines, trace_records, trace_text
+from tracegroup.report import REPORT_MAX_SPANS, report_data
 from tracegroup.routes import Routes, load_routes
 
 if TYPE_CHECKING:
@@ -545,6 +548,30 @@ class Explorer:
             depth=depth,
         )
 
+    def report(
+        self,
+        *,
+        analysis: Analysis | None = None,
+        max_spans: int = REPORT_MAX_SPANS,
+        top: int = 10,
+        whatif: Mapping[str, Any] | None = None,
+        keep_secrets: bool = False,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """The data of ``tracegroup report`` (:func:`tracegroup.report.report_data`) under these options
+        or the given ``analysis``: the summary, ``whatif`` (a ``WhatIf.as_dict()``) when given, every trace
+        worst first and the spans of the worst traces up to ``max_spans`` (0 = all); secrets redacted as
+        ``emit`` does unless ``keep_secrets``. :func:`tracegroup.render.html.report_html` draws it."""
+        an = analysis if analysis is not None else self.analyze(**options)
+        return report_data(
+            an,
+            max_spans=max_spans,
+            top=top,
+            whatif=dict(whatif) if whatif is not None else None,
+            policy=None if keep_secrets else Policy(),
+            names=self._names,
+        )
+
     def corrected(self, trace_id: str | bytes | int, **options: Any) -> pd.DataFrame:
         """The correct (reference) transactions of one trace, one row per span grouped by transaction:
         what corrected payloads of that trace contain (columns ``transaction``, ``service``, ``span_id``,
@@ -721,6 +748,22 @@ class TraceView:
 
     def __repr__(self) -> str:
         return "\n".join(self.header())
+
+    def report(self, keep_secrets: bool = False) -> dict[str, Any]:
+        """This trace as the data of a report page holding only its view
+        (:func:`tracegroup.report.report_data`; secrets redacted unless ``keep_secrets``)."""
+        return report_data(
+            self.analysis,
+            traces=[self.code],
+            policy=None if keep_secrets else Policy(),
+            summary=False,
+            title=f"trace {self.trace_id}",
+        )
+
+    def _repr_html_(self) -> str:
+        """The interactive trace view of ``tracegroup report`` (collapse/expand, both groupings side by
+        side, minimap, zoom, batch lane, filters), inline in a notebook cell."""
+        return trace_iframe(self.report())
 
     def waterfall(self, *, max_spans: int | None = None, **layout: Any) -> Figure:
         """This trace's waterfall under both groupings (:func:`tracegroup.render.plot.waterfall` of

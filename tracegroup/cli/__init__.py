@@ -22,6 +22,7 @@ from tracegroup.cli.check import check
 from tracegroup.cli.explore import plot, show
 from tracegroup.cli.plan import plan
 from tracegroup.cli.redact import redact
+from tracegroup.cli.report import report
 from tracegroup.cli.sentry import emit, send
 
 
@@ -53,7 +54,21 @@ def main() -> None:
     collector's Sentry exporter did instead."""
 
 
-for command in (info, analyze_cmd, spans, whatif, plan, show, plot, check, emit, send, redact, capture_cmd):
+for command in (
+    info,
+    analyze_cmd,
+    spans,
+    whatif,
+    plan,
+    show,
+    plot,
+    report,
+    check,
+    emit,
+    send,
+    redact,
+    capture_cmd,
+):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -2,11 +2,12 @@
 
 Contract: this package only re-exports. :mod:`~tracegroup.render.text` lays results out as plain text
 (every report the commands print, the text tree of one trace), :mod:`~tracegroup.render.json` as JSON,
-:mod:`~tracegroup.render.tables` writes span DataFrames as CSV, JSON Lines or Parquet and
-:mod:`~tracegroup.render.plot` draws matplotlib figures. Renderers take the plain dicts, DataFrames and
-analyses the library built and compute nothing of their own; they never import :mod:`tracegroup.explore`
-or :mod:`tracegroup.cli`, which sit above them and call them. pandas and matplotlib are imported only when
-a table is written or a figure drawn.
+:mod:`~tracegroup.render.tables` writes span DataFrames as CSV, JSON Lines or Parquet,
+:mod:`~tracegroup.render.plot` draws matplotlib figures and :mod:`~tracegroup.render.html` writes the
+self-contained page of ``tracegroup report``. Renderers take the plain dicts, DataFrames and analyses the
+library built and compute nothing of their own; they never import :mod:`tracegroup.explore` or
+:mod:`tracegroup.cli`, which sit above them and call them. pandas and matplotlib are imported only when a
+table is written or a figure drawn.
 """
 
 from tracegroup.render import plot, tables
