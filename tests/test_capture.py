@@ -841,3 +841,19 @@ def test_the_collector_snippets_of_the_docs_validate() -> None:
                 timeout=60,
             )
         assert proc.returncode == 0, proc.stderr
+
+
+def test_cli_summary_as_json(tmp_path: Path) -> None:
+    proc, address = start_cli(tmp_path / "cap", "--format", "json")
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Content-Type": "application/x-protobuf"}
+    conn.request("POST", "/v1/traces", body=request_body(5), headers=headers)
+    assert conn.getresponse().status == 200
+    conn.close()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["spans"] == 5 and summary["messages"] == 1 and len(summary["files"]) == 1
+    assert summary["stopped_by"] and summary["refused"] == {} and summary["error"] is None

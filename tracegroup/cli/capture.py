@@ -62,6 +62,14 @@ from tracegroup.cli.common import Duration, errors, fail
     help="Refuse larger request bodies (413), compressed or decoded.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No ready line or status line on stderr.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="The summary at the end: text, or one JSON document of the counts.",
+)
 @errors
 def capture_cmd(
     out: Path,
@@ -72,6 +80,7 @@ def capture_cmd(
     rotate_mb: float,
     max_request_mb: float,
     quiet: bool,
+    fmt: str,
 ) -> None:
     """Receive OTLP traces (HTTP, and gRPC with --grpc) and write each export request as one message
     of a file-exporter dump under OUT, with its arrival time; stop with Ctrl-C, SIGTERM, --for or
@@ -109,7 +118,8 @@ def capture_cmd(
         fail(str(err))
     if tty:
         click.echo("", err=True)
-    click.echo(render.capture_text(result.as_dict()), nl=False)
+    summary = result.as_dict()
+    click.echo(render.to_json(summary) if fmt == "json" else render.capture_text(summary), nl=False)
     if result.error:
         click.echo(
             f"tracegroup: error: {result.error}; the capture stopped, its files are complete", err=True
