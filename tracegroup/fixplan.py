@@ -58,7 +58,7 @@ from tracegroup.otlp import attributes
 from tracegroup.otlp_out import service_flags
 from tracegroup.pipeline import PipelineOptions
 from tracegroup.routes import Dsn, Routes
-from tracegroup.whatif import _metrics, whatif
+from tracegroup.whatif import residual_metrics, whatif
 
 #: groupbytrace waits tried (ms), the round values people configure.
 WAITS = (1000.0, 2000.0, 5000.0, 10000.0, 30000.0, 60000.0)
@@ -243,18 +243,19 @@ def _routing(
         by_project.setdefault(project, []).append(svc)
     table = []
     pipelines: dict[str, Any] = {}
+    key = _ottl_string(attribute)
     for project, services in by_project.items():
-        values = ", ".join(f'"{s}"' for s in services)
-        cond = (
-            f'resource.attributes["{attribute}"] == {values}'
-            if len(services) == 1
-            else " or ".join(f'resource.attributes["{attribute}"] == "{s}"' for s in services)
-        )
+        cond = " or ".join(f"resource.attributes[{key}] == {_ottl_string(s)}" for s in services)
         pipelines[f"traces/{project}"] = {"receivers": ["routing"], "exporters": [f"{exporter}/{project}"]}
         table.append({"statement": f"route() where {cond}", "pipelines": [f"traces/{project}"]})
     connector = {"routing": {"table": table}}
     pipelines = {"traces": {"receivers": ["otlp"], "processors": head, "exporters": ["routing"]}, **pipelines}
     return connector, pipelines
+
+
+def _ottl_string(text: str) -> str:
+    """An OTTL string literal (double quotes, backslash escapes)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 RECEIVERS = {
@@ -355,7 +356,7 @@ def _otlp_residuals(
     out = []
     for t in (table, table.with_flags(service_flags(table))):
         g = group(Context(t, forest, delivery, options, lossy=True), "sentry-otlp")
-        m = _metrics(t, forest.parent, ref, g, delivery.lost == 0)
+        m = residual_metrics(t, forest.parent, ref, g, delivery.lost == 0)
         out.append({k: m[k] for k in ("misgrouped_pct", "dropped_pct")})
         if t is table:
             wrong = (ref.root == rows) & (t.parent_id != 0) & (g.root >= 0) & (g.root != rows)

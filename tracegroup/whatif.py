@@ -116,9 +116,11 @@ class WhatIf:
         }
 
 
-def _metrics(
+def residual_metrics(
     table: SpanTable, parent: np.ndarray, ref: Grouping, g: Grouping, delivered: np.ndarray
 ) -> dict[str, Any]:
+    """One row's numbers: mis-grouped, dropped and incomplete shares of ``g`` against ``ref`` (percent of
+    spans), and the Sentry events ``g`` makes; ``delivered``: spans that reached the exporter."""
     n = max(len(table), 1)
     verdict = diff(table, ref, g).verdict
     sent = g.root >= 0
@@ -189,7 +191,7 @@ def whatif(
                     "setting": setting,
                     "value": value,
                     "strategy": strategy,
-                    **_metrics(table, forest.parent, ref, g, delivery.lost == 0),
+                    **residual_metrics(table, forest.parent, ref, g, delivery.lost == 0),
                     "exporter_calls": delivery.n_calls,
                 }
             )
