@@ -354,3 +354,16 @@ def test_no_secret_ever_printed(tmp_path: Path) -> None:
             assert r.exit_code == 0 and "s3cr" not in r.output + r.stderr
         assert sorted(fake.accepted.values()) == [1, 1]
         assert os.path.exists(tmp_path / JOURNAL)
+
+
+def test_emit_send_takes_the_delivery_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """emit --send/--send-otlp obey --retries (and the other limits) as `tracegroup send` does."""
+    monkeypatch.setattr("tracegroup.transport.wait", lambda stop, seconds: None)
+    with fake_sentry({"11": "k11", "22": "k22"}, {"22": [(503, {})] * 10_000}) as fake:
+        out = tmp_path / "out"
+        routes = str(routes_file(tmp_path, fake))
+        args = ["emit", "fixtures/polyglot.pb", "--routes", routes, "--out", str(out), "--send-otlp"]
+        r = CliRunner().invoke(main, [*args, "--retries", "2", "--deadline", "60s"])
+        assert r.exit_code == 1, r.output
+        failed = [x for x in journal(out).values() if x["status"] != "sent"]
+        assert failed and all(x["code"] == 503 and x["attempts"] == 2 for x in failed)

@@ -4,7 +4,7 @@ Contract: :func:`errors` turns bad input (``LoadError``, ``ValueError``, ``OSErr
 stderr naming the file and the problem, exit code 2, never a traceback. :func:`load_table` loads dumps with
 progress and warnings on stderr, and for a damaged file what it held versus what loaded. The option
 decorators (:func:`load_options`, :func:`grouping_options`, :data:`pipeline_options`,
-:func:`send_options`) give every command the same names, defaults and help, and
+:func:`send_options`, :data:`delivery_options`) give every command the same names, defaults and help, and
 the ``*_from`` functions turn their values into the library's arguments. The routes option is ``--routes``
 everywhere; the old spelling ``--routing`` still works with a deprecation warning.
 """
@@ -359,6 +359,46 @@ def analysis_from(table: SpanTable, opts: dict[str, Any]) -> Analysis:
     )
 
 
+#: How hard delivery tries: ``send`` and ``emit --send/--send-otlp`` share these.
+delivery_options = [
+    click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True),
+    click.option(
+        "--retries",
+        type=click.IntRange(1, 100),
+        default=5,
+        show_default=True,
+        help="Most requests per item (429, 5xx, network errors); retries wait 1 s at least.",
+    ),
+    click.option(
+        "--max-wait",
+        type=Duration(),
+        default="300s",
+        show_default=True,
+        help="Longest total wait (backoff and rate limits) per item before it counts as failed.",
+    ),
+    click.option(
+        "--timeout",
+        type=Duration(),
+        default="30s",
+        show_default=True,
+        help="Longest attempt: connecting, sending and the whole answer.",
+    ),
+    click.option(
+        "--deadline",
+        type=Duration(),
+        default="3600s",
+        show_default=True,
+        help="Longest run: what is not accepted by then is listed as not sent (--resume).",
+    ),
+]
+
+
+def with_delivery_options(fn: F) -> F:
+    for deco in reversed(delivery_options):
+        fn = deco(fn)
+    return fn
+
+
 def send_options(fn: F) -> F:
     for deco in reversed(
         [
@@ -368,35 +408,7 @@ def send_options(fn: F) -> F:
                 help="Send exactly what the directory's send-journal.jsonl does not list as accepted.",
             ),
             click.option("--dry-run", is_flag=True, help="Send nothing; show what would go where."),
-            click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True),
-            click.option(
-                "--retries",
-                type=click.IntRange(1, 100),
-                default=5,
-                show_default=True,
-                help="Most requests per item (429, 5xx, network errors); retries wait 1 s at least.",
-            ),
-            click.option(
-                "--max-wait",
-                type=Duration(),
-                default="300s",
-                show_default=True,
-                help="Longest total wait (backoff and rate limits) per item before it counts as failed.",
-            ),
-            click.option(
-                "--timeout",
-                type=Duration(),
-                default="30s",
-                show_default=True,
-                help="Longest attempt: connecting, sending and the whole answer.",
-            ),
-            click.option(
-                "--deadline",
-                type=Duration(),
-                default="3600s",
-                show_default=True,
-                help="Longest run: what is not accepted by then is listed as not sent (--resume).",
-            ),
+            *delivery_options,
         ]
     ):
         fn = deco(fn)

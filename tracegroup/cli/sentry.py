@@ -7,7 +7,8 @@ events; ``--manifest FILE``: the manifest anywhere) and prints the summary
 (:func:`tracegroup.render.text.emit_text` or JSON) on stdout. With neither ``--out`` nor ``--jsonl`` it writes
 nothing: a dry run. Writing ``--out DIR`` forgets DIR's earlier deliveries (journal, not-sent list, kept OTLP
 requests); ``--send`` and ``--send-otlp`` (both need ``--out DIR``) then deliver as ``tracegroup send`` does
-(docs/send.md), with its default limits, journaling in DIR so ``tracegroup send DIR --resume`` finishes the
+(docs/send.md), with the same limits (``--retries``, ``--max-wait``, ``--timeout``, ``--deadline``,
+``--concurrency``), journaling in DIR so ``tracegroup send DIR --resume`` finishes the
 job. Bad input (unreadable dump, bad routes/renames file or regular expression, bad
 ``--environment``/``--now``, unwritable or foreign output directory) is one line on stderr naming the file or
 option, exit code 2, via the shared :func:`tracegroup.cli.common.errors`. DSN keys are never printed. Heavy
@@ -21,7 +22,14 @@ from typing import Any
 
 import click
 
-from tracegroup.cli.common import errors, load_table, report_send, send_options, transport_options
+from tracegroup.cli.common import (
+    errors,
+    load_table,
+    report_send,
+    send_options,
+    transport_options,
+    with_delivery_options,
+)
 from tracegroup.cli.redact import policy_from, redact_key_option
 
 
@@ -115,6 +123,7 @@ def parse_now(value: str) -> int:
     help="Enters every event id, so another replay of the same dump to the same project is not dropped "
     "as duplicates (--rebase-time already varies ids with --now).",
 )
+@with_delivery_options
 def emit(**options: Any) -> None:
     """Turn DUMPS into Sentry transactions (one per application boundary) and error events.
 
@@ -150,6 +159,7 @@ def _run(
     redact_pii: bool,
     redact_keys: tuple[str, ...],
     replay_id: str,
+    **limits: Any,
 ) -> None:
     from tracegroup.render import emit_text, to_json
     from tracegroup.routes import load_renames, load_routes
@@ -208,10 +218,12 @@ def _run(
     click.echo(to_json(summary) if fmt == "json" else emit_text(summary), nl=False)
     if send or send_otlp:
         assert out is not None  # checked above
-        _send(table, out, send, routes if send_otlp else None, fmt, policy)
+        _send(table, out, send, routes if send_otlp else None, fmt, policy, transport_options(limits))
 
 
-def _send(table: Any, out: str, envelopes: bool, routes: Any, fmt: str, policy: Any) -> None:
+def _send(
+    table: Any, out: str, envelopes: bool, routes: Any, fmt: str, policy: Any, limits: dict[str, Any]
+) -> None:
     """``--send`` / ``--send-otlp``: deliver, journal in ``out``, report, exit 1 unless all was accepted."""
     from pathlib import Path
 
@@ -228,7 +240,7 @@ def _send(table: Any, out: str, envelopes: bool, routes: Any, fmt: str, policy: 
         messages = corrected_messages(table, service_flags(table), policy)
         more, lost = otlp_requests(messages, routes, table.service_attribute, root)
         requests, unsendable = requests + more, unsendable + lost
-    report_send(send(requests, unsendable, root), fmt)
+    report_send(send(requests, unsendable, root, **limits), fmt)
 
 
 @click.command()
