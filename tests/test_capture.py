@@ -857,3 +857,24 @@ def test_cli_summary_as_json(tmp_path: Path) -> None:
     summary = json.loads(out)
     assert summary["spans"] == 5 and summary["messages"] == 1 and len(summary["files"]) == 1
     assert summary["stopped_by"] and summary["refused"] == {} and summary["error"] is None
+
+
+def test_redact_carries_the_arrivals_with_the_peer_scrubbed(tmp_path: Path) -> None:
+    out = tmp_path / "cap"
+    with Capture(CaptureOptions(out, listen="127.0.0.1:0")) as c:
+        for _ in range(3):
+            post(c, request_body(2), **{"User-Agent": "OpenTelemetry Collector Contrib/0.141.0"})
+    shared = tmp_path / "shared"
+    r = CliRunner().invoke(main, ["redact", str(out), "-o", str(shared), "--format", "json", "-q"])
+    assert r.exit_code == 0, r.output
+    [entry] = json.loads(r.output)["files"]
+    copy = Path(entry["output"])
+    assert entry["arrivals"] == str(sidecar_path(copy))
+    before, after = tg.load([out]), tg.load([shared])
+    assert [b.arrival_ns for b in after.batches] == [b.arrival_ns for b in before.batches]
+    assert not after.sources[0].warnings  # offsets and sizes are the copy's own
+    text = sidecar_path(copy).read_text()
+    assert "127.0.0.1" not in text and '"peer":"[ip]:' in text
+    kept = tmp_path / "kept"
+    assert CliRunner().invoke(main, ["redact", str(out), "-o", str(kept), "--keep-pii", "-q"]).exit_code == 0
+    assert "127.0.0.1" in sidecar_path(kept / copy.name).read_text()

@@ -176,6 +176,7 @@ def test_every_reporting_command_speaks_json(tmp_path: Path) -> None:
             "output": str(tmp_path / "copy.pb"),
             "format": "otlp-proto-stream",
             "written_as": "otlp-proto-stream",
+            "arrivals": None,
         }
     ]
 

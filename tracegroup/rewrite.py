@@ -7,12 +7,15 @@ was), otherwise as an OTLP protobuf stream (the file's entry says so). Batches, 
 and ids keep their order and values, so every analysis of the output gives the groupings of the input. One
 input file: the output names the file; several files or a directory: the output is a directory holding
 each file under its name (relative to the directory named). An output that is one of the inputs is a
-``ValueError`` raised before anything is written. The result is a plain dict (``--format json`` prints it).
+``ValueError`` raised before anything is written. A capture file's arrival sidecar (``tracegroup
+capture``) goes along, its offsets those of the copy and its addresses scrubbed. The result is a plain
+dict (``--format json`` prints it).
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import zstandard
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tracegroup.load import expand_paths
+from tracegroup.load.sidecar import sidecar_path
 from tracegroup.model import SpanTable
 from tracegroup.otlp import to_json
 from tracegroup.redact import Policy, scrub_traces
@@ -70,6 +74,40 @@ def encode(fmt: str, messages: list[TracesData]) -> tuple[bytes, str]:
     return data, "+".join([*comp, inner])
 
 
+def _sidecar(source: Path, dest: Path, data: bytes, written: str, policy: Policy) -> str | None:
+    """A ``tracegroup capture`` file's arrival sidecar, copied next to its scrubbed copy with each message's
+    new offset and size and the addresses (peers, the receiver's own) scrubbed like the spans; the path
+    written, or None (no sidecar, or the copy is not a message stream of the same messages)."""
+    try:
+        head, *entries = sidecar_path(source).read_bytes().splitlines()
+    except (OSError, ValueError):
+        return None
+    frames = []
+    offset = 0
+    while offset + 4 <= len(data) and written == "otlp-proto-stream":
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        frames.append((offset, size))
+        offset += 4 + size
+    if not frames or len(frames) != len(entries):
+        return None
+    try:
+        header = {**json.loads(head), "file": dest.name}
+        for key in ("http", "grpc"):  # the receiver's own addresses
+            if header.get(key):
+                header[key] = policy.text(str(header[key]))
+        lines = [json.dumps(header, separators=(",", ":"))]
+        for raw, (at, size) in zip(entries, frames, strict=True):
+            entry = {**json.loads(raw), "offset": at, "bytes": size}
+            if entry.get("peer"):
+                entry["peer"] = policy.text(str(entry["peer"]))
+            lines.append(json.dumps(entry, separators=(",", ":")))
+    except (ValueError, TypeError):  # a damaged sidecar: the copy goes without one (the load warned)
+        return None
+    out = sidecar_path(dest)
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(out)
+
+
 def redact_dumps(
     table: SpanTable, dumps: list[str] | tuple[str, ...], out: str | Path, policy: Policy
 ) -> dict[str, Any]:
@@ -89,7 +127,16 @@ def redact_dumps(
         data, written = encode(src.format, by_source[k])
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
-        files.append({"input": src.path, "output": str(dest), "format": src.format, "written_as": written})
+        arrivals = _sidecar(Path(src.path), dest, data, written, policy)
+        files.append(
+            {
+                "input": src.path,
+                "output": str(dest),
+                "format": src.format,
+                "written_as": written,
+                "arrivals": arrivals,
+            }
+        )
     return {
         "output": str(out),
         "spans": len(table),
