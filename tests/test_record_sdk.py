@@ -132,12 +132,16 @@ def test_json_lines_copy_holds_the_same_spans(recording: tuple[Path, dict[str, o
 def test_exporter_drops_the_service_whose_entry_span_is_internal(
     recording: tuple[Path, dict[str, object]],
 ) -> None:
-    """Every export call holds one service; the notifier's calls have no root-rule span: dropped whole."""
+    """Every export call holds one service; the notifier's calls have no root-rule span: dropped whole.
+    (Which other calls lack a root depends on how the live SDKs cut their exports under load, so only the
+    notifier's fate is asserted exactly; every dropped span is dropped for that one reason.)"""
     prefix, _ = recording
     table = tg.load([prefix.parent / "live.pb"])
     cmp = tg.analyze(table).compared
+    notifier = np.flatnonzero(table.service == table.services.index("notifier"))
+    assert sorted(table.span(int(i)).name for i in notifier) == ["notify.send", "render_email"]
+    assert (cmp.root[notifier] < 0).all()
     dropped = np.flatnonzero(cmp.root < 0)
-    assert sorted(table.span(int(i)).name for i in dropped) == ["notify.send", "render_email"]
     assert set(cmp.reason[dropped].tolist()) == {Reason.DROPPED_NO_ROOT}
 
 
