@@ -193,3 +193,23 @@ def test_replicas_break_groupbytrace_and_loadbalancing_repairs_it() -> None:
 
 def test_vary_names_are_the_settings() -> None:
     assert set(DEFAULT_VARY) <= set(SETTINGS)
+
+
+@pytest.mark.parametrize("timeout", [200.0, 1000.0])
+def test_batch_timeout_from_the_arrival_times_of_a_capture(timeout: float) -> None:
+    """A capture taken after a collector by `tracegroup capture` carries when each message arrived: a send
+    below the size trigger is the timer's, `timeout` after the previous send (jitter of a few ms aside)."""
+    table = tg.load(["fixtures/polyglot.pb"])
+    size = fit(table).pipeline.batch_size
+    t = 1_800_000_000_000_000_000
+    for k, b in enumerate(table.batches):
+        small = int((table.batch == k).sum()) < size
+        t += int(((timeout if small else 37.0) + (k % 3)) * 1e6)  # size-triggered sends come sooner
+        b.arrival_ns = t
+    for s in table.sources:
+        s.capture = {"senders": {"OpenTelemetry Collector Contrib/0.141.0 (linux/amd64)": len(table.batches)}}
+    got = fit(table).setting("batch-timeout")
+    assert (got.value, got.status) == (timeout, "fitted") and "from arrival times" in got.evidence
+    for s in table.sources:  # an SDK's exports are not the batch processor's sends: no reading
+        s.capture = {"senders": {"OTel-OTLP-Exporter-Python/1.27.0": len(table.batches)}}
+    assert "from arrival times" not in fit(table).setting("batch-timeout").evidence

@@ -11,8 +11,10 @@ Every setting is one of
   each: the batch processor keeps incoming ``ResourceSpans`` apart) hold exactly the largest count;
   ``batch-size`` when the largest messages (three at least) all lie within one export, and within 25 %,
   of the same size (the size trigger: ``send_batch_size`` plus the export that crossed it);
-  ``batch-timeout`` as the round value (50 ms … 10 s) whose simulation gives the captured number of
-  exporter calls (message sizes and span end times are the simulation's input);
+  ``batch-timeout`` from arrival times when the capture was taken after a collector by ``tracegroup
+  capture`` (the shortest gap before a send below the size trigger), else as the round value (50 ms …
+  10 s) whose simulation gives the captured number of exporter calls (message sizes and span end times
+  are the simulation's input);
 - ``bound``: the capture only bounds it and the bound is used — ``sdk-delay`` is at most the shortest time
   between the spans of a service's exports two apart around a partial (timer) export;
 - ``undetermined``: nothing in the capture says; the documented default (``base``) is used and the report
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from tracegroup.batching import deliver
+from tracegroup.load.sidecar import position
 from tracegroup.model import SpanTable
 from tracegroup.pipeline import MS, PipelineOptions
 from tracegroup.routes import Routes
@@ -39,6 +42,8 @@ from tracegroup.routes import Routes
 SIZE_WINDOW = 0.25
 #: Timeouts tried (ms): the round values people configure.
 TIMEOUTS_MS = (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0)
+#: Messages arriving this close together were one send (a routing exporter splits a batch), ms.
+SAME_SEND_MS = 5.0
 #: Share of multi-span resource entries allowed to hold more than one trace under groupbytrace.
 GROUPBYTRACE_MIXED = 0.02
 #: Share of multi-span traces that must lie in one message under groupbytrace.
@@ -114,6 +119,40 @@ def _sdk_delay_bound(table: SpanTable, res: np.ndarray, sizes: np.ndarray, full:
             b = float(gaps.min()) / MS
             best = b if best is None else min(best, b)
     return best
+
+
+def _timeout_from_arrivals(
+    table: SpanTable, msg_sizes: np.ndarray, batch_size: int
+) -> tuple[float, str] | None:
+    """The batch processor's ``timeout`` read off a capture taken after a collector (``tracegroup capture``
+    arrival times): a send below the size trigger is the timer's, which fires ``timeout`` after the
+    previous send, so the shortest gap before such a send is the timeout (snapped to a round value within
+    :data:`SIZE_WINDOW`). Messages arriving within :data:`SAME_SEND_MS` of each other are one send (a
+    routing exporter splits a batch). None when arrivals are unknown, the senders are not collectors, or
+    fewer than three timer sends show."""
+    arrivals = np.array([b.arrival_ns for b in table.batches], dtype=np.int64)
+    captures = [s.capture for s in table.sources if s.batches]
+    if not len(arrivals) or (arrivals < 0).any() or not captures or None in captures:
+        return None
+    if any(position(c.get("senders", {})) != "collector" for c in captures if c is not None):
+        return None
+    order = np.argsort(arrivals, kind="stable")
+    times, sizes = arrivals[order], msg_sizes[order]
+    new_send = np.concatenate([[True], np.diff(times) > SAME_SEND_MS * MS])
+    send = np.cumsum(new_send) - 1
+    send_time = times[new_send]
+    send_size = np.bincount(send, weights=sizes)
+    timer = np.flatnonzero(send_size[1:] < batch_size) + 1
+    if len(timer) < 3:
+        return None
+    gaps = (send_time[timer] - send_time[timer - 1]) / MS
+    shortest = float(gaps.min())
+    near = [t for t in TIMEOUTS_MS if abs(t - shortest) <= SIZE_WINDOW * t]
+    value = near[0] if near else round(shortest)
+    return value, (
+        f"from arrival times: {len(timer)} sends below the size trigger, the shortest {shortest:.0f} ms "
+        "after the previous send"
+    )
 
 
 def fit(table: SpanTable, base: PipelineOptions | None = None, routes: str | Routes | None = None) -> Fit:
@@ -261,8 +300,14 @@ def fit(table: SpanTable, base: PipelineOptions | None = None, routes: str | Rou
     sim_routes = routes if routes is not None and routes != "none" else fitted_routes
     captured = deliver(table, "captured", sim_routes).n_calls
 
+    from_arrivals = _timeout_from_arrivals(table, msg_sizes, options.batch_size)
     tried: list[tuple[float, int]] = []
-    for timeout in TIMEOUTS_MS:
+    if from_arrivals is not None:
+        timeout, why = from_arrivals
+        options = dataclasses.replace(options, batch_timeout_ms=timeout)
+        calls = deliver(table, batches, sim_routes, options).n_calls
+        settings.append(Setting("batch-timeout", timeout, "fitted", why))
+    for timeout in TIMEOUTS_MS if from_arrivals is None else ():
         calls = deliver(
             table, batches, sim_routes, dataclasses.replace(options, batch_timeout_ms=timeout)
         ).n_calls
@@ -281,7 +326,7 @@ def fit(table: SpanTable, base: PipelineOptions | None = None, routes: str | Rou
                 f"(tried {', '.join(f'{t:g} ms: {c}' for t, c in tried)})",
             )
         )
-    else:
+    elif tried:
         calls = tried[0][1]
         settings.append(
             Setting(
