@@ -130,6 +130,16 @@ class SpanTable:
                     for ss in rs.scope_spans:
                         if len(ss.spans):
                             parts.append(tuple(zip(*map(_WARM, ss.spans), strict=True)))
+        return self._warm_columns(parts)
+
+    def set_warm(self, *parts: tuple[tuple[int, ...], ...]) -> None:
+        """Give the warm columns read by the loader, per scope in row order ((flags, starts, ends) each),
+        so that they are not decoded in a pass of their own."""
+        self.__dict__["_warm"] = self._warm_columns(list(parts))
+
+    def _warm_columns(
+        self, parts: list[tuple[tuple[int, ...], ...]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(self)
 
         def col(k: int, dtype: type) -> np.ndarray:

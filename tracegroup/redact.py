@@ -188,4 +188,7 @@ def redact_table(table: SpanTable, policy: Policy) -> SpanTable:
     if not keep:
         return table
     batches = [Batch(b.source, scrub_bytes(b.raw, keep), b.spans) for b in table.batches]
-    return dataclasses.replace(table, batches=batches, _parsed={})
+    out = dataclasses.replace(table, batches=batches, _parsed={})
+    if "_warm" in table.__dict__:  # ids, times and flags are not scrubbed: keep them if already decoded
+        out.__dict__["_warm"] = table.__dict__["_warm"]
+    return out

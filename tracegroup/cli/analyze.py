@@ -2,7 +2,7 @@
 table and other pipeline settings.
 
 Contract: each command loads the dumps, makes one library call (:func:`tracegroup.info.info`,
-:meth:`tracegroup.analysis.Analysis.summary`, :func:`tracegroup.frames.spans_frame`,
+:meth:`tracegroup.analysis.Analysis.summary`, :func:`tracegroup.frames.spans_frames`,
 :func:`tracegroup.whatif.whatif`) and hands the result to one renderer or writer.
 """
 
@@ -42,7 +42,7 @@ def info(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet
       tracegroup info fixtures/polyglot.pb
       tracegroup info capture/ --format json
     """
-    table = load_table(dumps, service_attribute, keep_going, quiet)
+    table = load_table(dumps, service_attribute, keep_going, quiet, warm=True)
     data = dump_info(table, tree.build(table))
     click.echo(render.to_json(data) if fmt == "json" else render.info_text(data), nl=False)
 
@@ -120,16 +120,15 @@ def spans(
       tracegroup spans fixtures/polyglot.pb -o spans.csv
       tracegroup spans dump.pb --format parquet -o spans.parquet
     """
-    from tracegroup.frames import spans_frame
-    from tracegroup.render.tables import write_frame
+    from tracegroup.frames import spans_frames
+    from tracegroup.render.tables import write_frames
 
-    table = load_table(dumps, service_attribute, keep_going, quiet)
+    table = load_table(dumps, service_attribute, keep_going, quiet, warm=True)
     if redact or redact_keys:  # names and details come from scrubbed bytes; ids and groupings are unchanged
         from tracegroup.redact import redact_table
 
         table = redact_table(table, policy_from(redact, redact, redact_keys, service_attribute))
-    frame = spans_frame(table, analysis_from(table, opts), details_=not no_details)
-    write_frame(frame, fmt, output)
+    write_frames(spans_frames(table, analysis_from(table, opts), details=not no_details), fmt, output)
 
 
 @click.command()

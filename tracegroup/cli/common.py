@@ -62,14 +62,21 @@ def errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_table(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet: bool) -> SpanTable:
+def load_table(
+    dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet: bool, warm: bool = False
+) -> SpanTable:
+    """Load with progress and warnings on stderr; ``warm``: the command will need span times and flags."""
     show = not quiet and sys.stderr.isatty()
 
     def progress(path: str, spans: int, files: int) -> None:
         click.echo(f"\rloaded {path} ({spans:,} spans so far, {files} files)", err=True, nl=False)
 
     table = load(
-        dumps, service_attribute=service_attribute, keep_going=keep_going, progress=progress if show else None
+        dumps,
+        service_attribute=service_attribute,
+        keep_going=keep_going,
+        progress=progress if show else None,
+        warm=warm,
     )
     if show:
         click.echo("", err=True)
