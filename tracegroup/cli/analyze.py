@@ -21,6 +21,8 @@ from tracegroup.cli.common import (
     grouping_options,
     load_options,
     load_table,
+    memory_option,
+    spilled_summary,
     whatif_from,
     with_pipeline_options,
     with_routes_options,
@@ -58,6 +60,7 @@ def info(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet
     help="Exit 1 when the share of spans the compared rule gets wrong (dropped included, incomplete "
     "transactions excluded) exceeds this ratio.",
 )
+@memory_option
 @errors
 def analyze_cmd(
     dumps: tuple[str, ...],
@@ -67,6 +70,7 @@ def analyze_cmd(
     fmt: str,
     top: int,
     fail_on_misgrouped: float | None,
+    memory: int,
     **opts: Any,
 ) -> None:
     """How the compared strategy grouped DUMPS against one transaction per application boundary.
@@ -75,9 +79,12 @@ def analyze_cmd(
     Examples:
       tracegroup analyze fixtures/polyglot.pb
       tracegroup analyze dump.pb --routes service --fail-on-misgrouped 0.01
+      tracegroup analyze day-of-capture/ --memory 2GB
     """
-    table = load_table(dumps, service_attribute, keep_going, quiet)
-    summary = analysis_from(table, opts).summary(top=top)
+    summary = spilled_summary(dumps, service_attribute, quiet, memory, top, opts)
+    if summary is None:
+        table = load_table(dumps, service_attribute, keep_going, quiet)
+        summary = analysis_from(table, opts).summary(top=top)
     click.echo(render.to_json(summary) if fmt == "json" else render.analysis_text(summary, top), nl=False)
     if fail_on_misgrouped is not None and summary["blamed"]["ratio"] > fail_on_misgrouped:
         click.echo(

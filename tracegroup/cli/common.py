@@ -194,6 +194,45 @@ class Share(click.ParamType):
         return share
 
 
+class MemorySize(click.ParamType):
+    """A memory size: ``64MB``, ``1.5GB``, ``512MiB`` or bytes; ``auto`` is half the machine's memory."""
+
+    name = "size"
+    UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+    UNITS.update({"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40, "K": 10**3, "M": 10**6})
+    UNITS.update({"G": 10**9})
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper()
+        if text == "AUTO":
+            from tracegroup.spill import default_memory
+
+            return default_memory()
+        number = text.rstrip("KMGTIB")
+        unit = text[len(number) :]
+        try:
+            size = float(number) * self.UNITS[unit]
+        except (ValueError, KeyError):
+            self.fail(f"{value!r} is not a size like 64MB, 1.5GB or 512MiB", param, ctx)
+        if not size > 0:
+            self.fail(f"{value!r} is not a positive size", param, ctx)
+        return int(size)
+
+
+def memory_option(fn: F) -> F:
+    """``--memory SIZE``: past this estimate the command streams through an on-disk spill."""
+    return click.option(
+        "--memory",
+        type=MemorySize(),
+        default="auto",
+        show_default=True,
+        help="Memory budget (64MB, 2GB; auto: half the machine's). Dumps needing more stream through an "
+        "on-disk Parquet spill partitioned by trace (docs/scale.md).",
+    )(fn)
+
+
 class Duration(click.ParamType):
     """A duration like ``200ms``, ``5s``, ``1.5s`` or ``100us``, as milliseconds (bare numbers are ms):
     :func:`tracegroup.pipeline.parse_duration_ms`."""
@@ -361,6 +400,48 @@ def analysis_from(table: SpanTable, opts: dict[str, Any]) -> Analysis:
         pipeline=pipeline_from(opts),
         heal=opts.get("heal", False),
     )
+
+
+def spilled_summary(
+    dumps: tuple[str, ...], service_attribute: str, quiet: bool, memory: int, top: int, opts: dict[str, Any]
+) -> dict[str, Any] | None:
+    """``analyze``'s summary through the spill (:func:`tracegroup.spill.analyze_spilled`) when the dumps
+    need more than ``memory`` in memory, with progress and warnings on stderr; None when they fit."""
+    from tracegroup.load import expand_paths
+    from tracegroup.spill import analyze_spilled, memory_needed, refuse
+
+    files = expand_paths(dumps)
+    needed = memory_needed(files)
+    if needed <= memory:
+        return None
+    if opts.get("heal"):
+        raise refuse("--heal", needed, memory)
+    if given_pipeline_options():
+        raise refuse(", ".join(given_pipeline_options()), needed, memory)
+    show = not quiet and sys.stderr.isatty()
+
+    def progress(what: str, spans: int, files: int) -> None:
+        click.echo(f"\rspilled {what} ({spans:,} spans so far, {files} files)", err=True, nl=False)
+
+    summary, sources = analyze_spilled(
+        [str(f) for f in files],
+        budget=memory,
+        service_attribute=service_attribute,
+        compare=opts["compare"],
+        reference=opts["reference"],
+        batches=opts["batches"],
+        routes=routes_from(routes_value(opts)),
+        boundary=opts["boundary"],
+        top=top,
+        progress=progress if show else None,
+    )
+    if show:
+        click.echo("", err=True)
+    if not quiet:
+        for s in sources:
+            for w in s.warnings:
+                click.echo(f"tracegroup: warning: {w}", err=True)
+    return summary
 
 
 def send_options(fn: F) -> F:
