@@ -138,6 +138,42 @@ def reasons(reason: np.ndarray) -> pd.Categorical:
     return categorical(_REASON_CODE[reason.astype(np.int64)], REASON_NAMES)
 
 
+def str_array(values: Sequence[str] | np.ndarray) -> Any:
+    """Strings as a pandas ``str`` array (through one Arrow array when pyarrow is there: no per-string
+    check)."""
+    import pandas as pd
+
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow is the parquet extra
+        return pd.array(values, dtype=STR)
+    return pd.array(pa.array(values, type=pa.large_string()), dtype=STR)
+
+
+def hex_array(values: np.ndarray, width: int, blank: np.ndarray | None = None) -> Any:
+    """Lowercase hex ids (uint64 span ids: ``width`` 16; V16 trace ids: 32) as a pandas ``str`` array,
+    ``""`` where ``blank``; built from one hex buffer without a Python string per id when pyarrow is
+    there."""
+    import pandas as pd
+
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow is the parquet extra
+        text = np.array(hex_ids(values, width), dtype=object)
+        if blank is not None:
+            text[blank] = ""
+        return pd.array(text, dtype=STR)
+    kept = values if blank is None else values[~blank]
+    raw = (kept.astype(">u8") if width == 16 else kept).tobytes().hex().encode("ascii")
+    lengths = np.full(len(values), width, dtype=np.int64)
+    if blank is not None:
+        lengths[blank] = 0
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    arr = pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(raw))
+    return pd.array(arr, dtype=STR)
+
+
 def root_hex(table: SpanTable, root: np.ndarray, span_hex: np.ndarray | None = None) -> np.ndarray:
     """Hex span id of each root row, ``""`` where the root is -1 (dropped). ``span_hex``: the hex ids of
     every row when already at hand (object array)."""
@@ -388,17 +424,15 @@ def _frame(
     """The frame of rows ``sel`` (``every``: all of the table's rows, in order)."""
     import pandas as pd
 
-    span_hex = np.array(hex_ids(table.span_id[sel], 16), dtype=object)
+    span_id = table.span_id[sel]
     parent = table.parent_id[sel]
-    parent_hex = np.array(hex_ids(parent, 16), dtype=object)
-    parent_hex[parent == 0] = ""
     start, end = table.start_ns[sel].astype(np.int64), table.end_ns[sel].astype(np.int64)
     cols: dict[str, Any] = {
-        "trace_id": pd.array(hex_ids(table.trace_id[sel], 32), dtype=STR),
-        "span_id": pd.array(span_hex, dtype=STR),
-        "parent_span_id": pd.array(parent_hex, dtype=STR),
+        "trace_id": hex_array(table.trace_id[sel], 32),
+        "span_id": hex_array(span_id, 16),
+        "parent_span_id": hex_array(parent, 16, parent == 0),
         "service": categorical(table.service[sel], table.services),
-        "name": pd.array(names, dtype=STR),
+        "name": str_array(names),
         "kind": categorical(kinds(table.kind[sel]), KIND_NAMES),
         "batch": table.batch[sel].astype(np.int64),
         "start_ns": start,
@@ -411,13 +445,12 @@ def _frame(
     }
     if analysis is not None:
         ref, cmp = analysis.reference.root[sel], analysis.compared.root[sel]
-        every_hex = span_hex if every else None
-        cols["transaction"] = pd.array(root_hex(table, ref, every_hex), dtype=STR)
-        cols["compared_transaction"] = pd.array(root_hex(table, cmp, every_hex), dtype=STR)
+        cols["transaction"] = hex_array(table.span_id[np.maximum(ref, 0)], 16, ref < 0)
+        cols["compared_transaction"] = hex_array(table.span_id[np.maximum(cmp, 0)], 16, cmp < 0)
         cols["verdict"] = categorical(analysis.diff.verdict[sel], VERDICTS)
         cols["incomplete"] = analysis.diff.incomplete[sel]
         cols["reason"] = reasons(analysis.compared.reason[sel])
     cols["flags"] = table.flags[sel].astype(np.int64)
-    cols["position"] = pd.array(positions(table, sel), dtype=STR)
+    cols["position"] = str_array(positions(table, sel))
     cols.update(decoded)
     return pd.DataFrame(cols, index=index)

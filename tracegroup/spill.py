@@ -237,6 +237,13 @@ def analyze_spilled(
     """The summary of ``analyze`` computed through a spill (see the module docstring), and the sources."""
     files = expand_paths(paths)
     needed = memory_needed(files)
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            f"the dumps need about {needed / 1e6:,.0f} MB, over the --memory budget of {budget / 1e6:,.0f} "
+            "MB, and streaming them needs pyarrow: pip install pyarrow (or raise --memory)"
+        ) from None
     for name in (compare, reference):
         if name not in STRATEGIES:
             raise ValueError(f"unknown strategy {name!r} (choose from {', '.join(sorted(STRATEGIES))})")
