@@ -22,6 +22,7 @@ from tracegroup.cli.common import (
     load_options,
     load_table,
     memory_option,
+    shown,
     spilled_summary,
     whatif_from,
     with_pipeline_options,
@@ -135,7 +136,8 @@ def spans(
         from tracegroup.redact import redact_table
 
         table = redact_table(table, policy_from(redact, redact, redact_keys, service_attribute))
-    write_frames(spans_frames(table, analysis_from(table, opts), details=not no_details), fmt, output)
+    frames = spans_frames(table, analysis_from(table, opts), details=not no_details)
+    write_frames(shown(frames, quiet, len(table)), fmt, output)
 
 
 @click.command()

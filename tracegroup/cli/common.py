@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -85,6 +85,19 @@ def load_table(
             for w in s.warnings:
                 click.echo(f"tracegroup: warning: {w}", err=True)
     return table
+
+
+def shown(frames: Iterable[Any], quiet: bool, total: int) -> Iterator[Any]:
+    """``frames`` passed through, with ``wrote N of M spans`` on a terminal's stderr (not with ``quiet``)."""
+    show = not quiet and sys.stderr.isatty()
+    done = 0
+    for frame in frames:
+        yield frame
+        done += len(frame)
+        if show:
+            click.echo(f"\rwrote {done:,} of {total:,} spans", err=True, nl=False)
+    if show:
+        click.echo("", err=True)
 
 
 def load_options(fn: F) -> F:
