@@ -1,9 +1,10 @@
-"""Wall time and peak memory of ``tracegroup analyze`` / ``info`` on a big dump, against the parsing floor.
+"""Wall time and peak memory of ``tracegroup analyze``, ``info``, ``spans`` and ``emit`` on a big dump,
+against the parsing floor.
 
 Usage::
 
     python benchmarks/bench_analyze.py [--spans 1000000] [--seed 1] [--batch 8192] [--zstd]
-                                       [--keep FILE] [--repeat N] [--only floor,analyze,info]
+                                       [--keep FILE] [--repeat N] [--only floor,analyze,info,...]
 
 Without ``--keep`` a dump is generated with ``gen_dump.py`` into ``benchmarks/out/`` (git-ignored) and
 deleted afterwards. ``--keep FILE`` uses FILE if it exists (any file-exporter proto stream, e.g. a real
@@ -17,6 +18,10 @@ set size (``ru_maxrss``) is that child's alone and peaks never mix:
     then drop the message. No analysis can do less work than this.
 (b) ``analyze``: ``tracegroup analyze FILE --format json --quiet`` end to end.
 (c) ``info``: ``tracegroup info FILE``.
+(d) ``spans-parquet``, ``spans-csv``, ``spans-jsonl``: ``tracegroup spans FILE --format F -o OUT`` (with
+    details), into a temporary directory under ``benchmarks/out/`` removed at the end.
+(e) ``emit``: ``tracegroup emit FILE --out DIR --rebase-time --now 2026-01-01T00:00:00Z --format json``.
+(f) ``analyze-spill``: ``analyze`` as (b) with ``--memory 64MB``, so that it streams through the spill.
 
 The CLI is run from this source tree (``tracegroup.cli:main`` with the repository root on ``PYTHONPATH``),
 not from whatever version is installed. A failing command is reported with its error instead of numbers.
@@ -229,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="runs per step: best wall, highest peak (default 1)")
     p.add_argument(
         "--only",
-        default="floor,analyze,info,spans-parquet,spans-csv,spans-jsonl,emit",
+        default="floor,analyze,info,spans-parquet,spans-csv,spans-jsonl,emit,analyze-spill",
         help="comma-separated steps to run",
     )
     p.add_argument("--json", default=os.path.join(OUT_DIR, "results.json"), help="where to write results")
@@ -300,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             for fmt in ("parquet", "csv", "jsonl")
         ],
+        Step(
+            "analyze-spill",
+            "(f) analyze --memory 64MB (spilled)",
+            [py, "-c", CLI, "analyze", path, "--format", "json", "--quiet", "--memory", "64MB"],
+        ),
         Step(
             "emit",
             "(e) tracegroup emit --rebase-time --out DIR",

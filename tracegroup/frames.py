@@ -87,7 +87,7 @@ DIFF_COLUMNS: dict[str, str] = {
     "reason": "category",
 }
 #: Spans per frame of :func:`spans_frames` (whole batches; one frame's Python objects live at a time).
-CHUNK_SPANS = 131_072
+CHUNK_SPANS = 32_768
 #: Columns ``details`` adds at the end (nested ones hold dicts and lists).
 DETAIL_COLUMNS = (
     "status_code",

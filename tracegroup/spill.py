@@ -50,8 +50,10 @@ from tracegroup.routes import Routes
 
 #: Bytes of memory the in-memory ``analyze`` needs per byte of input (measured: ~2x, with margin).
 MEMORY_PER_INPUT_BYTE = 4
-#: Spans buffered per partition before a row group is written.
+#: Most spans buffered per partition before a row group is written (fewer when the budget is small).
 FLUSH_ROWS = 1 << 16
+#: Bytes a buffered span may take (its columns and its name), to keep every buffer within the budget.
+BUFFERED_SPAN_BYTES = 256
 _NAME = attrgetter("name")
 
 
@@ -103,8 +105,8 @@ class _Partial:
 class _Spill:
     """Per-partition Parquet writers with buffered rows."""
 
-    def __init__(self, directory: str, partitions: int, names: list[str]) -> None:
-        self.dir, self.n, self.columns = directory, partitions, names
+    def __init__(self, directory: str, partitions: int, names: list[str], flush_rows: int) -> None:
+        self.dir, self.n, self.columns, self.flush_rows = directory, partitions, names, flush_rows
         self.buf: list[list[dict[str, np.ndarray | list[str]]]] = [[] for _ in range(partitions)]
         self.rows = [0] * partitions
         self.writers: list[Any] = [None] * partitions
@@ -124,7 +126,7 @@ class _Spill:
             chunk["name"] = [names[i] for i in sel.tolist()]
             self.buf[k].append(chunk)
             self.rows[k] += len(sel)
-            if self.rows[k] >= FLUSH_ROWS:
+            if self.rows[k] >= self.flush_rows:
                 self.flush(k)
 
     def flush(self, k: int) -> None:
@@ -294,7 +296,8 @@ def _run(
     if per_call:
         names += ["croot", "creason"]
     names_seen: dict[str, str] = {}
-    spill = _Spill(work, n_parts, names)
+    flush_rows = max(1024, min(FLUSH_ROWS, budget // 4 // (n_parts * BUFFERED_SPAN_BYTES)))
+    spill = _Spill(work, n_parts, names, flush_rows)
     services: dict[str, int] = {}
     sources: list[Source] = []
     row = n_batches = n_calls = 0

@@ -39,7 +39,7 @@ class Columns:
     def __init__(self, service_attribute: str, warm: bool = False) -> None:
         self.attr = service_attribute
         self.warm = warm  # also read the warm columns (flags, start, end) in the same pass
-        self.warm_parts: list[tuple[tuple[int, ...], ...]] = []
+        self.warm_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per scope
         self.tid: list[bytes] = []
         self.sid: list[bytes] = []
         self.pid: list[bytes] = []
@@ -69,8 +69,14 @@ class Columns:
                 if not n:
                     continue
                 if self.warm:
-                    tids, sids, pids, kinds, *warm = zip(*map(_HOT_WARM, spans), strict=True)
-                    self.warm_parts.append(tuple(warm))
+                    tids, sids, pids, kinds, flags, starts, ends = zip(*map(_HOT_WARM, spans), strict=True)
+                    self.warm_parts.append(
+                        (
+                            np.array(flags, dtype=np.uint32),
+                            np.array(starts, dtype=np.uint64),
+                            np.array(ends, dtype=np.uint64),
+                        )
+                    )
                 else:
                     tids, sids, pids, kinds = zip(*map(_HOT, spans), strict=True)
                 tid, sid, pid = b"".join(tids), b"".join(sids), b"".join([p or Z8 for p in pids])
@@ -108,7 +114,13 @@ class Columns:
             bad_ids=bad,
         )
         if self.warm:
-            table.set_warm(*self.warm_parts)
+            parts = self.warm_parts
+            table.set_warm(
+                *(
+                    np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, dtype=dtype)
+                    for k, dtype in enumerate((np.uint32, np.uint64, np.uint64))
+                )
+            )
         return table
 
 
