@@ -368,7 +368,7 @@ def spans_frame(
         names = decoded.pop("name")
     elif names is None:
         names = table.names(picked)
-    return _frame(table, analysis, forest, sel, index, depth, names, decoded, picked is None)
+    return _frame(table, analysis, forest, sel, index, depth, names, decoded)
 
 
 def spans_frames(
@@ -394,7 +394,7 @@ def spans_frames(
         else:
             decoded, names = {}, batch_names(table, batches)
         index = pd.RangeIndex(rows.start, rows.stop, name="row")
-        yield _frame(table, analysis, forest, rows, index, depth[rows], names, decoded, False)
+        yield _frame(table, analysis, forest, rows, index, depth[rows], names, decoded)
 
 
 def batch_names(table: SpanTable, batches: range) -> list[str]:
@@ -419,9 +419,8 @@ def _frame(
     depth: np.ndarray,
     names: list[str],
     decoded: dict[str, list[Any]],
-    every: bool,
 ) -> pd.DataFrame:
-    """The frame of rows ``sel`` (``every``: all of the table's rows, in order)."""
+    """The frame of rows ``sel``."""
     import pandas as pd
 
     span_id = table.span_id[sel]
