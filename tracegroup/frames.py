@@ -1,10 +1,12 @@
 """The one per-span table: pandas views of a table and an analysis, one row per span.
 
-Contract: :func:`spans_frame` is the only builder of per-span frames: ``tracegroup spans`` (CSV, JSON
-Lines, Parquet through :mod:`tracegroup.render.tables`), :func:`tracegroup.spans_frame`, and the notebook's
-``Explorer.spans()``, ``Explorer.diff()`` and ``TraceView.spans`` all get their columns from it, so they
-never disagree. One row per span in table order (or in the order of ``rows``), index = table row (index
-name ``row``). The columns, in this order (README.md, "``tracegroup spans`` columns"):
+Contract: :func:`spans_frame` (and :func:`spans_frames`, the same rows as frames of whole batches, which
+``tracegroup spans`` writes one at a time through :mod:`tracegroup.render.tables`) is the only builder of
+per-span frames: ``tracegroup spans`` (CSV, JSON Lines, Parquet), :func:`tracegroup.spans_frame`, and the
+notebook's ``Explorer.spans()``, ``Explorer.diff()`` and ``TraceView.spans`` all get their columns from
+one function (``_frame``), so they never disagree. One row per span in table order (or in the order of
+``rows``), index = table row (index name ``row``). The columns, in this order (README.md, "``tracegroup
+spans`` columns"):
 
 - :data:`SPAN_COLUMNS` before ``flags``: ``trace_id, span_id, parent_span_id`` (lowercase hex, 32 and 16
   chars, ``""`` for no parent), ``service, name, kind`` (OTLP kind name), ``batch``, ``start_ns,
@@ -22,8 +24,8 @@ Dtypes (:data:`SPAN_COLUMNS`, :data:`DIFF_COLUMNS`): ids, names and ``position``
 ``service``/``kind``/``verdict``/``reason`` categoricals (every service of the table, the six OTLP kind
 names, :data:`~tracegroup.diff.VERDICTS`, lowercase :class:`~tracegroup.grouping.Reason` names), counts
 and times in ns ``int64``, ``start``/``end`` ``datetime64[ns, UTC]``, ``duration_ms`` float64. The file
-writers write categoricals as their labels. Every column is built from whole numpy columns: no per-span
-Python loop except hex formatting and the detail decoding.
+writers write categoricals as their labels. Every column is built from whole numpy columns (ids as hex
+through one Arrow buffer when pyarrow is installed): no per-span Python loop except the detail decoding.
 """
 
 from __future__ import annotations
