@@ -1,9 +1,10 @@
-"""Wall time and peak memory of ``tracegroup analyze`` / ``info`` on a big dump, against the parsing floor.
+"""Wall time and peak memory of ``tracegroup analyze``, ``info``, ``spans`` and ``emit`` on a big dump,
+against the parsing floor.
 
 Usage::
 
     python benchmarks/bench_analyze.py [--spans 1000000] [--seed 1] [--batch 8192] [--zstd]
-                                       [--keep FILE] [--repeat N] [--only floor,analyze,info]
+                                       [--keep FILE] [--repeat N] [--only floor,analyze,info,...]
 
 Without ``--keep`` a dump is generated with ``gen_dump.py`` into ``benchmarks/out/`` (git-ignored) and
 deleted afterwards. ``--keep FILE`` uses FILE if it exists (any file-exporter proto stream, e.g. a real
@@ -17,6 +18,10 @@ set size (``ru_maxrss``) is that child's alone and peaks never mix:
     then drop the message. No analysis can do less work than this.
 (b) ``analyze``: ``tracegroup analyze FILE --format json --quiet`` end to end.
 (c) ``info``: ``tracegroup info FILE``.
+(d) ``spans-parquet``, ``spans-csv``, ``spans-jsonl``: ``tracegroup spans FILE --format F -o OUT`` (with
+    details), into a temporary directory under ``benchmarks/out/`` removed at the end.
+(e) ``emit``: ``tracegroup emit FILE --out DIR --rebase-time --now 2026-01-01T00:00:00Z --format json``.
+(f) ``analyze-spill``: ``analyze`` as (b) with ``--memory 64MB``, so that it streams through the spill.
 
 The CLI is run from this source tree (``tracegroup.cli:main`` with the repository root on ``PYTHONPATH``),
 not from whatever version is installed. A failing command is reported with its error instead of numbers.
@@ -30,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -142,8 +148,11 @@ def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, st
         )
 
 
-def measure(step: Step, repeat: int, env: dict[str, str]) -> Step:
+def measure(step: Step, repeat: int, env: dict[str, str], work: str | None = None) -> Step:
     for _ in range(repeat):
+        if work:  # each run writes into an empty directory (emit refuses to mix runs)
+            shutil.rmtree(work, ignore_errors=True)
+            os.makedirs(work)
         wall, peak, code, out, err = run_once(step.command, env)
         if code != 0:
             step.error = f"exit {code}: " + (_tail(err) or _tail(out) or "(no output)")
@@ -223,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zstd", action="store_true", help="generate per-message zstd frames")
     p.add_argument("--keep", metavar="FILE", help="use FILE if it exists, else generate it there and keep it")
     p.add_argument("--repeat", type=int, default=1, help="runs per step: best wall, highest peak (default 1)")
-    p.add_argument("--only", default="floor,analyze,info", help="comma-separated steps to run")
+    p.add_argument(
+        "--only",
+        default="floor,analyze,info,spans-parquet,spans-csv,spans-jsonl,emit,analyze-spill",
+        help="comma-separated steps to run",
+    )
     p.add_argument("--json", default=os.path.join(OUT_DIR, "results.json"), help="where to write results")
     p.add_argument("--floor-child", metavar="FILE", help=argparse.SUPPRESS)  # internal: run the floor here
     args = p.parse_args(argv)
@@ -260,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     py = sys.executable
+    work = tempfile.mkdtemp(prefix="bench-", dir=OUT_DIR)  # outputs of spans and emit, deleted at the end
     all_steps = [
         Step(
             "floor",
@@ -272,6 +286,36 @@ def main(argv: list[str] | None = None) -> int:
             [py, "-c", CLI, "analyze", path, "--format", "json", "--quiet"],
         ),
         Step("info", "(c) tracegroup info", [py, "-c", CLI, "info", path]),
+        *[
+            Step(
+                f"spans-{fmt}",
+                f"(d) tracegroup spans --format {fmt}",
+                [
+                    py,
+                    "-c",
+                    CLI,
+                    "spans",
+                    path,
+                    "--format",
+                    fmt,
+                    "-q",
+                    "-o",
+                    os.path.join(work, f"spans.{fmt}"),
+                ],
+            )
+            for fmt in ("parquet", "csv", "jsonl")
+        ],
+        Step(
+            "analyze-spill",
+            "(f) analyze --memory 64MB (spilled)",
+            [py, "-c", CLI, "analyze", path, "--format", "json", "--quiet", "--memory", "64MB"],
+        ),
+        Step(
+            "emit",
+            "(e) tracegroup emit --rebase-time --out DIR",
+            [py, "-c", CLI, "emit", path, "--out", os.path.join(work, "emit"), "--rebase-time", "-q"]
+            + ["--now", "2026-01-01T00:00:00Z", "--format", "json"],
+        ),
     ]
     wanted = {s.strip() for s in args.only.split(",") if s.strip()}
     steps = []
@@ -279,10 +323,11 @@ def main(argv: list[str] | None = None) -> int:
         for step in all_steps:
             if step.name in wanted:
                 print(f"running {step.name} ...", file=sys.stderr)
-                steps.append(measure(step, max(1, args.repeat), env))
+                steps.append(measure(step, max(1, args.repeat), env, work))
     finally:
         if generated and not args.keep:
             os.remove(path)
+        shutil.rmtree(work, ignore_errors=True)
     text, result = report(steps, dump)
     print(text)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

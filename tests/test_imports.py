@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("delivery", ["tracegroup.fit"]),
     ("grouping", ["tracegroup.grouping", "tracegroup.grouping.*"]),
     ("analysis", ["tracegroup.diff", "tracegroup.analysis", "tracegroup.whatif", "tracegroup.check"]),
-    ("analysis", ["tracegroup.info"]),
+    ("analysis", ["tracegroup.info", "tracegroup.spill"]),
     ("frames", ["tracegroup.frames", "tracegroup.layout"]),
     ("sentry", ["tracegroup.sentry", "tracegroup.sentry.*", "tracegroup.otlp_out", "tracegroup.send"]),
     ("sentry", ["tracegroup.transport", "tracegroup.fixplan"]),

@@ -1,10 +1,12 @@
 """The one per-span table: pandas views of a table and an analysis, one row per span.
 
-Contract: :func:`spans_frame` is the only builder of per-span frames: ``tracegroup spans`` (CSV, JSON
-Lines, Parquet through :mod:`tracegroup.render.tables`), :func:`tracegroup.spans_frame`, and the notebook's
-``Explorer.spans()``, ``Explorer.diff()`` and ``TraceView.spans`` all get their columns from it, so they
-never disagree. One row per span in table order (or in the order of ``rows``), index = table row (index
-name ``row``). The columns, in this order (README.md, "``tracegroup spans`` columns"):
+Contract: :func:`spans_frame` (and :func:`spans_frames`, the same rows as frames of whole batches, which
+``tracegroup spans`` writes one at a time through :mod:`tracegroup.render.tables`) is the only builder of
+per-span frames: ``tracegroup spans`` (CSV, JSON Lines, Parquet), :func:`tracegroup.spans_frame`, and the
+notebook's ``Explorer.spans()``, ``Explorer.diff()`` and ``TraceView.spans`` all get their columns from
+one function (``_frame``), so they never disagree. One row per span in table order (or in the order of
+``rows``), index = table row (index name ``row``). The columns, in this order (README.md, "``tracegroup
+spans`` columns"):
 
 - :data:`SPAN_COLUMNS` before ``flags``: ``trace_id, span_id, parent_span_id`` (lowercase hex, 32 and 16
   chars, ``""`` for no parent), ``service, name, kind`` (OTLP kind name), ``batch``, ``start_ns,
@@ -22,21 +24,27 @@ Dtypes (:data:`SPAN_COLUMNS`, :data:`DIFF_COLUMNS`): ids, names and ``position``
 ``service``/``kind``/``verdict``/``reason`` categoricals (every service of the table, the six OTLP kind
 names, :data:`~tracegroup.diff.VERDICTS`, lowercase :class:`~tracegroup.grouping.Reason` names), counts
 and times in ns ``int64``, ``start``/``end`` ``datetime64[ns, UTC]``, ``duration_ms`` float64. The file
-writers write categoricals as their labels. Every column is built from whole numpy columns: no per-span
-Python loop except hex formatting and the detail decoding.
+writers write categoricals as their labels. Every column is built from whole numpy columns (ids as hex
+through one Arrow buffer when pyarrow is installed): no per-span Python loop except the detail decoding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
+from opentelemetry.proto.trace.v1.trace_pb2 import Status as PbStatus
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tracegroup import tree
 from tracegroup.diff import VERDICTS
 from tracegroup.model import KIND_NAMES, STATUS_NAMES, SpanTable, hex_ids
-from tracegroup.otlp import attributes
+from tracegroup.otlp import any_json, attributes
 from tracegroup.reasons import Reason
 
 if TYPE_CHECKING:
@@ -80,6 +88,8 @@ DIFF_COLUMNS: dict[str, str] = {
     "incomplete": "bool",
     "reason": "category",
 }
+#: Spans per frame of :func:`spans_frames` (whole batches; one frame's Python objects live at a time).
+CHUNK_SPANS = 32_768
 #: Columns ``details`` adds at the end (nested ones hold dicts and lists).
 DETAIL_COLUMNS = (
     "status_code",
@@ -130,6 +140,42 @@ def reasons(reason: np.ndarray) -> pd.Categorical:
     return categorical(_REASON_CODE[reason.astype(np.int64)], REASON_NAMES)
 
 
+def str_array(values: Sequence[str] | np.ndarray) -> Any:
+    """Strings as a pandas ``str`` array (through one Arrow array when pyarrow is there: no per-string
+    check)."""
+    import pandas as pd
+
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow is the parquet extra
+        return pd.array(values, dtype=STR)
+    return pd.array(pa.array(values, type=pa.large_string()), dtype=STR)
+
+
+def hex_array(values: np.ndarray, width: int, blank: np.ndarray | None = None) -> Any:
+    """Lowercase hex ids (uint64 span ids: ``width`` 16; V16 trace ids: 32) as a pandas ``str`` array,
+    ``""`` where ``blank``; built from one hex buffer without a Python string per id when pyarrow is
+    there."""
+    import pandas as pd
+
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow is the parquet extra
+        text = np.array(hex_ids(values, width), dtype=object)
+        if blank is not None:
+            text[blank] = ""
+        return pd.array(text, dtype=STR)
+    kept = values if blank is None else values[~blank]
+    raw = (kept.astype(">u8") if width == 16 else kept).tobytes().hex().encode("ascii")
+    lengths = np.full(len(values), width, dtype=np.int64)
+    if blank is not None:
+        lengths[blank] = 0
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    arr = pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(raw))
+    return pd.array(arr, dtype=STR)
+
+
 def root_hex(table: SpanTable, root: np.ndarray, span_hex: np.ndarray | None = None) -> np.ndarray:
     """Hex span id of each root row, ``""`` where the root is -1 (dropped). ``span_hex``: the hex ids of
     every row when already at hand (object array)."""
@@ -158,41 +204,133 @@ def positions(table: SpanTable, rows: np.ndarray | slice) -> np.ndarray:
     return text[rank.reshape(-1)]
 
 
-def decode_details(table: SpanTable) -> dict[str, list[Any]]:
-    """Decode name, status, scope, attributes, resource attributes, events and links of every span."""
+def decode_details(table: SpanTable, batches: range | None = None) -> dict[str, list[Any]]:
+    """Decode name, status, scope, attributes, resource attributes, events and links of every span (of
+    the batches in ``batches`` only, when given: their rows are contiguous).
+
+    The messages are parsed as :func:`_detail_messages` (a span's status, attributes, events and links
+    kept as their encoded bytes, with no message object per attribute), and each distinct encoded
+    attribute list, attribute and status is decoded once per call: spans with the same attributes share
+    one dict, as the spans of one resource share one ``resource_attributes`` dict (treat them as read-only).
+    """
     cols: dict[str, list[Any]] = {k: [] for k in ("name", *DETAIL_COLUMNS)}
-    last_rs: Any = None
-    res_attrs: dict[str, Any] = {}
-    for _, rs, ss, s in table.iter_spans():
-        if rs is not last_rs:
-            last_rs, res_attrs = rs, attributes(rs.resource.attributes)
-        cols["name"].append(s.name)
-        cols["status_code"].append(
-            STATUS_NAMES[s.status.code] if 0 <= s.status.code < 3 else str(s.status.code)
-        )
-        cols["status_message"].append(s.status.message)
-        cols["scope_name"].append(ss.scope.name)
-        cols["scope_version"].append(ss.scope.version)
-        cols["attributes"].append(attributes(s.attributes))
-        cols["resource_attributes"].append(res_attrs)
-        cols["events"].append(
-            [
-                {"name": e.name, "time_ns": e.time_unix_nano, "attributes": attributes(e.attributes)}
-                for e in s.events
-            ]
-        )
-        cols["links"].append(
-            [
-                {
-                    "trace_id": ln.trace_id.hex(),
-                    "span_id": ln.span_id.hex(),
-                    "flags": ln.flags,
-                    "attributes": attributes(ln.attributes),
-                }
-                for ln in s.links
-            ]
-        )
+    name, code, message = cols["name"], cols["status_code"], cols["status_message"]
+    sname, sver, res = cols["scope_name"], cols["scope_version"], cols["resource_attributes"]
+    attrs, events, links = cols["attributes"], cols["events"], cols["links"]
+    parse = _detail_messages()
+    sets: dict[tuple[bytes, ...], dict[str, Any]] = {}
+    pairs: dict[bytes, tuple[str, Any]] = {}
+    statuses: dict[bytes, tuple[str, str]] = {b"": (STATUS_NAMES[0], "")}
+
+    def attr_set(kvs: tuple[bytes, ...]) -> dict[str, Any]:
+        if len(sets) >= _MEMO:
+            sets.clear()
+        if len(pairs) >= _MEMO:
+            pairs.clear()
+        out = sets[kvs] = dict(pairs.get(kv) or _pair(kv, pairs) for kv in kvs)
+        return out
+
+    def status(raw: bytes) -> tuple[str, str]:
+        st = PbStatus.FromString(raw)
+        c = st.code
+        out = statuses[raw] = (STATUS_NAMES[c] if 0 <= c < 3 else str(c), st.message)
+        return out
+
+    for b in range(len(table.batches)) if batches is None else batches:
+        for rs in parse(table.batches[b].raw).resource_spans:
+            res_attrs: dict[str, Any] | None = None
+            for ss in rs.scope_spans:
+                spans = ss.spans
+                n = len(spans)
+                if not n:
+                    continue
+                if res_attrs is None:
+                    res_attrs = attributes(rs.resource.attributes)
+                scope = ss.scope
+                sname.extend([scope.name] * n)
+                sver.extend([scope.version] * n)
+                res.extend([res_attrs] * n)
+                names, sts, kvs, evs, lns = zip(*map(_DETAIL, spans), strict=True)
+                name.extend(names)
+                for c, m in [statuses.get(st) or status(st) for st in sts]:
+                    code.append(c)
+                    message.append(m)
+                attrs.extend([sets.get(k) or attr_set(k) for k in map(tuple, kvs)])
+                events.extend([_events(e) if len(e) else [] for e in evs])
+                links.extend([_links(ln) if len(ln) else [] for ln in lns])
     return cols
+
+
+#: Most distinct attribute lists (and attributes) remembered at once while decoding details.
+_MEMO = 1 << 16
+_DETAIL = attrgetter("name", "status", "attributes", "events", "links")
+
+
+def _pair(raw: bytes, pairs: dict[bytes, tuple[str, Any]]) -> tuple[str, Any]:
+    kv = KeyValue.FromString(raw)
+    out = pairs[raw] = (kv.key, any_json(kv.value))
+    return out
+
+
+@functools.cache
+def _detail_messages() -> Callable[[bytes | memoryview], Any]:
+    """``FromString`` of ``TracesData`` as declared by a copy of the OTLP descriptors in a pool of its own
+    where ``Span.status``, ``attributes``, ``events`` and ``links`` are declared ``bytes`` (the same wire
+    format: a length-delimited field), so that parsing makes one bytes object per attribute instead of a
+    message object per key-value and per value."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from opentelemetry.proto.common.v1 import common_pb2
+    from opentelemetry.proto.resource.v1 import resource_pb2
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    pool = descriptor_pool.DescriptorPool()
+    for module in (common_pb2, resource_pb2, trace_pb2):
+        proto = descriptor_pb2.FileDescriptorProto()
+        module.DESCRIPTOR.CopyToProto(proto)
+        for msg in proto.message_type:
+            if msg.name == "Span":
+                for f in msg.field:
+                    if f.name in ("status", "attributes", "events", "links"):
+                        f.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+                        f.ClearField("type_name")
+        pool.Add(proto)
+    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(TracesData.DESCRIPTOR.full_name))
+    return cls.FromString  # type: ignore[no-any-return]
+
+
+def _events(evs: Any) -> list[dict[str, Any]]:
+    out = []
+    for raw in evs:
+        e = PbSpan.Event.FromString(raw)
+        out.append({"name": e.name, "time_ns": e.time_unix_nano, "attributes": attributes(e.attributes)})
+    return out
+
+
+def _links(lns: Any) -> list[dict[str, Any]]:
+    out = []
+    for raw in lns:
+        ln = PbSpan.Link.FromString(raw)
+        out.append(
+            {
+                "trace_id": ln.trace_id.hex(),
+                "span_id": ln.span_id.hex(),
+                "flags": ln.flags,
+                "attributes": attributes(ln.attributes),
+            }
+        )
+    return out
+
+
+def batch_chunks(table: SpanTable, spans: int = CHUNK_SPANS) -> Iterator[tuple[range, slice]]:
+    """The table cut into runs of whole batches of about ``spans`` spans: (batches, their rows)."""
+    b0 = row0 = row = 0
+    for b, batch in enumerate(table.batches):
+        row += batch.spans
+        if row - row0 >= spans or b == len(table.batches) - 1:
+            yield range(b0, b + 1), slice(row0, row)
+            b0, row0 = b + 1, row
+    if not table.batches:
+        yield range(0), slice(0, 0)
 
 
 # --------------------------------------------------------------------------------------------- frame
@@ -232,17 +370,70 @@ def spans_frame(
         names = decoded.pop("name")
     elif names is None:
         names = table.names(picked)
-    span_hex = np.array(hex_ids(table.span_id[sel], 16), dtype=object)
+    return _frame(table, analysis, forest, sel, index, depth, names, decoded)
+
+
+def spans_frames(
+    table: SpanTable,
+    analysis: Analysis | None = None,
+    *,
+    details: bool = True,
+    forest: tree.Forest | None = None,
+    chunk: int = CHUNK_SPANS,
+) -> Iterator[pd.DataFrame]:
+    """:func:`spans_frame` of every span, in order, as frames of whole batches of about ``chunk`` spans:
+    concatenated, the same rows, columns and values. Writers take one at a time, so the Python objects of
+    the details never exist for the whole dump at once."""
+    import pandas as pd
+
+    if forest is None:
+        forest = analysis.forest if analysis is not None else tree.build(table, timing=False)
+    depth = forest.depth()
+    for batches, rows in batch_chunks(table, chunk):
+        if details:
+            decoded = decode_details(table, batches)
+            names = decoded.pop("name")
+        else:
+            decoded, names = {}, batch_names(table, batches)
+        index = pd.RangeIndex(rows.start, rows.stop, name="row")
+        yield _frame(table, analysis, forest, rows, index, depth[rows], names, decoded)
+
+
+def batch_names(table: SpanTable, batches: range) -> list[str]:
+    """Span names of every span of ``batches`` (contiguous rows), in row order."""
+    out: list[str] = []
+    for b in batches:
+        for rs in TracesData.FromString(table.batches[b].raw).resource_spans:
+            for ss in rs.scope_spans:
+                out.extend(map(_NAME, ss.spans))
+    return out
+
+
+_NAME = attrgetter("name")
+
+
+def _frame(
+    table: SpanTable,
+    analysis: Analysis | None,
+    forest: tree.Forest,
+    sel: np.ndarray | slice,
+    index: pd.Index,
+    depth: np.ndarray,
+    names: list[str],
+    decoded: dict[str, list[Any]],
+) -> pd.DataFrame:
+    """The frame of rows ``sel``."""
+    import pandas as pd
+
+    span_id = table.span_id[sel]
     parent = table.parent_id[sel]
-    parent_hex = np.array(hex_ids(parent, 16), dtype=object)
-    parent_hex[parent == 0] = ""
     start, end = table.start_ns[sel].astype(np.int64), table.end_ns[sel].astype(np.int64)
     cols: dict[str, Any] = {
-        "trace_id": pd.array(hex_ids(table.trace_id[sel], 32), dtype=STR),
-        "span_id": pd.array(span_hex, dtype=STR),
-        "parent_span_id": pd.array(parent_hex, dtype=STR),
+        "trace_id": hex_array(table.trace_id[sel], 32),
+        "span_id": hex_array(span_id, 16),
+        "parent_span_id": hex_array(parent, 16, parent == 0),
         "service": categorical(table.service[sel], table.services),
-        "name": pd.array(names, dtype=STR),
+        "name": str_array(names),
         "kind": categorical(kinds(table.kind[sel]), KIND_NAMES),
         "batch": table.batch[sel].astype(np.int64),
         "start_ns": start,
@@ -255,13 +446,12 @@ def spans_frame(
     }
     if analysis is not None:
         ref, cmp = analysis.reference.root[sel], analysis.compared.root[sel]
-        every_hex = span_hex if picked is None else None
-        cols["transaction"] = pd.array(root_hex(table, ref, every_hex), dtype=STR)
-        cols["compared_transaction"] = pd.array(root_hex(table, cmp, every_hex), dtype=STR)
+        cols["transaction"] = hex_array(table.span_id[np.maximum(ref, 0)], 16, ref < 0)
+        cols["compared_transaction"] = hex_array(table.span_id[np.maximum(cmp, 0)], 16, cmp < 0)
         cols["verdict"] = categorical(analysis.diff.verdict[sel], VERDICTS)
         cols["incomplete"] = analysis.diff.incomplete[sel]
         cols["reason"] = reasons(analysis.compared.reason[sel])
     cols["flags"] = table.flags[sel].astype(np.int64)
-    cols["position"] = pd.array(positions(table, sel), dtype=STR)
+    cols["position"] = str_array(positions(table, sel))
     cols.update(decoded)
     return pd.DataFrame(cols, index=index)

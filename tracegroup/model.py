@@ -144,6 +144,16 @@ class SpanTable:
                     for ss in rs.scope_spans:
                         if len(ss.spans):
                             parts.append(tuple(zip(*map(_WARM, ss.spans), strict=True)))
+        return self._warm_columns(parts)
+
+    def set_warm(self, flags: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
+        """Give the warm columns read by the loader (uint32 flags, uint64 start and end, in row order), so
+        that they are not decoded in a pass of their own."""
+        self.__dict__["_warm"] = (flags, start.view(np.int64), end.view(np.int64))
+
+    def _warm_columns(
+        self, parts: list[tuple[tuple[int, ...], ...]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = len(self)
 
         def col(k: int, dtype: type) -> np.ndarray:

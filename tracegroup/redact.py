@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -122,11 +123,23 @@ class Policy:
         return any(fnmatch.fnmatchcase(low, p.lower()) for p in self.keys)
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _whole(policy: Policy, key: str) -> bool:
+    """:meth:`Policy.whole`, remembered: a dump holds few distinct keys and millions of attributes."""
+    return policy.whole(key)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _text(policy: Policy, s: str) -> str:
+    """:meth:`Policy.text`, remembered: most attribute values repeat."""
+    return policy.text(s)
+
+
 def _value(v: Any, policy: Policy, whole: bool) -> bool:
     """Scrub one ``AnyValue`` in place; True when it changed."""
     w = v.WhichOneof("value")
     if w == "string_value":
-        new = FILTERED if whole else policy.text(v.string_value)
+        new = FILTERED if whole else _text(policy, v.string_value)
         if new != v.string_value:
             v.string_value = new
             return True
@@ -146,7 +159,7 @@ def _attributes(kvs: Iterable[Any], policy: Policy, whole: bool = False) -> bool
     for kv in kvs:
         if kv.key in policy.keep:
             continue
-        changed |= _value(kv.value, policy, whole or policy.whole(kv.key))
+        changed |= _value(kv.value, policy, whole or _whole(policy, kv.key))
     return changed
 
 
@@ -163,7 +176,7 @@ def scrub_traces(td: TracesData, policy: Policy) -> bool:
                 for holder, name in ((sp, "name"), (sp.status, "message")):
                     old = getattr(holder, name)
                     if old:
-                        new = policy.text(old)
+                        new = _text(policy, old)
                         if new != old:
                             setattr(holder, name, new)
                             changed = True
@@ -188,4 +201,7 @@ def redact_table(table: SpanTable, policy: Policy) -> SpanTable:
     if not keep:
         return table
     batches = [Batch(b.source, scrub_bytes(b.raw, keep), b.spans) for b in table.batches]
-    return dataclasses.replace(table, batches=batches, _parsed={})
+    out = dataclasses.replace(table, batches=batches, _parsed={})
+    if "_warm" in table.__dict__:  # ids, times and flags are not scrubbed: keep them if already decoded
+        out.__dict__["_warm"] = table.__dict__["_warm"]
+    return out

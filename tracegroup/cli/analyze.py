@@ -2,7 +2,7 @@
 table and other pipeline settings.
 
 Contract: each command loads the dumps, makes one library call (:func:`tracegroup.info.info`,
-:meth:`tracegroup.analysis.Analysis.summary`, :func:`tracegroup.frames.spans_frame`,
+:meth:`tracegroup.analysis.Analysis.summary`, :func:`tracegroup.frames.spans_frames`,
 :func:`tracegroup.whatif.whatif`) and hands the result to one renderer or writer.
 """
 
@@ -21,6 +21,9 @@ from tracegroup.cli.common import (
     grouping_options,
     load_options,
     load_table,
+    memory_option,
+    shown,
+    spilled_summary,
     whatif_from,
     with_pipeline_options,
     with_routes_options,
@@ -42,7 +45,7 @@ def info(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet
       tracegroup info fixtures/polyglot.pb
       tracegroup info capture/ --format json
     """
-    table = load_table(dumps, service_attribute, keep_going, quiet)
+    table = load_table(dumps, service_attribute, keep_going, quiet, warm=True)
     data = dump_info(table, tree.build(table))
     click.echo(render.to_json(data) if fmt == "json" else render.info_text(data), nl=False)
 
@@ -58,6 +61,7 @@ def info(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet
     help="Exit 1 when the share of spans the compared rule gets wrong (dropped included, incomplete "
     "transactions excluded) exceeds this ratio.",
 )
+@memory_option
 @errors
 def analyze_cmd(
     dumps: tuple[str, ...],
@@ -67,6 +71,7 @@ def analyze_cmd(
     fmt: str,
     top: int,
     fail_on_misgrouped: float | None,
+    memory: int,
     **opts: Any,
 ) -> None:
     """How the compared strategy grouped DUMPS against one transaction per application boundary.
@@ -75,9 +80,12 @@ def analyze_cmd(
     Examples:
       tracegroup analyze fixtures/polyglot.pb
       tracegroup analyze dump.pb --routes service --fail-on-misgrouped 0.01
+      tracegroup analyze day-of-capture/ --memory 2GB
     """
-    table = load_table(dumps, service_attribute, keep_going, quiet)
-    summary = analysis_from(table, opts).summary(top=top)
+    summary = spilled_summary(dumps, service_attribute, quiet, memory, top, opts)
+    if summary is None:
+        table = load_table(dumps, service_attribute, keep_going, quiet)
+        summary = analysis_from(table, opts).summary(top=top)
     click.echo(render.to_json(summary) if fmt == "json" else render.analysis_text(summary, top), nl=False)
     if fail_on_misgrouped is not None and summary["blamed"]["ratio"] > fail_on_misgrouped:
         click.echo(
@@ -120,16 +128,16 @@ def spans(
       tracegroup spans fixtures/polyglot.pb -o spans.csv
       tracegroup spans dump.pb --format parquet -o spans.parquet
     """
-    from tracegroup.frames import spans_frame
-    from tracegroup.render.tables import write_frame
+    from tracegroup.frames import spans_frames
+    from tracegroup.render.tables import write_frames
 
-    table = load_table(dumps, service_attribute, keep_going, quiet)
+    table = load_table(dumps, service_attribute, keep_going, quiet, warm=True)
     if redact or redact_keys:  # names and details come from scrubbed bytes; ids and groupings are unchanged
         from tracegroup.redact import redact_table
 
         table = redact_table(table, policy_from(redact, redact, redact_keys, service_attribute))
-    frame = spans_frame(table, analysis_from(table, opts), details_=not no_details)
-    write_frame(frame, fmt, output)
+    frames = spans_frames(table, analysis_from(table, opts), details=not no_details)
+    write_frames(shown(frames, quiet, len(table)), fmt, output)
 
 
 @click.command()

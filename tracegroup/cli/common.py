@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -63,14 +63,21 @@ def errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_table(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet: bool) -> SpanTable:
+def load_table(
+    dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet: bool, warm: bool = False
+) -> SpanTable:
+    """Load with progress and warnings on stderr; ``warm``: the command will need span times and flags."""
     show = not quiet and sys.stderr.isatty()
 
     def progress(path: str, spans: int, files: int) -> None:
         click.echo(f"\rloaded {path} ({spans:,} spans so far, {files} files)", err=True, nl=False)
 
     table = load(
-        dumps, service_attribute=service_attribute, keep_going=keep_going, progress=progress if show else None
+        dumps,
+        service_attribute=service_attribute,
+        keep_going=keep_going,
+        progress=progress if show else None,
+        warm=warm,
     )
     if show:
         click.echo("", err=True)
@@ -81,6 +88,19 @@ def load_table(dumps: tuple[str, ...], service_attribute: str, keep_going: bool,
             if held := held_text(s.as_dict()):
                 click.echo(f"tracegroup: {s.path}: {held}", err=True)
     return table
+
+
+def shown(frames: Iterable[Any], quiet: bool, total: int) -> Iterator[Any]:
+    """``frames`` passed through, with ``wrote N of M spans`` on a terminal's stderr (not with ``quiet``)."""
+    show = not quiet and sys.stderr.isatty()
+    done = 0
+    for frame in frames:
+        yield frame
+        done += len(frame)
+        if show:
+            click.echo(f"\rwrote {done:,} of {total:,} spans", err=True, nl=False)
+    if show:
+        click.echo("", err=True)
 
 
 def load_options(fn: F) -> F:
@@ -188,6 +208,45 @@ class Share(click.ParamType):
         if not 0 <= share <= 1:
             self.fail(f"{value!r} is not between 0 and 1 (0% and 100%)", param, ctx)
         return share
+
+
+class MemorySize(click.ParamType):
+    """A memory size: ``64MB``, ``1.5GB``, ``512MiB`` or bytes; ``auto`` is half the machine's memory."""
+
+    name = "size"
+    UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+    UNITS.update({"KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40, "K": 10**3, "M": 10**6})
+    UNITS.update({"G": 10**9})
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper()
+        if text == "AUTO":
+            from tracegroup.spill import default_memory
+
+            return default_memory()
+        number = text.rstrip("KMGTIB")
+        unit = text[len(number) :]
+        try:
+            size = float(number) * self.UNITS[unit]
+        except (ValueError, KeyError):
+            self.fail(f"{value!r} is not a size like 64MB, 1.5GB or 512MiB", param, ctx)
+        if not size > 0:
+            self.fail(f"{value!r} is not a positive size", param, ctx)
+        return int(size)
+
+
+def memory_option(fn: F) -> F:
+    """``--memory SIZE``: past this estimate the command streams through an on-disk spill."""
+    return click.option(
+        "--memory",
+        type=MemorySize(),
+        default="auto",
+        show_default=True,
+        help="Memory budget (64MB, 2GB; auto: half the machine's). Dumps needing more stream through an "
+        "on-disk Parquet spill partitioned by trace (docs/scale.md).",
+    )(fn)
 
 
 class Duration(click.ParamType):
@@ -397,6 +456,50 @@ def with_delivery_options(fn: F) -> F:
     for deco in reversed(delivery_options):
         fn = deco(fn)
     return fn
+
+
+def spilled_summary(
+    dumps: tuple[str, ...], service_attribute: str, quiet: bool, memory: int, top: int, opts: dict[str, Any]
+) -> dict[str, Any] | None:
+    """``analyze``'s summary through the spill (:func:`tracegroup.spill.analyze_spilled`) when the dumps
+    need more than ``memory`` in memory, with progress and warnings on stderr; None when they fit."""
+    from tracegroup.load import expand_paths
+    from tracegroup.spill import analyze_spilled, memory_needed, refuse
+
+    files = expand_paths(dumps)
+    needed = memory_needed(files)
+    if needed <= memory:
+        return None
+    if opts.get("heal"):
+        raise refuse("--heal", needed, memory)
+    if given_pipeline_options():
+        raise refuse(", ".join(given_pipeline_options()), needed, memory)
+    show = not quiet and sys.stderr.isatty()
+
+    def progress(what: str, spans: int, files: int) -> None:
+        click.echo(f"\rspilled {what} ({spans:,} spans so far, {files} files)", err=True, nl=False)
+
+    summary, sources = analyze_spilled(
+        [str(f) for f in files],
+        budget=memory,
+        service_attribute=service_attribute,
+        compare=opts["compare"],
+        reference=opts["reference"],
+        batches=opts["batches"],
+        routes=routes_from(routes_value(opts)),
+        boundary=opts["boundary"],
+        top=top,
+        progress=progress if show else None,
+    )
+    if show:
+        click.echo("", err=True)
+    if not quiet:
+        for s in sources:
+            for w in s.warnings:
+                click.echo(f"tracegroup: warning: {w}", err=True)
+            if held := held_text(s.as_dict()):
+                click.echo(f"tracegroup: {s.path}: {held}", err=True)
+    return summary
 
 
 def send_options(fn: F) -> F:

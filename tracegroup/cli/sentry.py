@@ -175,7 +175,7 @@ def _run(
     routes = load_routes(routes_file) if routes_file else None
     renames = load_renames(renames_file) if renames_file else []
     now = parse_now(now_text) if now_text else None
-    table = load_table(dumps, service_attribute, keep_going, quiet)
+    table = load_table(dumps, service_attribute, keep_going, quiet, warm=True)
     policy = policy_from(not keep_secrets, redact_pii, redact_keys, table.service_attribute)
     # --out alone streams: each envelope is written as soon as its event is built (memory stays flat);
     # --jsonl needs every payload in output order, so then events are held until written

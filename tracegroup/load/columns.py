@@ -1,8 +1,9 @@
 """Hot-column extraction: parsed ``TracesData`` messages -> a :class:`~tracegroup.model.SpanTable`.
 
 Contract: :class:`Columns` takes messages one at a time (one batch each) and extracts the hot columns
-(trace id, span id, parent id, kind, service, batch, resource, scope, index) in one pass per message with no
-per-span Python objects beyond what protobuf creates; a span whose ids are empty or the wrong length gets
+(trace id, span id, parent id, kind, service, batch, resource, scope, index; with ``warm`` also the warm
+columns flags, start and end) in one pass per message with no per-span Python objects beyond what protobuf
+creates; a span whose ids are empty or the wrong length gets
 zero ids and is flagged in ``bad_ids``. :func:`table_from_messages` builds a table from serialized messages
 in memory.
 """
@@ -22,6 +23,9 @@ __all__ = ["Columns", "table_from_messages"]
 
 Z8 = b"\x00" * 8
 _HOT = attrgetter("trace_id", "span_id", "parent_span_id", "kind")
+_HOT_WARM = attrgetter(
+    "trace_id", "span_id", "parent_span_id", "kind", "flags", "start_time_unix_nano", "end_time_unix_nano"
+)
 
 
 class Columns:
@@ -32,8 +36,10 @@ class Columns:
     once per scope and expanded with ``np.repeat``.
     """
 
-    def __init__(self, service_attribute: str) -> None:
+    def __init__(self, service_attribute: str, warm: bool = False) -> None:
         self.attr = service_attribute
+        self.warm = warm  # also read the warm columns (flags, start, end) in the same pass
+        self.warm_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per scope
         self.tid: list[bytes] = []
         self.sid: list[bytes] = []
         self.pid: list[bytes] = []
@@ -62,7 +68,17 @@ class Columns:
                 n = len(spans)
                 if not n:
                     continue
-                tids, sids, pids, kinds = zip(*map(_HOT, spans), strict=True)
+                if self.warm:
+                    tids, sids, pids, kinds, flags, starts, ends = zip(*map(_HOT_WARM, spans), strict=True)
+                    self.warm_parts.append(
+                        (
+                            np.array(flags, dtype=np.uint32),
+                            np.array(starts, dtype=np.uint64),
+                            np.array(ends, dtype=np.uint64),
+                        )
+                    )
+                else:
+                    tids, sids, pids, kinds = zip(*map(_HOT, spans), strict=True)
                 tid, sid, pid = b"".join(tids), b"".join(sids), b"".join([p or Z8 for p in pids])
                 if len(tid) != 16 * n or len(sid) != 8 * n or len(pid) != 8 * n:
                     tid, sid, pid, self.bad[self.count] = _fix_ids(tids, sids, pids)
@@ -81,7 +97,7 @@ class Columns:
         bad = np.zeros(self.count, dtype=bool)
         for offset, mask in self.bad.items():
             bad[offset : offset + len(mask)] = mask
-        return SpanTable(
+        table = SpanTable(
             trace_id=np.frombuffer(b"".join(self.tid), dtype="V16"),
             span_id=np.frombuffer(b"".join(self.sid), dtype=">u8").astype(np.uint64),
             parent_id=np.frombuffer(b"".join(self.pid), dtype=">u8").astype(np.uint64),
@@ -97,6 +113,15 @@ class Columns:
             service_attribute=self.attr,
             bad_ids=bad,
         )
+        if self.warm:
+            parts = self.warm_parts
+            table.set_warm(
+                *(
+                    np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, dtype=dtype)
+                    for k, dtype in enumerate((np.uint32, np.uint64, np.uint64))
+                )
+            )
+        return table
 
 
 def _fix_ids(

@@ -1,0 +1,100 @@
+"""``analyze`` past the memory budget (tracegroup.spill): the same summary as in memory, byte for byte.
+
+The spill path runs on dumps both paths can hold: a generated file exporter stream (``--memory 64MB``
+through the CLI, read frame by frame), every fixture family through the library with one and several
+partitions, and the option combinations that change the groupings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tracegroup.analysis import analyze
+from tracegroup.cli import main
+from tracegroup.load import load
+from tracegroup.render import to_json
+from tracegroup.routes import load_routes
+from tracegroup.spill import analyze_spilled
+
+DUMPS = [
+    "fixtures/polyglot.pb",
+    "fixtures/polyglot-groupbytrace.pb",
+    "fixtures/polyglot-routed",
+    "fixtures/recorded/sdk-node-python.jsonl",
+    "fixtures/external/getTrace-response.json",
+    "fixtures/external/yelp.json",
+    "tests/data/zipkin-v1-frontend-backend.json",
+]
+BASE = {"compare": "sentryexporter", "reference": "service", "batches": None, "routes": "none"}
+OPTIONS = [
+    {},
+    {"routes": "service"},
+    {"boundary": "service+remote"},
+    {"compare": "span-kind"},
+    {"compare": "sentryexporter-2021", "batches": "trace"},
+    {"batches": "captured"},
+]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = importlib.util.spec_from_file_location("gen_dump", "benchmarks/gen_dump.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    path = tmp_path_factory.mktemp("spill") / "dump.pb"
+    gen.generate(str(path), 60_000)
+    return path
+
+
+@pytest.mark.parametrize("dump", DUMPS)
+@pytest.mark.parametrize(
+    "extra", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default"
+)
+def test_spilled_summary_equals_in_memory(dump: str, extra: dict[str, str]) -> None:
+    opts = {**BASE, **extra}
+    expected = to_json(analyze(load(dump), **opts).summary(top=10))
+    for partitions in (1, 4):
+        got, _ = analyze_spilled([dump], budget=1, partitions=partitions, **opts)
+        assert to_json(got) == expected
+
+
+def test_spilled_summary_with_a_routes_file() -> None:
+    routes = load_routes("fixtures/routes-example.toml")
+    dump = "fixtures/polyglot.pb"
+    expected = to_json(analyze(load(dump), routes=routes).summary())
+    got, _ = analyze_spilled([dump], budget=1, partitions=3, routes=routes)
+    assert to_json(got) == expected
+
+
+def test_cli_memory_budget_streams_a_big_stream_identically(generated: Path) -> None:
+    code, in_memory = run("analyze", str(generated), "--format", "json", "-q")
+    assert code == 0
+    code, spilled = run("analyze", str(generated), "--format", "json", "-q", "--memory", "64MB")
+    assert code == 0
+    assert spilled == in_memory
+    code, text = run("analyze", str(generated), "-q", "--memory", "64MB", "--routes", "service")
+    assert code == 0 and text == run("analyze", str(generated), "-q", "--routes", "service")[1]
+
+
+def test_cli_refuses_what_needs_every_span_in_one_line(generated: Path) -> None:
+    for args in (["--batches", "simulate"], ["--heal"], ["--batches", "all"]):
+        code, out = run("analyze", str(generated), "-q", "--memory", "1MB", *args)
+        assert code == 2
+        assert out.startswith("tracegroup: error: ") and "MB" in out and "--memory" in out
+        assert len(out.strip().splitlines()) == 1
+
+
+def test_memory_sizes() -> None:
+    assert run("analyze", "fixtures/polyglot.pb", "--memory", "12XB")[0] == 2
+    assert run("analyze", "fixtures/polyglot.pb", "--memory", "0MB")[0] == 2
+    assert run("analyze", "fixtures/polyglot.pb", "-q", "--memory", "1.5GiB")[0] == 0
