@@ -307,7 +307,9 @@ def test_error_answers_write_nothing_and_are_counted(tmp_path: Path) -> None:
     assert len(captured(c).batches) == 1
 
 
-def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def stall_writer(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Make the capture's writer stop before writing a dump message until ``gate`` is set; ``writing`` is
+    set once it is stopped there (so the queue fills behind it)."""
     gate, writing = threading.Event(), threading.Event()
     real = capture_mod._write_all
 
@@ -318,6 +320,11 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path, monkeypatch: 
         real(fd, parts, path)
 
     monkeypatch.setattr(capture_mod, "_write_all", slow_write)
+    return gate, writing
+
+
+def test_a_full_queue_answers_503_with_retry_after(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate, writing = stall_writer(monkeypatch)
     raw = request_body(50)
     opts = CaptureOptions(tmp_path / "cap", listen="127.0.0.1:0", queue_bytes=len(raw) + 10)
     with Capture(opts) as c:
@@ -714,16 +721,7 @@ def test_grpc_full_queue_is_resource_exhausted_with_retry_info(
     import grpc
     from google.rpc import error_details_pb2
 
-    gate, writing = threading.Event(), threading.Event()
-    real = capture_mod._write_all
-
-    def slow_write(fd: int, parts: list[Any], path: Path) -> None:
-        if path.suffix == ".pb":
-            writing.set()
-            gate.wait(30)
-        real(fd, parts, path)
-
-    monkeypatch.setattr(capture_mod, "_write_all", slow_write)
+    gate, writing = stall_writer(monkeypatch)
     raw = request_body(50)
     opts = CaptureOptions(tmp_path / "cap", listen=None, grpc="127.0.0.1:0", queue_bytes=len(raw) + 10)
     with Capture(opts) as c, grpc.insecure_channel(":".join(map(str, c.grpc_address or ()))) as channel:
