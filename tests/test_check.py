@@ -31,6 +31,7 @@ FIXTURES = [
     "fixtures/recorded/sdk-node-python.jsonl",
     "fixtures/collector/batch-small/collector-batch-small.pb.zst",
     "fixtures/collector/batch-default/collector-batch-default.pb.zst",
+    "fixtures/collector/batch-timer/collector-batch-timer.pb.zst",
     "fixtures/collector/groupbytrace/collector-groupbytrace.pb.zst",
     "fixtures/collector/routing/collector-routing",
     "fixtures/external/getTrace-response.json",

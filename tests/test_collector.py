@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = ROOT / "fixtures" / "collector"
 RECORDER = ROOT / "fixtures" / "record" / "record_collector.py"
 COLLECTOR = ROOT / "collector"
-CONFIGS = ["batch-small", "batch-default", "groupbytrace", "routing"]
+CONFIGS = ["batch-small", "batch-timer", "batch-default", "groupbytrace", "routing"]
 #: Pipeline model tolerance (the issue's): exporter calls within ±15 %, mis-grouped share within 2 points.
 CALLS_TOLERANCE = 0.15
 MISGROUPED_TOLERANCE = 0.02

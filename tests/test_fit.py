@@ -37,6 +37,7 @@ def real_config(rec: Path) -> dict[str, Any]:
     batch = config["processors"]["batch"] or {}
     return {
         "batch_size": batch.get("send_batch_size", 8192),  # the collector's documented default
+        "timeout_ms": float(str(batch.get("timeout", "200ms")).removesuffix("ms")),  # default 200ms
         "groupbytrace": "groupbytrace" in config["processors"],
         "routing": "connectors" in config and "routing" in config["connectors"],
         "sdk_batch": meta["sdk"]["max_export_batch_size"],
@@ -67,7 +68,10 @@ def test_fit_recovers_the_real_configuration_and_reproduces_the_capture(rec: Pat
         assert delay.value >= real["sdk_delay_ms"]
     assert (f.batches == "groupbytrace") == real["groupbytrace"]
     assert (f.routes == "service") == real["routing"]
-    assert f.setting("batch-timeout").value == 200.0  # every recording ran the 200 ms default
+    timeout = f.setting("batch-timeout")
+    assert timeout.value == real["timeout_ms"], timeout
+    if (rec / f".{capture(rec).name}.arrivals.jsonl").exists():  # taken by `tracegroup capture`
+        assert timeout.status == "fitted" and "from arrival times" in timeout.evidence, timeout
     # The fitted simulation against the capture (routing: the capture is already one file per exporter).
     captured = shares(table, batches="captured", routes="none")
     model = shares(table, batches=f.batches, routes=f.routes, pipeline=f.pipeline)
