@@ -553,9 +553,12 @@ def test_pinned_exporter_builds_transactions() -> None:
 
 
 def test_live_smoke_this_runs_capture_emulated_equals_this_runs_envelopes(tmp_path: Path) -> None:
-    proc = record_live(tmp_path, ["batch-small"], 20.0)
+    """A fresh recording (batch-timer: also through `tracegroup capture`, which the recorder checks byte for
+    byte against the file exporter) groups as the real exporter did and emits what it sent."""
+    proc = record_live(tmp_path, ["batch-timer"], 20.0)
     assert proc.returncode == 0, proc.stderr
-    rec = tmp_path / "batch-small"
+    rec = tmp_path / "batch-timer"
+    assert tg.load([capture_path(rec)]).sources[0].capture is not None  # the arrival sidecar was kept
     problems = compare_grouping(rec)
     assert not problems, "\n".join(problems[:40])
     emit_problems, counts = compare_emit(rec, tmp_path)
