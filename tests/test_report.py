@@ -60,10 +60,53 @@ def test_data_is_the_analysis(polyglot: Explorer) -> None:
 
 
 def test_bytes_per_span_stay_small(polyglot: Explorer) -> None:
-    data = polyglot.report()
-    per_span = data_bytes(data) / data["embedded"]["spans"]
-    print(f"polyglot: {per_span:.0f} bytes of data per span")
-    assert per_span < 90
+    bare, full = polyglot.report(details=False), polyglot.report()
+    per_span = data_bytes(bare) / bare["embedded"]["spans"]
+    with_details = data_bytes(full) / full["embedded"]["spans"]
+    print(f"polyglot: {per_span:.0f} bytes of data per span, {with_details:.0f} with details")
+    assert per_span < 60 and with_details < 110
+    assert bare["details"] is None and "detail" not in bare["spans"]
+
+
+def test_details_are_each_spans_attributes_status_events_and_resource(polyglot: Explorer) -> None:
+    """Every embedded span's details equal the notebook's decoding of the same span (`spans(details=True)`),
+    each distinct set embedded once."""
+    data = polyglot.report(keep_secrets=True)
+    spans, details, resources = data["spans"], data["details"], data["resources"]
+    frame = polyglot.spans(details=True).set_index("span_id")
+    assert len(details) < len(spans["span_id"]) and len(resources) == len(polyglot.table.services)
+    seen_events = 0
+    for k, span_id in enumerate(spans["span_id"]):
+        row, d = frame.loc[span_id], details[spans["detail"][k]]
+        assert d["attributes"] == row["attributes"], span_id
+        assert resources[spans["resource"][k]] == row["resource_attributes"]
+        assert ["UNSET", "OK", "ERROR"][d["status"][0]] == row["status_code"] and d["status"][1] == (
+            row["status_message"] or ""
+        )
+        assert [e["name"] for e in d["events"]] == [e["name"] for e in row["events"]]
+        assert [e["attributes"] for e in d["events"]] == [e["attributes"] for e in row["events"]]
+        start = int(row["start"].value)
+        assert [e["time"] for e in d["events"]] == [(e["time_ns"] - start) // 1000 for e in row["events"]]
+        seen_events += len(d["events"])
+    assert seen_events > 0  # the fixture's exception events
+
+
+def test_details_are_redacted_as_emit_redacts(tmp_path: Path) -> None:
+    dump = tmp_path / "secret.pb"
+    attrs = {
+        "http.url": "https://alice:hunter2@db.example/orders?token=s3cr3tvalue&page=2",
+        "http.request.header.authorization": "Bearer abcdef",
+        "app.note": "plain",
+    }
+    dump.write_bytes(stream([S(1, None, "shop", "SERVER", name="GET /orders", attrs=attrs)]))
+    data = Explorer.load(dump).report()
+    (d,) = data["details"]
+    assert d["attributes"] == {
+        "http.url": "https://[Filtered]:[Filtered]@db.example/orders?token=[Filtered]&page=2",
+        "http.request.header.authorization": "[Filtered]",
+        "app.note": "plain",
+    }
+    assert Explorer.load(dump).report(keep_secrets=True)["details"][0]["attributes"] == attrs
 
 
 def test_cap_embeds_the_worst_traces_and_counts_the_rest(polyglot: Explorer) -> None:

@@ -191,6 +191,12 @@ def test_zoom_and_row_details(browser: Any, polyglot_page: Path) -> None:
     span_id = row.get_attribute("data-span")
     row.find_element("css selector", ".label").click()  # the rows are drawn again
     assert span_id in browser.find_element("id", "detail").text
+    data = browser.execute_script("return tgReport.data")
+    g = data["spans"]["span_id"].index(span_id)
+    attrs = data["details"][data["spans"]["detail"][g]]["attributes"]
+    shown = browser.find_element("id", "detail-attributes").text
+    assert attrs and all(key in shown for key in attrs)  # the span's own attributes, on click
+    assert "service.name" in browser.find_element("id", "detail-resource").text
     assert browser.find_element("css selector", f'#rows .row.sel[data-span="{span_id}"]')
     assert browser.find_elements("css selector", "#rows .bar.same")  # its transactions, outlined
 

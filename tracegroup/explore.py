@@ -556,12 +556,14 @@ class Explorer:
         top: int = 10,
         whatif: Mapping[str, Any] | None = None,
         keep_secrets: bool = False,
+        details: bool = True,
         **options: Any,
     ) -> dict[str, Any]:
         """The data of ``tracegroup report`` (:func:`tracegroup.report.report_data`) under these options
         or the given ``analysis``: the summary, ``whatif`` (a ``WhatIf.as_dict()``) when given, every trace
-        worst first and the spans of the worst traces up to ``max_spans`` (0 = all); secrets redacted as
-        ``emit`` does unless ``keep_secrets``. :func:`tracegroup.render.html.report_html` draws it."""
+        worst first and the spans of the worst traces up to ``max_spans`` (0 = all) with their attributes,
+        status, events, links and resource unless ``details=False``; secrets redacted as ``emit`` does
+        unless ``keep_secrets``. :func:`tracegroup.render.html.report_html` draws it."""
         an = analysis if analysis is not None else self.analyze(**options)
         return report_data(
             an,
@@ -570,6 +572,7 @@ class Explorer:
             whatif=dict(whatif) if whatif is not None else None,
             policy=None if keep_secrets else Policy(),
             names=self._names,
+            details=details,
         )
 
     def corrected(self, trace_id: str | bytes | int, **options: Any) -> pd.DataFrame:

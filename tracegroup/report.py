@@ -21,6 +21,12 @@ Contract:
   never delivered), ``start``/``duration`` in microseconds from the trace's first start (spans without a
   timestamp placed at their parent's start with zero length, as :func:`tracegroup.layout.placed_times`
   does, and flagged in ``no_time``), and ``span_id`` (hex).
+- Span details (``details=True``, the default): ``spans.detail`` indexes ``details``, each distinct
+  ``{"status": [code, message], "attributes": {…}, "events": [{"name", "time", "attributes"}], "links":
+  [{"trace_id", "span_id", "attributes"}]}`` once (event ``time`` in microseconds from the span's start,
+  ``null`` without one); ``spans.resource`` indexes ``resources``, each distinct resource's attributes
+  once. Read from each embedded span's batch message, parsed once; each distinct encoding decoded once,
+  after the same scrubbing as ``emit`` (:func:`tracegroup.redact.scrub_traces` with ``policy``).
 - Colours are :func:`tracegroup.layout.service_colors` (the static plots' palette, one per service of the
   dump); verdict colours :data:`tracegroup.layout.VERDICT_COLORS`; runs of alike siblings collapse at
   :data:`tracegroup.layout.DEFAULT_COLLAPSE`.
@@ -28,8 +34,9 @@ Contract:
   the result but the service names (kept, as emit keeps the service attribute) goes through
   ``policy.text``: credentials in URLs and secret-looking query values never reach the page. ``policy=
   None`` keeps everything (``--keep-secrets``).
-- Cost: the summary, one decode of the embedded spans' names and of the trace heads, and one Python pass
-  over the embedded spans (their depth-first order); everything else is numpy over whole columns.
+- Cost: the summary, one decode of the embedded spans' names and of the trace heads, one Python pass
+  over the embedded spans (their depth-first order) and, with details, one parse of each message holding
+  an embedded span; everything else is numpy over whole columns.
 """
 
 from __future__ import annotations
@@ -38,13 +45,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tracegroup.analysis import Analysis, head_rows, head_text, worst_first
 from tracegroup.diff import VERDICTS
+from tracegroup.frames import _detail_messages
 from tracegroup.layout import DEFAULT_COLLAPSE, VERDICT_COLORS, placed_times, service_colors
-from tracegroup.model import KIND_NAMES, hex_ids
+from tracegroup.model import KIND_NAMES, SpanTable, hex_ids
+from tracegroup.otlp import attributes
 from tracegroup.reasons import Reason
-from tracegroup.redact import Policy
+from tracegroup.redact import Policy, scrub_traces
 
 #: Spans embedded by default (``--max-spans``): about 6 MB of HTML.
 REPORT_MAX_SPANS = 100_000
@@ -90,8 +100,11 @@ def _tree_order(parent: np.ndarray, key: np.ndarray) -> np.ndarray:
     return np.asarray(order, dtype=np.int64)
 
 
-def _spans(analysis: Analysis, codes: np.ndarray, names: Names) -> tuple[dict[str, list[Any]], list[str]]:
-    """The columnar spans of traces ``codes`` (in that order) and the distinct names they use."""
+def _spans(
+    analysis: Analysis, codes: np.ndarray, names: Names
+) -> tuple[dict[str, list[Any]], list[str], np.ndarray]:
+    """The columnar spans of traces ``codes`` (in that order), the distinct names they use and their
+    table rows in output order."""
     table, forest = analysis.table, analysis.forest
     rank = np.full(table.n_traces, -1, dtype=np.int64)
     rank[codes] = np.arange(len(codes))
@@ -151,7 +164,91 @@ def _spans(analysis: Analysis, codes: np.ndarray, names: Names) -> tuple[dict[st
         "_offset": offset.tolist(),
         "_count": np.bincount(tr_out, minlength=len(codes)).tolist(),
     }
-    return spans, distinct
+    return spans, distinct, out_rows
+
+
+def _details(
+    table: SpanTable, rows: np.ndarray, policy: Policy | None
+) -> tuple[list[int], list[dict[str, Any]], list[int], list[dict[str, Any]]]:
+    """Per row of ``rows``: the index of its details and of its resource attributes, and both distinct
+    lists (see the module docstring). Each batch message holding one of ``rows`` is parsed once, with a
+    span's status, attributes, events and links as their encoded bytes (:func:`tracegroup.frames.
+    _detail_messages`); each distinct encoding is scrubbed and decoded once."""
+    parse = _detail_messages()
+    detail = [0] * len(rows)
+    resource = [0] * len(rows)
+    details: dict[tuple[Any, ...], int] = {}
+    resources: dict[bytes, int] = {}
+    detail_list: list[dict[str, Any]] = []
+    resource_list: list[dict[str, Any]] = []
+    batch = table.batch[rows]
+    for b in np.unique(batch).tolist():
+        td = parse(table.batches[b].raw)
+        for k in np.flatnonzero(batch == b).tolist():
+            row = int(rows[k])
+            rs = td.resource_spans[int(table.res[row])]
+            sp = rs.scope_spans[int(table.scope[row])].spans[int(table.idx[row])]
+            events = tuple(sp.events)
+            key = (
+                sp.status,
+                tuple(sp.attributes),
+                events,
+                tuple(sp.links),
+                sp.start_time_unix_nano if events else 0,
+            )
+            at = details.get(key)
+            if at is None:
+                at = details[key] = len(detail_list)
+                detail_list.append(_decode_detail(key, policy))
+            detail[k] = at
+            rkey = rs.resource.SerializeToString()
+            at = resources.get(rkey)
+            if at is None:
+                at = resources[rkey] = len(resource_list)
+                holder = TracesData()
+                holder.resource_spans.add().resource.MergeFromString(rkey)
+                if policy is not None:
+                    scrub_traces(holder, policy)
+                resource_list.append(attributes(holder.resource_spans[0].resource.attributes))
+            resource[k] = at
+    return detail, detail_list, resource, resource_list
+
+
+def _decode_detail(key: tuple[Any, ...], policy: Policy | None) -> dict[str, Any]:
+    """One span's encoded status, attributes, events and links (and start, for event times) as the
+    details dict, scrubbed as ``emit`` scrubs."""
+    status, attrs, events, links, start = key
+    holder = TracesData()
+    sp = holder.resource_spans.add().scope_spans.add().spans.add()
+    sp.status.MergeFromString(status)
+    for raw in attrs:
+        sp.attributes.add().MergeFromString(raw)
+    for raw in events:
+        sp.events.add().MergeFromString(raw)
+    for raw in links:
+        sp.links.add().MergeFromString(raw)
+    if policy is not None:
+        scrub_traces(holder, policy)
+    return {
+        "status": [int(sp.status.code), sp.status.message],
+        "attributes": attributes(sp.attributes),
+        "events": [
+            {
+                "name": ev.name,
+                "time": (int(ev.time_unix_nano) - start) // 1000 if ev.time_unix_nano and start else None,
+                "attributes": attributes(ev.attributes),
+            }
+            for ev in sp.events
+        ],
+        "links": [
+            {
+                "trace_id": ln.trace_id.hex(),
+                "span_id": ln.span_id.hex(),
+                "attributes": attributes(ln.attributes),
+            }
+            for ln in sp.links
+        ],
+    }
 
 
 def _scrub(value: Any, policy: Policy) -> Any:
@@ -187,9 +284,11 @@ def report_data(
     names: Names | None = None,
     summary: bool = True,
     title: str = "tracegroup report",
+    details: bool = True,
 ) -> dict[str, Any]:
     """The report of ``analysis`` (see the module docstring). ``names`` gives the span names of table rows
-    (default ``analysis.table.names``); ``summary=False`` leaves the summary out (one trace's view)."""
+    (default ``analysis.table.names``); ``summary=False`` leaves the summary out (one trace's view);
+    ``details=False`` leaves out span attributes, status, events, links and resources."""
     table, d = analysis.table, analysis.diff
     names = names or analysis.table.names
     codes = (
@@ -201,7 +300,11 @@ def report_data(
     order = worst_first(d) if summary else codes
     head = head_rows(table, analysis.forest)[order]
     head_names = names(head)
-    spans, distinct = _spans(analysis, codes, names)
+    spans, distinct, rows = _spans(analysis, codes, names)
+    detail_sets: list[dict[str, Any]] = []
+    resources: list[dict[str, Any]] = []
+    if details:
+        spans["detail"], detail_sets, spans["resource"], resources = _details(table, rows, policy)
     offset = np.full(table.n_traces, -1, dtype=np.int64)
     count = np.zeros(table.n_traces, dtype=np.int64)
     offset[codes] = spans.pop("_offset")
@@ -245,6 +348,8 @@ def report_data(
         },
         "names": distinct,
         "spans": spans,
+        "details": detail_sets if details else None,
+        "resources": resources if details else None,
     }
     if policy is not None and policy:
         services = out.pop("services")

@@ -58,6 +58,12 @@ from tracegroup.report import REPORT_MAX_SPANS
     help="With --whatif: a setting and its values (repeatable; default: the grid of tracegroup whatif).",
 )
 @click.option(
+    "--details/--no-details",
+    default=True,
+    show_default=True,
+    help="Embed each span's attributes, status, events, links and resource (shown when a row is clicked).",
+)
+@click.option(
     "--keep-secrets",
     is_flag=True,
     help="Do not redact credentials in URLs and secret-looking query values (redacted by default, as emit).",
@@ -73,6 +79,7 @@ def report(
     top: int,
     with_whatif: bool,
     vary: tuple[str, ...],
+    details: bool,
     keep_secrets: bool,
     **opts: Any,
 ) -> None:
@@ -96,7 +103,9 @@ def report(
     explorer = Explorer(table)
     an = analysis_from(table, opts)
     extra = whatif_from(table, opts, grid, (opts["compare"],)).as_dict() if with_whatif else None
-    data = explorer.report(analysis=an, max_spans=max_spans, top=top, whatif=extra, keep_secrets=keep_secrets)
+    data = explorer.report(
+        analysis=an, max_spans=max_spans, top=top, whatif=extra, keep_secrets=keep_secrets, details=details
+    )
     page = report_html(data)
     Path(output).write_text(page, encoding="utf-8")
     if not quiet:

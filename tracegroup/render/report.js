@@ -513,6 +513,32 @@
     ];
     if (r.t === 1) facts.push(["collapsed run", r.members.length + " alike siblings"]);
     d.appendChild(table(["", ""], facts));
+    if (D.details && S.detail) spanDetails(d, D.details[S.detail[g]], D.resources[S.resource[g]]);
+  }
+
+  var STATUS = ["UNSET", "OK", "ERROR"];
+  function value(x) { return typeof x === "string" ? x : JSON.stringify(x); }
+  function pairs(obj) { return Object.keys(obj).map(function (k) { return [el("code", null, k), value(obj[k])]; }); }
+  function spanDetails(d, x, res) {
+    var st = STATUS[x.status[0]] || String(x.status[0]);
+    d.appendChild(el("h4", null, "status"));
+    d.appendChild(el("div", { id: "detail-status" }, x.status[1] ? st + ": " + x.status[1] : st));
+    d.appendChild(el("h4", null, "attributes (" + Object.keys(x.attributes).length + ")"));
+    d.appendChild(table(["key", "value"], pairs(x.attributes))).id = "detail-attributes";
+    if (x.events.length) {
+      d.appendChild(el("h4", null, "events (" + x.events.length + ")"));
+      d.appendChild(table(["name", "at", "attributes"], x.events.map(function (e) {
+        return [e.name, e.time === null ? "" : ms(e.time) + " after the span's start", pairs(e.attributes).map(function (p) { return p[0].textContent + "=" + p[1]; }).join("; ")];
+      }))).id = "detail-events";
+    }
+    if (x.links.length) {
+      d.appendChild(el("h4", null, "links (" + x.links.length + ")"));
+      d.appendChild(table(["trace", "span", "attributes"], x.links.map(function (l) {
+        return [el("code", null, l.trace_id), el("code", null, l.span_id), value(l.attributes)];
+      }))).id = "detail-links";
+    }
+    d.appendChild(el("h4", null, "resource (" + Object.keys(res).length + ")"));
+    d.appendChild(table(["key", "value"], pairs(res))).id = "detail-resource";
   }
 
   // ------------------------------------------------------------------ start
