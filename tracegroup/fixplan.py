@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,13 +279,15 @@ def _legacy(
     routes: str | Routes,
     fitted: PipelineOptions,
     projects: dict[str, str],
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[Remedy, float]:
     lb = fitted.replicas > 1
     base = dataclasses.replace(fitted, loadbalancing=lb)
     span_ms = _longest_trace_ms(table)
     waits = sorted({*WAITS, float(_round_up(span_ms + fitted.sdk_delay_ms))})
     sim_routes: str | Routes = routes if isinstance(routes, Routes) else "service"
-    result = whatif(table, {"wait": waits}, ("sentryexporter",), base, sim_routes)
+    say = (lambda text: progress(f"legacy remedy: {text}")) if progress else None
+    result = whatif(table, {"wait": waits}, ("sentryexporter",), base, sim_routes, progress=say)
     rows = {r["setting"] if r["setting"] != "wait" else r["value"]: r for r in result.rows}
     best = rows["per-trace"]
     floor = best["misgrouped_pct"] + best["dropped_pct"]
@@ -489,22 +491,27 @@ def fix_plan(
     base: PipelineOptions | None = None,
     replicas: int = 1,
     targets: Iterable[str] = TARGETS,
+    progress: Callable[[str], None] | None = None,
 ) -> FixPlan:
     """The causes in ``table`` and a verified remedy per collector generation (see the module docstring).
     ``routes``: as for ``analyze`` (a routes file names the Sentry projects and DSNs); ``base``: pipeline
     settings to start from (None: fitted to the capture); ``replicas``: collector instances today;
-    ``targets``: the generations to plan for (any of :data:`TARGETS`)."""
+    ``targets``: the generations to plan for (any of :data:`TARGETS`); ``progress`` is told each step."""
     targets = list(targets)
     for t in targets:
         if t not in TARGETS:
             raise ValueError(f"unknown target {t!r} (choose from {', '.join(TARGETS)})")
     if len(table) == 0:
         raise ValueError("the dump holds no spans: nothing to plan")
+    say = progress or (lambda text: None)
+    say("fitting the capture")
     fitted_fit = fit(table, base, routes)
     fitted = dataclasses.replace(base or fitted_fit.pipeline, replicas=replicas)
+    say("finding the causes")
     causes, captured = _causes(table, routes, replicas)
     projects = _projects(table, routes)
-    legacy, wait = _legacy(table, routes, fitted, projects)
+    legacy, wait = _legacy(table, routes, fitted, projects, progress)
+    say("simulating the OTLP remedies")
     residual, fixed, flags, bad = _otlp_residuals(table, routes)
     if flags:
         causes.append(

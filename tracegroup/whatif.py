@@ -23,7 +23,7 @@ recommendation to ``whatif``, ``plot --kind whatif`` and the notebook: they all 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -148,9 +148,11 @@ def whatif(
     *,
     boundary: str = "service",
     heal: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> WhatIf:
     """Run the what-if grid (see the module docstring). ``target`` is a fraction (0.01 = 1 %); ``base``
-    None varies from the settings fitted to the capture (:func:`tracegroup.fit.fit`)."""
+    None varies from the settings fitted to the capture (:func:`tracegroup.fit.fit`); ``progress`` is
+    told what runs (``fitting the capture``, then ``what-if row K of N: SETTING VALUE``)."""
     import pandas as pd
 
     for name in vary:
@@ -161,6 +163,8 @@ def whatif(
     names = tuple(strategies)
     if not names:
         raise ValueError("give at least one strategy")
+    say = progress or (lambda text: None)
+    say("fitting the capture")
     fitted = fit(table, base, routes)
     if base is None:
         base = fitted.pipeline
@@ -174,6 +178,8 @@ def whatif(
     if heal:
         heal_grouping(table, ref)
     rows: list[dict[str, Any]] = []
+    total = 5 + sum(len(v) for v in vary.values()) + (base.replicas > 1)
+    step: list[str] = []
 
     def run(
         setting: str,
@@ -183,6 +189,8 @@ def whatif(
         names: tuple[str, ...],
         via: str | Routes = sim_routes,
     ) -> None:
+        step.append(setting)
+        say(f"what-if row {len(step)} of {total}: {setting}" + ("" if value is None else f" {value:g}"))
         delivery = deliver(table, batches, via, pipeline)
         for strategy in names:
             g = group(Context(table, forest, delivery, options, lossy=True), strategy)

@@ -16,6 +16,7 @@ import click
 from tracegroup import render, tree
 from tracegroup.cli.common import (
     Share,
+    Status,
     analysis_from,
     errors,
     grouping_options,
@@ -199,7 +200,8 @@ def whatif(
             raise click.BadParameter(f"unknown strategy {name!r}", param_hint="--strategies")
     grid = parse_vary(vary)
     table = load_table(dumps, service_attribute, keep_going, quiet)
-    result = whatif_from(table, opts, grid, names, target)
+    with Status(quiet) as status:
+        result = whatif_from(table, opts, grid, names, target, progress=status)
     if fmt == "json":
         click.echo(render.to_json(result.as_dict()), nl=False)
     else:

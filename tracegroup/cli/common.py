@@ -90,6 +90,28 @@ def load_table(
     return table
 
 
+class Status:
+    """One status line on stderr, rewritten in place while long work runs (what the library says it is
+    doing) and cleared at the end; silent with ``--quiet`` and when stderr is not a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.on = not quiet and sys.stderr.isatty()
+        self.width = 0
+
+    def __call__(self, text: str) -> None:
+        if self.on:
+            click.echo("\r" + text.ljust(self.width), err=True, nl=False)
+            self.width = len(text)
+
+    def __enter__(self) -> Status:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.on and self.width:
+            click.echo("\r" + " " * self.width + "\r", err=True, nl=False)
+            self.width = 0
+
+
 def shown(frames: Iterable[Any], quiet: bool, total: int) -> Iterator[Any]:
     """``frames`` passed through, with ``wrote N of M spans`` on a terminal's stderr (not with ``quiet``)."""
     show = not quiet and sys.stderr.isatty()
@@ -552,6 +574,7 @@ def whatif_from(
     grid: dict[str, list[float]],
     strategies: tuple[str, ...] | list[str],
     target: float = 0.01,
+    progress: Callable[[str], None] | None = None,
 ) -> Any:
     """:func:`tracegroup.whatif.whatif` with the command's options: every option reaches every row; the
     base is the fitted settings unless simulation options were given. ``whatif`` and ``plot --kind whatif``
@@ -568,4 +591,5 @@ def whatif_from(
         target,
         boundary=opts.get("boundary", "service"),
         heal=opts.get("heal", False),
+        progress=progress,
     )

@@ -19,6 +19,7 @@ from click.core import ParameterSource
 
 from tracegroup.analysis import Analysis
 from tracegroup.cli.common import (
+    Status,
     analysis_from,
     errors,
     grouping_options,
@@ -227,7 +228,8 @@ def plot(
     grid = parse_vary(vary) if kind == "whatif" else {}
     table = load_table(dumps, service_attribute, keep_going, quiet)
     if kind == "whatif":
-        result = whatif_from(table, opts, grid, (opts["compare"],))
+        with Status(quiet) as status:
+            result = whatif_from(table, opts, grid, (opts["compare"],), progress=status)
         fig = figures.whatif_curves(result.frame, result.base_values())
         if not quiet:
             click.echo(f"tracegroup: {result.recommendation}", err=True)

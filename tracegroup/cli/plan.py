@@ -16,6 +16,7 @@ import click
 
 from tracegroup import render
 from tracegroup.cli.common import (
+    Status,
     errors,
     given_pipeline_options,
     load_options,
@@ -68,7 +69,8 @@ def plan(
     table = load_table(dumps, service_attribute, keep_going, quiet)
     base = pipeline_from(opts) if given_pipeline_options() else None
     routes = routes_from(routes_value(opts))
-    result = fix_plan(table, routes, base, opts.get("replicas", 1), targets or TARGETS)
+    with Status(quiet) as status:
+        result = fix_plan(table, routes, base, opts.get("replicas", 1), targets or TARGETS, progress=status)
     if out:
         result.write(out)
     text = render.to_json(result.as_dict()) if fmt == "json" else render.text.plan_text(result.as_dict())

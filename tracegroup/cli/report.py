@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from tracegroup.cli.common import (
+    Status,
     analysis_from,
     errors,
     grouping_options,
@@ -101,12 +102,23 @@ def report(
     grid = parse_vary(vary)
     table = load_table(dumps, service_attribute, keep_going, quiet)
     explorer = Explorer(table)
-    an = analysis_from(table, opts)
-    extra = whatif_from(table, opts, grid, (opts["compare"],)).as_dict() if with_whatif else None
-    data = explorer.report(
-        analysis=an, max_spans=max_spans, top=top, whatif=extra, keep_secrets=keep_secrets, details=details
-    )
-    page = report_html(data)
+    with Status(quiet) as status:
+        status("grouping")
+        an = analysis_from(table, opts)
+        extra = None
+        if with_whatif:
+            extra = whatif_from(table, opts, grid, (opts["compare"],), progress=status).as_dict()
+        status("building the report")
+        data = explorer.report(
+            analysis=an,
+            max_spans=max_spans,
+            top=top,
+            whatif=extra,
+            keep_secrets=keep_secrets,
+            details=details,
+        )
+        status("writing the page")
+        page = report_html(data)
     Path(output).write_text(page, encoding="utf-8")
     if not quiet:
         e = data["embedded"]
