@@ -54,7 +54,7 @@ def run_on_terminal(*args: str, tty: bool = True) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["analyze", POLYGLOT], ["loaded ", "3,013 spans so far"]),
+        (["analyze", POLYGLOT], ["loaded ", "3,013 spans so far", "grouping 3,013 spans"]),
         (
             ["whatif", POLYGLOT, "--vary", "batch-size=64,512"],
             ["fitting the capture", "what-if row 3 of 7: batch-size 64"],

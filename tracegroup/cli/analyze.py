@@ -86,7 +86,9 @@ def analyze_cmd(
     summary = spilled_summary(dumps, service_attribute, quiet, memory, top, opts)
     if summary is None:
         table = load_table(dumps, service_attribute, keep_going, quiet)
-        summary = analysis_from(table, opts).summary(top=top)
+        with Status(quiet) as status:
+            status(f"grouping {len(table):,} spans")
+            summary = analysis_from(table, opts).summary(top=top)
     click.echo(render.to_json(summary) if fmt == "json" else render.analysis_text(summary, top), nl=False)
     if fail_on_misgrouped is not None and summary["blamed"]["ratio"] > fail_on_misgrouped:
         click.echo(
