@@ -1,8 +1,9 @@
-"""``analyze`` past the memory budget (tracegroup.spill): the same summary as in memory, byte for byte.
+"""Commands past the memory budget (tracegroup.spill): the same output as in memory, byte for byte.
 
-The spill path runs on dumps both paths can hold: a generated file exporter stream (``--memory 64MB``
-through the CLI, read frame by frame), every fixture family through the library with one and several
-partitions, and the option combinations that change the groupings.
+The spill path runs on dumps both paths can hold: a generated file exporter stream (``--memory 16MB``
+through the CLI: the stream needs about 62 MB, so it is read frame by frame into 8 partitions), every
+fixture family through the library with one and several partitions, and the option combinations that
+change the groupings. ``analyze``: the summary; ``check``: the golden lines of every committed golden file.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import pytest
 from click.testing import CliRunner
 
 from tracegroup.analysis import analyze
+from tracegroup.check import CheckOptions, golden_lines, read_golden
 from tracegroup.cli import main
 from tracegroup.load import load
 from tracegroup.render import to_json
 from tracegroup.routes import load_routes
-from tracegroup.spill import analyze_spilled
+from tracegroup.spill import analyze_spilled, memory_needed
+
+#: The CLI budget of these tests: well under what the generated stream needs.
+BUDGET = "16MB"
 
 DUMPS = [
     "fixtures/polyglot.pb",
@@ -53,6 +58,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec.loader.exec_module(gen)
     path = tmp_path_factory.mktemp("spill") / "dump.pb"
     gen.generate(str(path), 60_000)
+    assert memory_needed([path]) > 3 * 16_000_000  # the budget below really sends it through the spill
     return path
 
 
@@ -79,10 +85,10 @@ def test_spilled_summary_with_a_routes_file() -> None:
 def test_cli_memory_budget_streams_a_big_stream_identically(generated: Path) -> None:
     code, in_memory = run("analyze", str(generated), "--format", "json", "-q")
     assert code == 0
-    code, spilled = run("analyze", str(generated), "--format", "json", "-q", "--memory", "64MB")
+    code, spilled = run("analyze", str(generated), "--format", "json", "-q", "--memory", BUDGET)
     assert code == 0
     assert spilled == in_memory
-    code, text = run("analyze", str(generated), "-q", "--memory", "64MB", "--routes", "service")
+    code, text = run("analyze", str(generated), "-q", "--memory", BUDGET, "--routes", "service")
     assert code == 0 and text == run("analyze", str(generated), "-q", "--routes", "service")[1]
 
 
@@ -98,3 +104,39 @@ def test_memory_sizes() -> None:
     assert run("analyze", "fixtures/polyglot.pb", "--memory", "12XB")[0] == 2
     assert run("analyze", "fixtures/polyglot.pb", "--memory", "0MB")[0] == 2
     assert run("analyze", "fixtures/polyglot.pb", "-q", "--memory", "1.5GiB")[0] == 0
+
+
+GOLDEN = sorted(Path("fixtures/expected").glob("*.golden.jsonl"))
+
+
+def _fixture(golden: Path) -> Path:
+    name = golden.name.removesuffix(".golden.jsonl")
+    found = sorted(p for p in Path("fixtures").rglob(name) if "expected" not in p.parts)
+    assert found, name
+    return found[0]
+
+
+@pytest.mark.parametrize("golden", GOLDEN, ids=lambda p: p.name.removesuffix(".golden.jsonl"))
+def test_spilled_golden_lines_equal_the_committed_ones(golden: Path) -> None:
+    lines, recorded = read_golden(golden)
+    options = CheckOptions().merged(recorded)
+    fixture = _fixture(golden)
+    assert golden_lines(fixture, options, budget=1) == lines  # 256 partitions, most of them empty
+    assert golden_lines(fixture, options, budget=10**12) == lines
+
+
+def test_cli_check_through_the_spill(generated: Path, tmp_path: Path) -> None:
+    expected = tmp_path / "expected"
+    code, _ = run("check", str(generated), "--expected", str(expected), "--update", "--routes", "service")
+    assert code == 0
+    code, out = run(
+        "check", str(generated), "--expected", str(expected), "--memory", BUDGET, "--format", "json"
+    )
+    assert code == 0 and '"status": "ok"' in out
+    golden = next(expected.iterdir())
+    golden.write_text(golden.read_text().replace('"spans": 1,', '"spans": 2,', 1))
+    assert run("check", str(generated), "--expected", str(expected), "--memory", BUDGET)[0] == 1
+    code, out = run(
+        "check", str(generated), "--expected", str(expected), "--memory", "1MB", "--batches", "all"
+    )
+    assert code == 2 and "--batches all needs every span in memory" in out
