@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("analysis", ["tracegroup.diff", "tracegroup.analysis", "tracegroup.whatif", "tracegroup.check"]),
     ("analysis", ["tracegroup.info", "tracegroup.spill"]),
     ("frames", ["tracegroup.frames", "tracegroup.layout"]),
+    ("frames", ["tracegroup.spill_frames"]),
     ("sentry", ["tracegroup.sentry", "tracegroup.sentry.*", "tracegroup.otlp_out", "tracegroup.send"]),
     ("sentry", ["tracegroup.transport", "tracegroup.fixplan"]),
     ("render", ["tracegroup.render", "tracegroup.render.*"]),

@@ -17,10 +17,13 @@ from click.testing import CliRunner
 from tracegroup.analysis import analyze
 from tracegroup.check import CheckOptions, golden_lines, read_golden
 from tracegroup.cli import main
+from tracegroup.frames import spans_frames
 from tracegroup.load import load
+from tracegroup.redact import Policy, redact_table
 from tracegroup.render import to_json
 from tracegroup.routes import load_routes
 from tracegroup.spill import analyze_spilled, memory_needed
+from tracegroup.spill_frames import spans_frames_spilled
 
 #: The CLI budget of these tests: well under what the generated stream needs.
 BUDGET = "16MB"
@@ -140,3 +143,55 @@ def test_cli_check_through_the_spill(generated: Path, tmp_path: Path) -> None:
         "check", str(generated), "--expected", str(expected), "--memory", "1MB", "--batches", "all"
     )
     assert code == 2 and "--batches all needs every span in memory" in out
+
+
+@pytest.mark.parametrize("dump", DUMPS)
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"routes": "service"}, {"compare": "span-kind", "boundary": "service+remote"}],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default",
+)
+def test_spilled_span_frames_equal_in_memory(dump: str, extra: dict[str, str]) -> None:
+    import pandas as pd
+
+    opts = {**BASE, **extra}
+    table = load(dump, warm=True)
+    expected = pd.concat(list(spans_frames(table, analyze(table, **opts))))
+    for partitions in (1, 4):
+        got = pd.concat(list(spans_frames_spilled([dump], budget=1, partitions=partitions, **opts)))
+        pd.testing.assert_frame_equal(got, expected)
+
+
+def test_spilled_span_frames_redacted_without_details() -> None:
+    import pandas as pd
+
+    dump, policy = "fixtures/polyglot.pb", Policy(secrets=True, pii=True)
+    table = load(dump, warm=True)
+    an = analyze(table)
+    for details in (True, False):
+        expected = pd.concat(list(spans_frames(redact_table(table, policy), an, details=details)))
+        got = pd.concat(list(spans_frames_spilled([dump], budget=1, details=details, redaction=policy)))
+        pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_cli_spans_through_the_spill(generated: Path, tmp_path: Path, fmt: str) -> None:
+    out = {}
+    for name, extra in (("memory", []), ("spilled", ["--memory", BUDGET])):
+        out[name] = tmp_path / f"{name}.{fmt}"
+        code, text = run(
+            "spans", str(generated), "-q", "--format", fmt, "-o", str(out[name]), "--redact", *extra
+        )
+        assert code == 0, text
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        assert pq.read_table(out["spilled"]).equals(pq.read_table(out["memory"]))
+        assert pq.ParquetFile(out["spilled"]).metadata.num_rows == 60_014
+    else:
+        assert out["spilled"].read_bytes() == out["memory"].read_bytes()
+
+
+def test_cli_spans_refuses_what_needs_every_span(generated: Path) -> None:
+    code, out = run("spans", str(generated), "-q", "--memory", "1MB", "--batches", "simulate")
+    assert code == 2 and out.startswith("tracegroup: error: --batches simulate needs every span in memory")
