@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("frames", ["tracegroup.spill_frames"]),
     ("sentry", ["tracegroup.sentry", "tracegroup.sentry.*", "tracegroup.otlp_out", "tracegroup.send"]),
     ("sentry", ["tracegroup.transport", "tracegroup.fixplan"]),
+    ("sentry", ["tracegroup.spill_emit"]),
     ("render", ["tracegroup.render", "tracegroup.render.*"]),
     ("explore", ["tracegroup.explore"]),
     ("explore", ["tracegroup.report"]),

@@ -3,13 +3,18 @@
 The spill path runs on dumps both paths can hold: a generated file exporter stream (``--memory 16MB``
 through the CLI: the stream needs about 62 MB, so it is read frame by frame into 8 partitions), every
 fixture family through the library with one and several partitions, and the option combinations that
-change the groupings. ``analyze``: the summary; ``check``: the golden lines of every committed golden file.
+change the groupings. ``analyze``: the summary; ``check``: the golden lines of every committed golden file;
+``spans``: the frames (CSV and JSON Lines bytes, Parquet values); ``emit``: every record and the summary,
+the envelope files, manifest and bare events byte for byte (with ``--rebase-time``, so every partition
+gets the dump's shift).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -22,7 +27,10 @@ from tracegroup.load import load
 from tracegroup.redact import Policy, redact_table
 from tracegroup.render import to_json
 from tracegroup.routes import load_routes
+from tracegroup.sentry.build import EmittedEvent
+from tracegroup.sentry.emit import emit
 from tracegroup.spill import analyze_spilled, memory_needed
+from tracegroup.spill_emit import emit_spilled
 from tracegroup.spill_frames import spans_frames_spilled
 
 #: The CLI budget of these tests: well under what the generated stream needs.
@@ -195,3 +203,74 @@ def test_cli_spans_through_the_spill(generated: Path, tmp_path: Path, fmt: str) 
 def test_cli_spans_refuses_what_needs_every_span(generated: Path) -> None:
     code, out = run("spans", str(generated), "-q", "--memory", "1MB", "--batches", "simulate")
     assert code == 2 and out.startswith("tracegroup: error: --batches simulate needs every span in memory")
+
+
+NOW = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
+
+
+def _record(ev: EmittedEvent) -> dict[str, Any]:
+    out = dataclasses.asdict(ev)
+    out["rows"] = ev.rows.tolist()
+    return out
+
+
+@pytest.mark.parametrize("dump", [*DUMPS, "fixtures/recorded/sdk-python.pb"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"rebase_time": True, "style": "sentry", "errors": "dedup"},
+        {"routes": "fixtures/routes-example.toml", "rebase_time": True, "replay_id": "x"},
+    ],
+    ids=["default", "rebase-sentry-dedup", "routes"],
+)
+def test_spilled_emit_equals_in_memory(dump: str, extra: dict[str, Any]) -> None:
+    opts = {**extra, "now": NOW}
+    if "routes" in opts:
+        opts["routes"] = load_routes(opts["routes"])
+    expected = emit(load(dump, warm=True), **opts)
+    for partitions in (1, 4, 16):
+        got = emit_spilled([dump], budget=1, partitions=partitions, **opts)
+        assert [_record(r) for r in got.records] == [_record(r) for r in expected.records]
+        assert got.summary() == expected.summary()
+        assert got.options == expected.options and got.services == expected.services
+
+
+def test_cli_emit_through_the_spill(generated: Path, tmp_path: Path) -> None:
+    runs = {}
+    for name, extra in (("memory", []), ("spilled", ["--memory", BUDGET])):
+        base = tmp_path / name
+        args = [
+            "emit",
+            str(generated),
+            "--out",
+            str(base / "out"),
+            "--rebase-time",
+            "--now",
+            "2026-01-01T00:00:00Z",
+        ]
+        args += [
+            "--routes",
+            "fixtures/routes-example.toml",
+            "--manifest",
+            str(base / "m.jsonl"),
+            "-q",
+            *extra,
+        ]
+        code, text = run(*args)
+        assert code == 0, text
+        files = {p.relative_to(base): p.read_bytes() for p in sorted(base.rglob("*")) if p.is_file()}
+        runs[name] = (files, text.replace(str(base), "BASE"))
+        # bare events: in memory the payloads are held, then written; spilled they wait in a file
+        jsonl = ["--jsonl", str(base / "events.jsonl"), "--now", "2026-01-01T00:00:00Z", "--rebase-time"]
+        code, _ = run("emit", str(generated), "-q", *jsonl, *extra)
+        assert code == 0
+        runs[name + "-jsonl"] = ((base / "events.jsonl").read_bytes(), b"")
+    assert runs["spilled"] == runs["memory"]
+    assert len(runs["memory"][0]) > 2000  # envelopes, manifest and summary
+    assert runs["spilled-jsonl"] == runs["memory-jsonl"]
+
+
+def test_cli_emit_refuses_otlp_past_the_budget(generated: Path, tmp_path: Path) -> None:
+    code, out = run("emit", str(generated), "-q", "--memory", BUDGET, "--otlp", str(tmp_path / "x.pb"))
+    assert code == 2 and out.startswith("tracegroup: error: --otlp needs every span in memory: about 6")

@@ -458,9 +458,12 @@ def with_delivery_options(fn: F) -> F:
     return fn
 
 
-def _spilling(dumps: tuple[str, ...], memory: int, opts: dict[str, Any]) -> list[str] | None:
+def spill_files(
+    dumps: tuple[str, ...], memory: int, opts: dict[str, Any], unsupported: str = ""
+) -> list[str] | None:
     """The files of ``dumps`` when they need more than ``memory`` in memory (the spilled path), after
-    refusing the options the spill cannot honour; None when they fit."""
+    refusing the options the spill cannot honour (``unsupported``: a command's own, e.g. ``--otlp``);
+    None when they fit."""
     from tracegroup.load import expand_paths
     from tracegroup.spill import memory_needed, refuse
 
@@ -472,6 +475,8 @@ def _spilling(dumps: tuple[str, ...], memory: int, opts: dict[str, Any]) -> list
         raise refuse("--heal", needed, memory)
     if given_pipeline_options():
         raise refuse(", ".join(given_pipeline_options()), needed, memory)
+    if unsupported:
+        raise refuse(unsupported, needed, memory)
     return [str(f) for f in files]
 
 
@@ -511,7 +516,7 @@ def spilled_summary(
     need more than ``memory`` in memory, with progress and warnings on stderr; None when they fit."""
     from tracegroup.spill import analyze_spilled
 
-    files = _spilling(dumps, memory, opts)
+    files = spill_files(dumps, memory, opts)
     if files is None:
         return None
     progress = _spill_progress(quiet)
@@ -542,7 +547,7 @@ def spilled_frames(
     dumps need more than ``memory`` in memory, with progress and warnings on stderr; None when they fit."""
     from tracegroup.spill_frames import spans_frames_spilled
 
-    files = _spilling(dumps, memory, opts)
+    files = spill_files(dumps, memory, opts)
     if files is None:
         return None
     progress = _spill_progress(quiet)
@@ -572,6 +577,32 @@ def spilled_frames(
         yield from shown(_chain(first, frames), quiet, total[0])
 
     return counted()
+
+
+def spilled_emit(
+    files: list[str],
+    service_attribute: str,
+    quiet: bool,
+    memory: int,
+    writer: Any,
+    jsonl: str | None,
+    policy: Any,
+    options: dict[str, Any],
+) -> Any:
+    """``emit`` through whole-trace partitions (:func:`tracegroup.spill_emit.emit_spilled`), envelopes
+    streamed to ``writer`` (a ``DirWriter`` or None), bare events to ``jsonl``; warnings on stderr."""
+    from tracegroup.spill_emit import emit_spilled
+
+    return emit_spilled(
+        files,
+        budget=memory,
+        service_attribute=service_attribute,
+        on_written=writer.write if writer else None,
+        redaction=policy,
+        jsonl=jsonl,
+        on_pass=lambda sources: _report_sources(sources, quiet),
+        **options,
+    )
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
