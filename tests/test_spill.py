@@ -51,6 +51,7 @@ OPTIONS = [
     {"routes": "service"},
     {"boundary": "service+remote"},
     {"compare": "span-kind"},
+    {"compare": "remote-parent"},
     {"compare": "sentryexporter-2021", "batches": "trace"},
     {"batches": "captured"},
 ]

@@ -57,6 +57,8 @@ FLUSH_ROWS = 1 << 16
 #: Bytes a buffered span may take (its columns, ~70 bytes, and a name), to keep the buffers within the budget.
 BUFFERED_SPAN_BYTES = 128
 _NAME = attrgetter("name")
+#: Strategies that read span flags (the parent-remote bits); the ``service+remote`` boundary does too.
+FLAG_STRATEGIES = {"remote-parent", "sentry-otlp"}
 
 
 def memory_needed(paths: list[Path]) -> int:
@@ -387,6 +389,7 @@ def spilled(
                 budget,
                 service_attribute,
                 compare,
+                reference,
                 batches,
                 routes,
                 boundary,
@@ -439,6 +442,7 @@ def _spill_pass(
     budget: int,
     service_attribute: str,
     compare: str,
+    reference: str,
     batches: str | None,
     routes: str | Routes,
     boundary: str,
@@ -447,6 +451,8 @@ def _spill_pass(
 ) -> Spilled:
     import sys
 
+    # span flags are read (with the times: half again the extraction's cost) only when a rule uses them
+    warm = boundary != "service" or bool({compare, reference} & FLAG_STRATEGIES)
     per_call = compare in PER_CALL and batches != "trace"  # per message; unused if the dump has one
     columns = ["row", "trace_id", "span_id", "parent_id", "kind", "service", "batch", "flags", "bad"]
     if per_call:
@@ -483,7 +489,7 @@ def _spill_pass(
             td, raw, strings, spans = _parsed(raw, src, k)
             bad_strings += strings
             bad_spans += spans
-            cols = Columns(service_attribute, warm=True)
+            cols = Columns(service_attribute, warm=warm)
             cols.services = services  # one service numbering for the whole dump
             b = len(locators)
             n = cols.add_message(td, b)
@@ -504,7 +510,7 @@ def _spill_pass(
                 "kind": mini.kind,
                 "service": mini.service,
                 "batch": np.full(n, b, dtype=np.int32),
-                "flags": mini.flags,
+                "flags": mini.flags if warm else np.zeros(n, dtype=np.uint32),
                 "bad": mini.bad_ids,
             }
             if names:
