@@ -1,20 +1,26 @@
-"""``analyze`` of dumps larger than memory: one streaming pass into an on-disk Parquet spill partitioned
-by trace id, then the groupings, the diff and the summary partition by partition, merged.
+"""Dumps larger than memory: one streaming pass into an on-disk Parquet spill partitioned by trace id,
+then the groupings and the diff partition by partition; ``analyze``'s summary merged from them.
 
-Contract: :func:`analyze_spilled` returns exactly :meth:`tracegroup.analysis.Analysis.summary` of the
-same dumps and options analysed in memory, while holding at once one input message, the spill's write
-buffers and one partition's columns (never the dump's bytes):
+Contract: :func:`spilled` (a context manager) runs the pass and yields a :class:`Spilled`;
+:func:`partition_groupings` then yields each partition's table, forest, groupings and diff, exactly
+what :func:`tracegroup.analysis.analyze` computes for those traces on the whole table (``check``,
+``spans`` and :func:`analyze_spilled` build on them). :func:`analyze_spilled` returns exactly
+:meth:`tracegroup.analysis.Analysis.summary` of the same dumps and options analysed in memory. At once
+they hold one input message, the spill's write buffers (within half the budget) and one partition's
+columns, never the dump's bytes:
 
 1. One pass reads every message (a file exporter stream is read frame by frame; other files, and files
    that fit in the budget, are read whole as :func:`tracegroup.load.load` reads them, with the same
-   notes and warnings), extracts the hot columns, runs a per-call compared strategy
-   (``sentryexporter``) on each message's exporter calls (``--batches captured``: a call never spans
-   two messages), and appends each span's columns (global row, ids, kind, service, batch, flags, name,
-   compared root and reason) to the Parquet file of its partition (a hash of the trace id).
+   notes and warnings), extracts the hot columns (flags only when a rule reads them), runs a per-call
+   compared strategy (``sentryexporter``) on each message's exporter calls (``--batches captured``: a
+   call never spans two messages), and appends each span's columns (global row, ids, kind, service,
+   batch, flags, compared root and reason; the name when asked) to the Parquet file of its partition (a
+   hash of the trace id), uncompressed. It records where each message came from, so
+   :meth:`Spilled.span_names` reads a few names back and :meth:`Spilled.messages` reads the input again.
 2. Each partition holds whole traces, so the forest, the reference grouping, a whole-trace (or
-   ``--batches trace``) compared grouping and the diff run on it alone, as
-   :func:`tracegroup.analysis.analyze` would on the whole table; counts add up, per-service arrays add
-   up, the worst traces are the best candidates of every partition, cause records merge by key.
+   ``--batches trace``) compared grouping and the diff run on it alone; for the summary counts add up,
+   per-service arrays add up, the worst traces are the best candidates of every partition, cause
+   records merge by key, and only the worst traces' head names are read back from the input.
 
 Supported: every strategy, ``--batches captured`` or ``trace``, every ``--routes``, both boundaries.
 ``--batches all|simulate|groupbytrace`` and ``--heal`` need every span at once: ``ValueError`` (one
