@@ -275,3 +275,12 @@ def test_cli_emit_through_the_spill(generated: Path, tmp_path: Path) -> None:
 def test_cli_emit_refuses_otlp_past_the_budget(generated: Path, tmp_path: Path) -> None:
     code, out = run("emit", str(generated), "-q", "--memory", BUDGET, "--otlp", str(tmp_path / "x.pb"))
     assert code == 2 and out.startswith("tracegroup: error: --otlp needs every span in memory: about 6")
+
+
+def test_spilled_emit_reports_progress() -> None:
+    seen: list[tuple[str, int, int]] = []
+    emit_spilled(
+        ["fixtures/polyglot.pb"], budget=1, partitions=3, now=NOW, progress=lambda *a: seen.append(a)
+    )
+    assert seen[0] == ("fixtures/polyglot.pb", 3013, 1)
+    assert [w for w, _, _ in seen[1:]] == ["partition 1/3", "partition 2/3", "partition 3/3"]

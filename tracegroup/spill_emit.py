@@ -70,9 +70,11 @@ def emit_spilled(
     jsonl: str | Path | None = None,
     partitions: int | None = None,
     on_pass: Callable[[list[Source]], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> EmitResult:
     """:func:`tracegroup.sentry.emit.emit` of ``paths`` through partitions (see the module docstring);
-    ``on_pass`` gets the sources after the streaming pass."""
+    ``on_pass`` gets the sources after the streaming pass; ``progress(what, spans, files)`` is called
+    every 64 messages, after each file and after each partition."""
     files = expand_paths(paths)
     needed = check_spill(files, budget)
     n_parts = partitions or max(1, min(256, -(-needed // max(budget // 2, 1))))
@@ -80,7 +82,7 @@ def emit_spilled(
     try:
         with gc_paused():
             p = _Pass(work, n_parts, budget, service_attribute)
-            p.run(files)
+            p.run(files, progress)
         if on_pass is not None:
             on_pass(p.sources)
         kwargs: dict[str, Any] = {
@@ -96,7 +98,7 @@ def emit_spilled(
             "redaction": redaction,
             "replay_id": replay_id,
         }
-        return _merge(p, kwargs, on_written, jsonl)
+        return _merge(p, kwargs, on_written, jsonl, progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -119,7 +121,7 @@ class _Pass:
     def rows(self, k: int) -> str:
         return os.path.join(self.work, f"rows-{k:04d}.bin")
 
-    def run(self, files: list[Path]) -> None:
+    def run(self, files: list[Path], progress: Callable[[str, int, int], None] | None) -> None:
         import sys
 
         for path in files:
@@ -137,6 +139,10 @@ class _Pass:
                 n = self.message(td, len(self.sources) - 1)
                 src.spans += n
                 src.batches += 1
+                if progress and src.batches % 64 == 0:
+                    progress(src.path, self.spans, len(files))
+            if progress:
+                progress(src.path, self.spans, len(files))
             if bad_strings:
                 src.notes["invalid_utf8_strings"] = bad_strings
                 src.notes["invalid_utf8_spans"] = bad_spans
@@ -223,6 +229,7 @@ def _merge(
     kwargs: dict[str, Any],
     on_written: Callable[[EmittedEvent], None] | None,
     jsonl: str | Path | None,
+    progress: Callable[[str, int, int], None] | None,
 ) -> EmitResult:
     payloads = open(os.path.join(p.work, "payloads"), "w+b") if jsonl else None  # noqa: SIM115
     where: dict[str, tuple[int, int]] = {}
@@ -264,6 +271,8 @@ def _merge(
             notes[key] = notes.get(key, 0) + v if key == "spans renamed" else max(notes.get(key, 0), v)
         exceptions += result.exception_events
         del table, result
+        if progress:
+            progress(f"partition {parts.index(k) + 1}/{len(parts)}", p.spans, len(p.sources))
     keyed.sort(key=lambda t: (t[0], t[1]))
     records = [ev for _, _, ev in keyed]
     assert options is not None

@@ -593,16 +593,27 @@ def spilled_emit(
     streamed to ``writer`` (a ``DirWriter`` or None), bare events to ``jsonl``; warnings on stderr."""
     from tracegroup.spill_emit import emit_spilled
 
-    return emit_spilled(
+    progress = _spill_progress(quiet)
+
+    def passed(sources: list[Any]) -> None:
+        if progress:
+            click.echo("", err=True)
+        _report_sources(sources, quiet)
+
+    result = emit_spilled(
         files,
         budget=memory,
         service_attribute=service_attribute,
         on_written=writer.write if writer else None,
         redaction=policy,
         jsonl=jsonl,
-        on_pass=lambda sources: _report_sources(sources, quiet),
+        on_pass=passed,
+        progress=progress,
         **options,
     )
+    if progress:
+        click.echo("", err=True)
+    return result
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
