@@ -6,7 +6,10 @@ progress and warnings on stderr, and for a damaged file what it held versus what
 decorators (:func:`load_options`, :func:`grouping_options`, :data:`pipeline_options`,
 :func:`send_options`, :data:`delivery_options`) give every command the same names, defaults and help, and
 the ``*_from`` functions turn their values into the library's arguments. The routes option is ``--routes``
-everywhere; the old spelling ``--routing`` still works with a deprecation warning.
+everywhere; the old spelling ``--routing`` still works with a deprecation warning. Past ``--memory``
+(:func:`memory_option`), :func:`spill_files` refuses what cannot stream in one line and
+:func:`spilled_summary`, :func:`spilled_frames` and :func:`spilled_emit` run ``analyze``, ``spans`` and
+``emit`` through the spill (docs/scale.md) with the same progress and warnings on stderr.
 """
 
 from __future__ import annotations
