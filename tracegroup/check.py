@@ -24,6 +24,9 @@ Contract:
 - Options: a flag given on the command line wins; otherwise the option recorded in the existing golden
   header is used (so CI needs no per-fixture flags); otherwise the ``analyze`` default. ``--update`` writes
   the options it used into the header.
+- Past a memory budget (``memory``, ``tracegroup check --memory SIZE``) a fixture is read through the
+  on-disk spill of :mod:`tracegroup.spill` (partitions of whole traces, the exporter emulated per
+  captured call in the streaming pass): the same lines; what the spill cannot do is an ``error``.
 - :func:`check_fixture` compares or updates one fixture and returns a :class:`FixtureResult`; a missing
   golden file, an unreadable dump or a golden file that is not one is status ``error`` (exit 2), a
   difference ``differ`` (exit 1) with a unified diff of the golden lines. ``tracegroup check``
@@ -108,22 +111,21 @@ def golden_lines(
     options: CheckOptions = CheckOptions(),
     name: str | None = None,
     warnings: list[str] | None = None,
+    budget: int | None = None,
 ) -> list[str]:
     """The golden text of one fixture, one line per list item (see the module docstring); the dump's load
-    warnings are appended to ``warnings`` when given.
+    warnings are appended to ``warnings`` when given. A dump needing more than ``budget`` bytes in memory
+    (:func:`tracegroup.spill.memory_needed`) goes through the spill (:func:`_spilled_lines`): the same
+    lines.
 
-    Raises :class:`~tracegroup.load.LoadError` or ``ValueError`` (bad dump, unknown option value).
+    Raises :class:`~tracegroup.load.LoadError` or ``ValueError`` (bad dump, unknown option value, what
+    the spill cannot do).
     """
     from tracegroup.analysis import analyze
-    from tracegroup.load import load
+    from tracegroup.load import expand_paths, load
     from tracegroup.routes import Routes, load_routes
+    from tracegroup.spill import memory_needed
 
-    table = load([dump], service_attribute=options.service_attribute)
-    if warnings is not None:
-        for s in table.sources:
-            warnings.extend(s.warnings)
-            if held := held_text(s.as_dict()):
-                warnings.append(f"{s.path}: {held}")
     routes: str | Routes = options.routes
     if options.routes not in ("none", "service"):
         if not Path(options.routes).is_file():
@@ -131,6 +133,11 @@ def golden_lines(
                 f"{options.routes}: --routes is not 'none', 'service' or an existing routes file"
             )
         routes = load_routes(options.routes)
+    if budget is not None and memory_needed(expand_paths([dump])) > budget:
+        return _spilled_lines(dump, options, routes, budget, name, warnings)
+    table = load([dump], service_attribute=options.service_attribute)
+    if warnings is not None:
+        _warnings(table.sources, warnings)
     an = analyze(
         table,
         compare=options.compare,
@@ -140,23 +147,11 @@ def golden_lines(
         boundary=options.boundary,
     )
     resolved = replace(options, batches=str(an.options["batches"]))
-    notes: dict[str, int] = {}
-    for s in table.sources:
-        for k, v in s.notes.items():
-            notes[k] = notes.get(k, 0) + int(v)
-    header = {
-        "fixture": name or Path(dump).resolve().name,
-        "golden": GOLDEN_VERSION,
-        "format": sorted({s.format for s in table.sources}),
-        "files": len(table.sources),
-        "batches": len(table.batches),
-        "spans": len(table),
-        "traces": table.n_traces,
-        "services": sorted(table.services),
-        "notes": notes,
-        "anomalies": {k: v for k, v in an.forest.counts().items() if v},
-        "options": asdict(resolved),
-    }
+    header = _header(
+        dump, name, table.sources, len(table.batches), len(table), table.n_traces, table.services
+    )
+    header["anomalies"] = {k: v for k, v in an.forest.counts().items() if v}
+    header["options"] = asdict(resolved)
     keyed: list[tuple[tuple[Any, ...], str]] = []
     for gi, (role, g) in enumerate((("reference", an.reference), ("compared", an.compared))):
         summary: dict[str, Any] = {"grouping": g.strategy, "role": role, **_summary(g)}
@@ -164,6 +159,99 @@ def golden_lines(
             summary["verdicts"] = an.diff.counts()
         keyed.append(((gi, 0, "", "", "", ""), _line(summary)))
         keyed.extend(((gi, *k), line) for k, line in _grouping_lines(table, g))
+    keyed.sort(key=lambda kl: kl[0])
+    return [_line(header)] + [line for _, line in keyed]
+
+
+def _warnings(sources: list[Any], warnings: list[str]) -> None:
+    for s in sources:
+        warnings.extend(s.warnings)
+        if held := held_text(s.as_dict()):
+            warnings.append(f"{s.path}: {held}")
+
+
+def _header(
+    dump: str | Path,
+    name: str | None,
+    sources: list[Any],
+    batches: int,
+    spans: int,
+    traces: int,
+    services: list[str],
+) -> dict[str, Any]:
+    """The header line's facts of the dump (anomalies and options are added by the caller)."""
+    notes: dict[str, int] = {}
+    for s in sources:
+        for k, v in s.notes.items():
+            notes[k] = notes.get(k, 0) + int(v)
+    return {
+        "fixture": name or Path(dump).resolve().name,
+        "golden": GOLDEN_VERSION,
+        "format": sorted({s.format for s in sources}),
+        "files": len(sources),
+        "batches": batches,
+        "spans": spans,
+        "traces": traces,
+        "services": sorted(services),
+        "notes": notes,
+        "anomalies": {},
+        "options": {},
+    }
+
+
+def _spilled_lines(
+    dump: str | Path,
+    options: CheckOptions,
+    routes: Any,
+    budget: int,
+    name: str | None,
+    warnings: list[str] | None,
+) -> list[str]:
+    """:func:`golden_lines` through the spill (:func:`tracegroup.spill.spilled`, span names kept): each
+    partition holds whole traces, so its transaction and dropped lines are the in-memory ones of its
+    traces; the summary lines and the header add up. Holds the lines (one per transaction), never the
+    dump."""
+    from tracegroup.diff import VERDICTS
+    from tracegroup.spill import partition_groupings, spilled
+
+    with spilled(
+        [str(dump)],
+        budget=budget,
+        service_attribute=options.service_attribute,
+        compare=options.compare,
+        reference=options.reference,
+        batches=options.batches,
+        routes=routes,
+        boundary=options.boundary,
+        names=True,
+    ) as sp:
+        if warnings is not None:
+            _warnings(sp.sources, warnings)
+        traces = 0
+        anomalies: dict[str, int] = {}
+        verdicts = np.zeros(len(VERDICTS), dtype=np.int64)
+        sums: list[dict[str, int]] = [{}, {}]
+        strategies = [options.reference, options.compare]
+        keyed: list[tuple[tuple[Any, ...], str]] = []
+        for part in partition_groupings(sp, options.compare, options.reference, routes, options.boundary, {}):
+            traces += part.table.n_traces
+            for k, v in part.forest.counts().items():
+                anomalies[k] = anomalies.get(k, 0) + v
+            verdicts += np.bincount(part.diff.verdict, minlength=len(VERDICTS))
+            for gi, g in enumerate((part.ref, part.cmp)):
+                strategies[gi] = g.strategy
+                for k, v in _summary(g).items():
+                    sums[gi][k] = sums[gi].get(k, 0) + v
+                keyed.extend(((gi, *k), line) for k, line in _grouping_lines(part.table, g, part.names))
+        header = _header(dump, name, sp.sources, sp.n_batches, sp.spans, traces, sp.services)
+        header["anomalies"] = {k: v for k, v in anomalies.items() if v}
+        header["options"] = asdict(replace(options, batches=sp.batches))
+    empty = {"transactions": 0, "sent_spans": 0, "dropped_spans": 0, "one_span_transactions": 0}
+    for gi, role in enumerate(("reference", "compared")):
+        summary: dict[str, Any] = {"grouping": strategies[gi], "role": role, **(sums[gi] or empty)}
+        if role == "compared":
+            summary["verdicts"] = {v: int(verdicts[i]) for i, v in enumerate(VERDICTS)}
+        keyed.append(((gi, 0, "", "", "", ""), _line(summary)))
     keyed.sort(key=lambda kl: kl[0])
     return [_line(header)] + [line for _, line in keyed]
 
@@ -181,8 +269,11 @@ def _summary(g: Grouping) -> dict[str, int]:
     }
 
 
-def _grouping_lines(table: Any, g: Grouping) -> list[tuple[tuple[Any, ...], str]]:
-    """(sort key, line) of every transaction and dropped group of one grouping."""
+def _grouping_lines(
+    table: Any, g: Grouping, span_names: list[str] | None = None
+) -> list[tuple[tuple[Any, ...], str]]:
+    """(sort key, line) of every transaction and dropped group of one grouping (``span_names``: of every
+    row, when the table cannot decode them)."""
     from tracegroup.model import kind_name, span_hex
 
     out: list[tuple[tuple[Any, ...], str]] = []
@@ -195,7 +286,10 @@ def _grouping_lines(table: Any, g: Grouping) -> list[tuple[tuple[Any, ...], str]
     starts = np.flatnonzero(np.r_[True, roots_sorted[1:] != roots_sorted[:-1]]) if len(order) else order
     bounds = np.r_[starts, len(order)]
     root_rows = roots_sorted[starts] if len(order) else roots_sorted
-    names = table.names(root_rows) if len(root_rows) else []
+    if span_names is not None:
+        names = [span_names[r] for r in root_rows.tolist()]
+    else:
+        names = table.names(root_rows) if len(root_rows) else []
     for k, r in enumerate(root_rows.tolist()):
         members = order[bounds[k] : bounds[k + 1]]
         trace = table.trace_hex[int(table.trace_code[r])]
@@ -304,10 +398,12 @@ def check_fixture(
     overrides: dict[str, Any] | None = None,
     update: bool = False,
     accept_warnings: bool = False,
+    memory: int | None = None,
 ) -> FixtureResult:
     """Compare (or with ``update`` rewrite) one fixture's golden file (see the module docstring). The
     dump's load warnings are in ``warnings`` of the result; ``update`` refuses (status ``error``) to write
-    a golden file from a dump that loaded with warnings (damaged input) unless ``accept_warnings``."""
+    a golden file from a dump that loaded with warnings (damaged input) unless ``accept_warnings``.
+    ``memory``: the budget past which the dump is read through the spill (:func:`golden_lines`)."""
     gpath = golden_path(fixture, expected)
     res = FixtureResult(str(fixture), str(gpath), "error")
     from tracegroup.load import LoadError
@@ -324,7 +420,7 @@ def check_fixture(
             )
             return res
         options = CheckOptions().merged(recorded).merged(overrides or {})
-        new = golden_lines(fixture, options, warnings=res.warnings)
+        new = golden_lines(fixture, options, warnings=res.warnings, budget=memory)
     except (LoadError, ValueError) as err:
         res.message = str(err)
         return res

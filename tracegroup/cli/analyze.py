@@ -24,6 +24,7 @@ from tracegroup.cli.common import (
     load_table,
     memory_option,
     shown,
+    spilled_frames,
     spilled_summary,
     whatif_from,
     with_pipeline_options,
@@ -111,6 +112,7 @@ def analyze_cmd(
 @click.option("--no-details", is_flag=True, help="Only the contract columns: skip attributes, events, links.")
 @click.option("--redact", is_flag=True, help="Scrub credentials, e-mail and IP addresses (docs/redact.md).")
 @redact_key_option
+@memory_option
 @errors
 def spans(
     dumps: tuple[str, ...],
@@ -122,6 +124,7 @@ def spans(
     no_details: bool,
     redact: bool,
     redact_keys: tuple[str, ...],
+    memory: int,
     **opts: Any,
 ) -> None:
     """One row per span with its transaction under both groupings and its verdict.
@@ -130,10 +133,16 @@ def spans(
     Examples:
       tracegroup spans fixtures/polyglot.pb -o spans.csv
       tracegroup spans dump.pb --format parquet -o spans.parquet
+      tracegroup spans day-of-capture/ --format parquet -o spans.parquet --memory 2GB
     """
     from tracegroup.frames import spans_frames
     from tracegroup.render.tables import write_frames
 
+    policy = policy_from(redact, redact, redact_keys, service_attribute) if redact or redact_keys else None
+    spilled = spilled_frames(dumps, service_attribute, quiet, memory, opts, not no_details, policy)
+    if spilled is not None:
+        write_frames(spilled, fmt, output)
+        return
     table = load_table(dumps, service_attribute, keep_going, quiet, warm=True)
     if redact or redact_keys:  # names and details come from scrubbed bytes; ids and groupings are unchanged
         from tracegroup.redact import redact_table

@@ -17,7 +17,7 @@ import click
 
 from tracegroup.batching import BATCHES
 from tracegroup.check import check_fixture, golden_path
-from tracegroup.cli.common import _deprecated_routing
+from tracegroup.cli.common import _deprecated_routing, memory_option
 from tracegroup.grouping import STRATEGIES
 from tracegroup.render.json import to_json
 from tracegroup.render.text import check_text
@@ -63,6 +63,7 @@ from tracegroup.render.text import check_text
     type=click.IntRange(min=0),
     help="Diff lines shown per fixture (0: all).",
 )
+@memory_option
 def check(
     fixtures: tuple[str, ...],
     expected: str,
@@ -70,6 +71,7 @@ def check(
     accept_warnings: bool,
     max_diff_lines: int,
     fmt: str,
+    memory: int,
     **overrides: Any,
 ) -> None:
     """Compare each FIXTURE's groupings with its golden file in --expected DIR.
@@ -82,6 +84,7 @@ def check(
     Examples:
       tracegroup check fixtures/polyglot.pb --expected fixtures/expected
       tracegroup check capture/dump.pb --expected capture/expected --update
+      tracegroup check day-of-capture/ --expected expected/ --memory 2GB
     """
     routes = overrides.pop("routes", None) or overrides.pop("routing_deprecated", None)
     overrides.pop("routing_deprecated", None)
@@ -96,7 +99,9 @@ def check(
     worst = 0
     results = []
     for f in fixtures:  # every fixture is checked and reported, then the worst status is the exit code
-        r = check_fixture(f, expected, overrides, update=update, accept_warnings=accept_warnings)
+        r = check_fixture(
+            f, expected, overrides, update=update, accept_warnings=accept_warnings, memory=memory
+        )
         results.append(r.summary())
         worst = max(worst, r.exit_code)
         for w in r.warnings:

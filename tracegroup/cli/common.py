@@ -6,7 +6,10 @@ progress and warnings on stderr, and for a damaged file what it held versus what
 decorators (:func:`load_options`, :func:`grouping_options`, :data:`pipeline_options`,
 :func:`send_options`, :data:`delivery_options`) give every command the same names, defaults and help, and
 the ``*_from`` functions turn their values into the library's arguments. The routes option is ``--routes``
-everywhere; the old spelling ``--routing`` still works with a deprecation warning.
+everywhere; the old spelling ``--routing`` still works with a deprecation warning. Past ``--memory``
+(:func:`memory_option`), :func:`spill_files` refuses what cannot stream in one line and
+:func:`spilled_summary`, :func:`spilled_frames` and :func:`spilled_emit` run ``analyze``, ``spans`` and
+``emit`` through the spill (docs/scale.md) with the same progress and warnings on stderr.
 """
 
 from __future__ import annotations
@@ -480,13 +483,14 @@ def with_delivery_options(fn: F) -> F:
     return fn
 
 
-def spilled_summary(
-    dumps: tuple[str, ...], service_attribute: str, quiet: bool, memory: int, top: int, opts: dict[str, Any]
-) -> dict[str, Any] | None:
-    """``analyze``'s summary through the spill (:func:`tracegroup.spill.analyze_spilled`) when the dumps
-    need more than ``memory`` in memory, with progress and warnings on stderr; None when they fit."""
+def spill_files(
+    dumps: tuple[str, ...], memory: int, opts: dict[str, Any], unsupported: str = ""
+) -> list[str] | None:
+    """The files of ``dumps`` when they need more than ``memory`` in memory (the spilled path), after
+    refusing the options the spill cannot honour (``unsupported``: a command's own, e.g. ``--otlp``);
+    None when they fit."""
     from tracegroup.load import expand_paths
-    from tracegroup.spill import analyze_spilled, memory_needed, refuse
+    from tracegroup.spill import memory_needed, refuse
 
     files = expand_paths(dumps)
     needed = memory_needed(files)
@@ -496,32 +500,150 @@ def spilled_summary(
         raise refuse("--heal", needed, memory)
     if given_pipeline_options():
         raise refuse(", ".join(given_pipeline_options()), needed, memory)
-    show = not quiet and sys.stderr.isatty()
+    if unsupported:
+        raise refuse(unsupported, needed, memory)
+    return [str(f) for f in files]
+
+
+def _spill_progress(quiet: bool) -> Callable[[str, int, int], None] | None:
+    if quiet or not sys.stderr.isatty():
+        return None
 
     def progress(what: str, spans: int, files: int) -> None:
         click.echo(f"\rspilled {what} ({spans:,} spans so far, {files} files)", err=True, nl=False)
 
-    summary, sources = analyze_spilled(
-        [str(f) for f in files],
-        budget=memory,
-        service_attribute=service_attribute,
-        compare=opts["compare"],
-        reference=opts["reference"],
-        batches=opts["batches"],
-        routes=routes_from(routes_value(opts)),
-        boundary=opts["boundary"],
-        top=top,
-        progress=progress if show else None,
-    )
-    if show:
-        click.echo("", err=True)
+    return progress
+
+
+def _report_sources(sources: list[Any], quiet: bool) -> None:
     if not quiet:
         for s in sources:
             for w in s.warnings:
                 click.echo(f"tracegroup: warning: {w}", err=True)
             if held := held_text(s.as_dict()):
                 click.echo(f"tracegroup: {s.path}: {held}", err=True)
+
+
+def _grouping_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "compare": opts["compare"],
+        "reference": opts["reference"],
+        "batches": opts["batches"],
+        "routes": routes_from(routes_value(opts)),
+        "boundary": opts["boundary"],
+    }
+
+
+def spilled_summary(
+    dumps: tuple[str, ...], service_attribute: str, quiet: bool, memory: int, top: int, opts: dict[str, Any]
+) -> dict[str, Any] | None:
+    """``analyze``'s summary through the spill (:func:`tracegroup.spill.analyze_spilled`) when the dumps
+    need more than ``memory`` in memory, with progress and warnings on stderr; None when they fit."""
+    from tracegroup.spill import analyze_spilled
+
+    files = spill_files(dumps, memory, opts)
+    if files is None:
+        return None
+    progress = _spill_progress(quiet)
+    summary, sources = analyze_spilled(
+        files,
+        budget=memory,
+        service_attribute=service_attribute,
+        top=top,
+        progress=progress,
+        **_grouping_kwargs(opts),
+    )
+    if progress:
+        click.echo("", err=True)
+    _report_sources(sources, quiet)
     return summary
+
+
+def spilled_frames(
+    dumps: tuple[str, ...],
+    service_attribute: str,
+    quiet: bool,
+    memory: int,
+    opts: dict[str, Any],
+    details: bool,
+    redaction: Any,
+) -> Iterator[Any] | None:
+    """``spans``' frames through the spill (:func:`tracegroup.spill_frames.spans_frames_spilled`) when the
+    dumps need more than ``memory`` in memory, with progress and warnings on stderr; None when they fit."""
+    from tracegroup.spill_frames import spans_frames_spilled
+
+    files = spill_files(dumps, memory, opts)
+    if files is None:
+        return None
+    progress = _spill_progress(quiet)
+    total = [0]
+
+    def passed(sp: Any) -> None:
+        total[0] = sp.spans
+        if progress:
+            click.echo("", err=True)
+        _report_sources(sp.sources, quiet)
+
+    frames = spans_frames_spilled(
+        files,
+        budget=memory,
+        service_attribute=service_attribute,
+        details=details,
+        redaction=redaction,
+        progress=progress,
+        on_pass=passed,
+        **_grouping_kwargs(opts),
+    )
+
+    def counted() -> Iterator[Any]:
+        first = next(frames, None)  # the pass and the partitions run here: then the total is known
+        if first is None:
+            return
+        yield from shown(_chain(first, frames), quiet, total[0])
+
+    return counted()
+
+
+def spilled_emit(
+    files: list[str],
+    service_attribute: str,
+    quiet: bool,
+    memory: int,
+    writer: Any,
+    jsonl: str | None,
+    policy: Any,
+    options: dict[str, Any],
+) -> Any:
+    """``emit`` through whole-trace partitions (:func:`tracegroup.spill_emit.emit_spilled`), envelopes
+    streamed to ``writer`` (a ``DirWriter`` or None), bare events to ``jsonl``; warnings on stderr."""
+    from tracegroup.spill_emit import emit_spilled
+
+    progress = _spill_progress(quiet)
+
+    def passed(sources: list[Any]) -> None:
+        if progress:
+            click.echo("", err=True)
+        _report_sources(sources, quiet)
+
+    result = emit_spilled(
+        files,
+        budget=memory,
+        service_attribute=service_attribute,
+        on_written=writer.write if writer else None,
+        redaction=policy,
+        jsonl=jsonl,
+        on_pass=passed,
+        progress=progress,
+        **options,
+    )
+    if progress:
+        click.echo("", err=True)
+    return result
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
 
 
 def send_options(fn: F) -> F:

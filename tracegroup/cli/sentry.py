@@ -25,8 +25,11 @@ import click
 from tracegroup.cli.common import (
     errors,
     load_table,
+    memory_option,
     report_send,
     send_options,
+    spill_files,
+    spilled_emit,
     transport_options,
     with_delivery_options,
 )
@@ -124,12 +127,14 @@ def parse_now(value: str) -> int:
     "as duplicates (--rebase-time already varies ids with --now).",
 )
 @with_delivery_options
+@memory_option
 def emit(**options: Any) -> None:
     """Turn DUMPS into Sentry transactions (one per application boundary) and error events.
 
     \b
     Example:
       tracegroup emit fixtures/polyglot.pb --out out/ --routes fixtures/routes-example.toml --rebase-time
+      tracegroup emit day-of-capture/ --out out/ --rebase-time --memory 2GB
     """
 
     errors(_run)(**options)
@@ -159,6 +164,7 @@ def _run(
     redact_pii: bool,
     redact_keys: tuple[str, ...],
     replay_id: str,
+    memory: int,
     **limits: Any,
 ) -> None:
     from tracegroup.render import emit_text, to_json
@@ -175,24 +181,29 @@ def _run(
     routes = load_routes(routes_file) if routes_file else None
     renames = load_renames(renames_file) if renames_file else []
     now = parse_now(now_text) if now_text else None
-    table = load_table(dumps, service_attribute, keep_going, quiet, warm=True)
-    policy = policy_from(not keep_secrets, redact_pii, redact_keys, table.service_attribute)
-    # --out alone streams: each envelope is written as soon as its event is built (memory stays flat);
-    # --jsonl needs every payload in output order, so then events are held until written
-    writer = files.DirWriter(out) if out and not jsonl else None
-    result = emit_events(
-        table,
-        routes=routes,
-        renames=renames,
-        style=style,
-        errors=errors,
-        environment=environment,
-        rebase_time=rebase_time,
-        now=now,
-        on_written=writer.write if writer else None,
-        redaction=policy,
-        replay_id=replay_id,
-    )
+    options: dict[str, Any] = {
+        "routes": routes,
+        "renames": renames,
+        "style": style,
+        "errors": errors,
+        "environment": environment,
+        "rebase_time": rebase_time,
+        "now": now,
+        "replay_id": replay_id,
+    }
+    spilled = spill_files(dumps, memory, {}, "--otlp" if otlp else "--send-otlp" if send_otlp else "")
+    table = None
+    if spilled is not None:  # past the budget: whole-trace partitions, each emitted alone (docs/scale.md)
+        policy = policy_from(not keep_secrets, redact_pii, redact_keys, service_attribute)
+        writer = files.DirWriter(out) if out else None
+        result = spilled_emit(spilled, service_attribute, quiet, memory, writer, jsonl, policy, options)
+    else:
+        table = load_table(dumps, service_attribute, keep_going, quiet, warm=True)
+        policy = policy_from(not keep_secrets, redact_pii, redact_keys, table.service_attribute)
+        # --out alone streams: each envelope is written as soon as its event is built (memory stays flat);
+        # --jsonl needs every payload in output order, so then events are held until written
+        writer = files.DirWriter(out) if out and not jsonl else None
+        result = emit_events(table, on_written=writer.write if writer else None, redaction=policy, **options)
     written: dict[str, str] = {}
     if writer:
         written = writer.finish(result)
@@ -204,13 +215,13 @@ def _run(
         from tracegroup.send import clear_state
 
         clear_state(Path(out))  # a new emit: earlier deliveries from DIR no longer describe its files
-    if jsonl:
+    if jsonl and table is not None:
         files.write_jsonl(result, jsonl)
     if manifest:
         files.write_manifest(result, manifest, written)
     summary = result.summary()
     summary["output"] = {"out": out or "", "jsonl": jsonl or "", "manifest": manifest or ""}
-    if otlp:
+    if otlp and table is not None:
         from tracegroup.otlp_out import corrected_messages, service_flags, write_otlp
 
         write_otlp(corrected_messages(table, service_flags(table), policy), otlp, otlp_format)
