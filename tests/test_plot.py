@@ -292,7 +292,7 @@ def test_cli_errors_exit_2(tmp_path: Path) -> None:
 
 def test_plot_and_show_take_every_grouping_option_of_analyze() -> None:
     names = {p.name for p in main.commands["analyze"].params}
-    names -= {"fmt", "top", "fail_on_misgrouped", "memory"}  # --memory: analyze alone streams (scale.md)
+    names -= {"fmt", "top", "fail_on_misgrouped", "memory"}  # --memory: what streams or refuses (scale.md)
     for command in ("plot", "show"):
         assert names <= {p.name for p in main.commands[command].params}
 

@@ -112,6 +112,16 @@ def test_cli_refuses_what_needs_every_span_in_one_line(generated: Path) -> None:
         assert len(out.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", ["whatif", "plan"])
+def test_commands_that_need_every_span_refuse_past_the_budget_before_loading(command: str) -> None:
+    """whatif and plan simulate every span in time order: past --memory they refuse, in one line naming the
+    memory needed, before reading the dump; within it they run."""
+    code, out = run(command, "fixtures/polyglot.pb", "--memory", "1MB")
+    assert code == 2 and len(out.strip().splitlines()) == 1
+    assert out.startswith(f"tracegroup: error: {command} needs every span in memory: about 3 MB, over the ")
+    assert run(command, "fixtures/polyglot.pb", "-q", "--memory", "64MB")[0] == 0
+
+
 def test_memory_sizes() -> None:
     assert run("analyze", "fixtures/polyglot.pb", "--memory", "12XB")[0] == 2
     assert run("analyze", "fixtures/polyglot.pb", "--memory", "0MB")[0] == 2

@@ -20,9 +20,11 @@ from tracegroup.cli.common import (
     analysis_from,
     errors,
     grouping_options,
+    in_memory_option,
     load_options,
     load_table,
     memory_option,
+    require_memory,
     shown,
     spilled_frames,
     spilled_summary,
@@ -181,12 +183,14 @@ def spans(
 @click.option("--heal", is_flag=True, help="Repair incomplete reference transactions first, as for analyze.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @with_pipeline_options
+@in_memory_option
 @errors
 def whatif(
     dumps: tuple[str, ...],
     service_attribute: str,
     keep_going: bool,
     quiet: bool,
+    memory: int,
     vary: tuple[str, ...],
     strategies: str,
     target: float,
@@ -210,6 +214,7 @@ def whatif(
         if name not in STRATEGIES:
             raise click.BadParameter(f"unknown strategy {name!r}", param_hint="--strategies")
     grid = parse_vary(vary)
+    require_memory(dumps, memory, "whatif")
     table = load_table(dumps, service_attribute, keep_going, quiet)
     with Status(quiet) as status:
         result = whatif_from(table, opts, grid, names, target, progress=status)

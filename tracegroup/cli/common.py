@@ -274,6 +274,29 @@ def memory_option(fn: F) -> F:
     )(fn)
 
 
+def in_memory_option(fn: F) -> F:
+    """``--memory SIZE`` of a command that needs every span in memory: past the estimate it refuses
+    (:func:`require_memory`) instead of running out of memory."""
+    return click.option(
+        "--memory",
+        type=MemorySize(),
+        default="auto",
+        show_default=True,
+        help="Memory budget (64MB, 2GB; auto: half the machine's). This command needs every span in "
+        "memory: a dump needing more is refused in one line naming the memory needed (docs/scale.md).",
+    )(fn)
+
+
+def require_memory(dumps: tuple[str, ...], memory: int, what: str) -> None:
+    """Refuse (one line naming the memory needed) when ``dumps`` need more than ``memory`` in memory."""
+    from tracegroup.load import expand_paths
+    from tracegroup.spill import memory_needed, refuse
+
+    needed = memory_needed(expand_paths(dumps))
+    if needed > memory:
+        raise refuse(what, needed, memory)
+
+
 class Duration(click.ParamType):
     """A duration like ``200ms``, ``5s``, ``1.5s`` or ``100us``, as milliseconds (bare numbers are ms):
     :func:`tracegroup.pipeline.parse_duration_ms`."""

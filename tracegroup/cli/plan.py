@@ -19,9 +19,11 @@ from tracegroup.cli.common import (
     Status,
     errors,
     given_pipeline_options,
+    in_memory_option,
     load_options,
     load_table,
     pipeline_from,
+    require_memory,
     routes_from,
     routes_value,
     with_pipeline_options,
@@ -44,12 +46,14 @@ from tracegroup.fixplan import TARGETS, fix_plan
 @click.option("--out", type=click.Path(file_okay=False), help="Also write each configuration into DIR.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @with_pipeline_options
+@in_memory_option
 @errors
 def plan(
     dumps: tuple[str, ...],
     service_attribute: str,
     keep_going: bool,
     quiet: bool,
+    memory: int,
     targets: tuple[str, ...],
     out: str | None,
     fmt: str,
@@ -66,6 +70,7 @@ def plan(
       tracegroup plan dump.pb --routes routes.toml --target legacy --out fix/
       tracegroup plan dump.pb --replicas 3 --format json
     """
+    require_memory(dumps, memory, "plan")
     table = load_table(dumps, service_attribute, keep_going, quiet)
     base = pipeline_from(opts) if given_pipeline_options() else None
     routes = routes_from(routes_value(opts))
