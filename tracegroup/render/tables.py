@@ -4,7 +4,10 @@ Contract: :func:`write_frames` writes the frames it is given, one after the othe
 (:func:`tracegroup.frames.spans_frames`, the ``tracegroup spans`` columns, a chunk of whole batches at a
 time; :func:`write_frame` writes one frame) without adding, dropping or reordering a column, and without
 holding more than one frame's text at once: Parquet gets one row group per frame (``pyarrow``'s
-``ParquetWriter``), CSV and JSON Lines are appended. Nested columns (attributes, events, links) become
+``ParquetWriter``), CSV and JSON Lines are appended. :class:`~tracegroup.frames.SpanColumns` chunks
+(:func:`tracegroup.frames.span_columns`) are written the same, to the byte, column by column through
+Arrow: each distinct value is formatted once and the lines are joined in Arrow, with no Python object
+per value. Nested columns (attributes, events, links) become
 JSON text (keys sorted, compact) in CSV and Parquet and stay nested objects in JSON Lines; categorical
 columns are written as their labels; datetime columns (``start``, ``end``) are RFC 3339 UTC text with
 nanoseconds (``2024-05-01T12:00:00.000000000Z``) in CSV and JSON Lines and timestamps in Parquet. The
@@ -17,10 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+
+from tracegroup.frames import Coded, SpanColumns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,8 +86,10 @@ def write_frame(frame: pd.DataFrame, fmt: str, output: str | None) -> None:
     write_frames([frame], fmt, output)
 
 
-def write_frames(frames: Iterable[pd.DataFrame], fmt: str, output: str | None) -> None:
-    """Write ``frames`` (same columns) as one table (see the module docstring)."""
+def write_frames(frames: Iterable[pd.DataFrame | SpanColumns], fmt: str, output: str | None) -> None:
+    """Write ``frames`` (same columns: pandas frames or :class:`~tracegroup.frames.SpanColumns`, which are
+    written column by column without a Python object per value) as one table (see the module
+    docstring)."""
     output = None if output == "-" else output
     if fmt == "parquet":
         if not output:
@@ -94,11 +102,13 @@ def write_frames(frames: Iterable[pd.DataFrame], fmt: str, output: str | None) -
         writer: Any = None
         try:
             for frame in frames:
-                part = pa.Table.from_pandas(
-                    _labels(frame, nested=True, times=False),
-                    preserve_index=False,
-                    schema=None if writer is None else writer.schema,
-                )
+                schema = None if writer is None else writer.schema
+                if isinstance(frame, SpanColumns):
+                    part = _arrow_table(frame, schema)
+                else:
+                    part = pa.Table.from_pandas(
+                        _labels(frame, nested=True, times=False), preserve_index=False, schema=schema
+                    )
                 if writer is None:
                     writer = pq.ParquetWriter(output, part.schema)
                 writer.write_table(part)
@@ -111,10 +121,166 @@ def write_frames(frames: Iterable[pd.DataFrame], fmt: str, output: str | None) -
             stack.enter_context(open(output, "w", encoding="utf-8", newline="")) if output else sys.stdout
         )
         for k, frame in enumerate(frames):
-            if fmt == "csv":
+            if isinstance(frame, SpanColumns):
+                if fmt == "csv" and k == 0:
+                    csv.writer(stream, lineterminator="\n").writerow(list(frame.columns))
+                if len(frame):
+                    _write_text(_csv_lines(frame) if fmt == "csv" else _jsonl_lines(frame), stream)
+            elif fmt == "csv":
                 _csv(_labels(frame, nested=True, times=True), stream, header=k == 0)
             else:
                 stream.write(_jsonl(_labels(frame, nested=False, times=True)))
+
+
+# ------------------------------------------------------------------- SpanColumns, column by column
+def _arrow_table(chunk: SpanColumns, schema: Any) -> Any:
+    """``chunk`` as the Arrow table ``pa.Table.from_pandas`` makes of its frame after :func:`_labels`
+    (``schema``: the first chunk's, with the same pandas metadata)."""
+    import pyarrow as pa
+
+    arrays = [_arrow_values(name, col) for name, col in chunk.columns.items()]
+    if schema is None:
+        schema = _pandas_schema(list(chunk.columns), arrays)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _pandas_schema(names: list[str], arrays: list[Any]) -> Any:
+    """The schema (pandas metadata included) ``pa.Table.from_pandas`` gives a frame of these columns."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    empty: dict[str, Any] = {}
+    for name, arr in zip(names, arrays, strict=True):
+        if pa.types.is_large_string(arr.type):
+            empty[name] = pd.array([], dtype="str")
+        elif pa.types.is_timestamp(arr.type):
+            empty[name] = pd.Series(np.array([], dtype="M8[ns]")).dt.tz_localize("UTC")
+        else:
+            empty[name] = np.array([], dtype=arr.type.to_pandas_dtype())
+    return pa.Table.from_pandas(pd.DataFrame(empty), preserve_index=False).schema
+
+
+def _arrow_values(name: str, col: Any) -> Any:
+    """One column as Parquet gets it: labels as text, nested values as sorted JSON, times as timestamps."""
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(col, Coded):
+        values = _json_texts(col.values, _SORTED) if name in NESTED else [str(v) for v in col.values]
+        return _take(values, col.codes)
+    if isinstance(col, np.ndarray):
+        if col.dtype.kind == "M":
+            return pa.array(col.view(np.int64), type=pa.timestamp("ns", tz="UTC"))
+        return pa.array(col)
+    return col
+
+
+def _take(values: list[str], codes: Any) -> Any:
+    """``values[codes[i]]`` for every row, as one ``large_string`` array."""
+    import pyarrow as pa
+
+    return pa.array(values, type=pa.large_string()).take(pa.array(codes, type=pa.int64()))
+
+
+def _csv_field(value: str) -> str:
+    """``value`` as :mod:`csv` writes it in a row of several fields (quoted only when needed)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([value, "a"])
+    return out.getvalue()[:-3]
+
+
+def _csv_lines(chunk: SpanColumns) -> Any:
+    """The CSV rows of ``chunk`` (what :func:`_csv` writes for its frame) as one text array, a line a row."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts: list[Any] = []
+    for name, col in chunk.columns.items():
+        if isinstance(col, Coded):
+            values = _json_texts(col.values, _SORTED) if name in NESTED else [str(v) for v in col.values]
+            parts.append(_take([_csv_field(v) for v in values], col.codes))
+        elif not isinstance(col, np.ndarray):
+            parts.append(col)  # hex ids: nothing to quote
+        elif col.dtype.kind == "b":
+            parts.append(pc.if_else(pa.array(col), "True", "False").cast(pa.large_string()))
+        elif col.dtype.kind in "iu":
+            parts.append(pa.array(col).cast(pa.large_string()))
+        elif col.dtype.kind == "f":
+            text = col.astype(str)
+            text[np.isnan(col)] = ""
+            parts.append(pa.array(text, type=pa.large_string()))
+        else:
+            parts.append(_times(col))
+        parts.append(",")
+    parts[-1] = "\n"
+    return _concat(parts)
+
+
+def _jsonl_lines(chunk: SpanColumns) -> Any:
+    """The JSON Lines of ``chunk`` (what :func:`_jsonl` writes for its frame) as one text array."""
+    import math
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts: list[Any] = []
+    for k, (name, col) in enumerate(chunk.columns.items()):
+        parts.append(("{" if k == 0 else ",") + _PLAIN(str(name)) + ":")
+        if isinstance(col, Coded):
+            values = _json_texts(col.values, _PLAIN) if name in NESTED else list(map(_PLAIN, col.values))
+            parts.append(_take(values, col.codes))
+        elif not isinstance(col, np.ndarray):
+            parts.append(_concat(['"', col, '"']))  # hex ids: nothing to escape
+        elif col.dtype.kind == "b":
+            parts.append(pc.if_else(pa.array(col), "true", "false").cast(pa.large_string()))
+        elif col.dtype.kind in "iu":
+            parts.append(pa.array(col).cast(pa.large_string()))
+        elif col.dtype.kind == "f":
+            floats = col.tolist()
+            text = map(float.__repr__, floats) if all(map(math.isfinite, floats)) else map(_PLAIN, floats)
+            parts.append(pa.array(list(text), type=pa.large_string()))
+        else:
+            parts.append(_concat(['"', _times(col), '"']))
+    parts.append("}\n")
+    return _concat(parts)
+
+
+def _concat(parts: list[Any]) -> Any:
+    """Row by row, the text of every part after the other (parts: text arrays or ``str`` constants)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.large_string()
+    return pc.binary_join_element_wise(
+        *(pa.scalar(p, type=text) if isinstance(p, str) else p for p in parts), pa.scalar("", type=text)
+    )
+
+
+def _times(ns: Any) -> Any:
+    """``datetime64[ns]`` (UTC) as RFC 3339 text with nanoseconds, one ``large_string`` array."""
+    import numpy as np
+    import pyarrow as pa
+
+    return pa.array(np.datetime_as_string(ns, unit="ns", timezone="UTC"), type=pa.large_string())
+
+
+def _write_text(lines: Any, stream: Any) -> None:
+    """The text of a ``large_string`` array, each value after the other, to ``stream`` (its bytes as they
+    are when it has a binary buffer)."""
+    import numpy as np
+
+    bufs = lines.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[lines.offset : lines.offset + len(lines) + 1]
+    data = memoryview(bufs[2])[int(offsets[0]) : int(offsets[-1])]
+    raw = getattr(stream, "buffer", None)
+    if raw is None:
+        stream.write(bytes(data).decode("utf-8"))
+        return
+    stream.flush()
+    raw.write(data)
 
 
 def _csv(flat: pd.DataFrame, stream: Any, header: bool) -> None:
