@@ -582,8 +582,9 @@ class SpanColumns:
     """One chunk of :func:`span_columns`: the columns of :func:`spans_frame`, in order, for the file
     writers (:func:`tracegroup.render.tables.write_frames`). Each column is a numpy array (``int64``,
     ``bool``, ``float64``, ``datetime64[ns]`` for ``start``/``end``, in UTC), a pyarrow ``large_string``
-    array, or a :class:`Coded` column (categoricals, names, positions and the details: the nested ones hold
-    dicts and lists). ``len()`` is its number of rows."""
+    array of plain text that no format quotes or escapes (ids), or a :class:`Coded` column
+    (categoricals, names, positions and the details: the nested ones hold dicts and lists). ``len()`` is
+    its number of rows."""
 
     def __init__(self, columns: dict[str, Any], rows: int) -> None:
         self.columns = columns
@@ -608,11 +609,12 @@ def span_columns(
         forest = analysis.forest if analysis is not None else tree.build(table, timing=False)
     depth = forest.depth()
     dec = _Details(table) if details else None
+    seen: dict[int, str] = {}
     for batches, rows in batch_chunks(table, chunk):
         decoded = dec.columns(batches) if dec is not None else {}
         name = decoded.pop("name") if dec is not None else Coded(*_codes(batch_names(table, batches)))
         yield SpanColumns(
-            _columns(table, analysis, forest, rows, depth[rows], name, decoded), rows.stop - rows.start
+            _columns(table, analysis, forest, rows, depth[rows], name, decoded, seen), rows.stop - rows.start
         )
 
 
@@ -631,6 +633,7 @@ def _columns(
     depth: np.ndarray,
     name: Coded,
     decoded: dict[str, Coded],
+    seen: dict[int, str],
 ) -> dict[str, Any]:
     """The columns of rows ``sel`` for :class:`SpanColumns` (the same as :func:`_frame`)."""
     parent = table.parent_id[sel]
@@ -659,9 +662,29 @@ def _columns(
         cols["incomplete"] = np.asarray(analysis.diff.incomplete[sel], dtype=bool)
         cols["reason"] = Coded(_REASON_CODE[analysis.compared.reason[sel].astype(np.int64)], REASON_NAMES)
     cols["flags"] = table.flags[sel].astype(np.int64)
-    cols["position"] = coded_positions(table, sel)
+    cols["position"] = _position_codes(table, sel, seen)
     cols.update(decoded)
     return cols
+
+
+def _position_codes(table: SpanTable, rows: slice, seen: dict[int, str]) -> Coded:
+    """:func:`positions` as a :class:`Coded` column; ``seen`` remembers the text of each position across
+    chunks (batch messages repeat the same positions)."""
+    res = table.res[rows].astype(np.int64)
+    scope = table.scope[rows].astype(np.int64)
+    idx = table.idx[rows].astype(np.int64)
+    if not len(res) or max(res.max(), scope.max()) >= 1 << 20 or idx.max() >= 1 << 23:
+        return coded_positions(table, rows)
+    uniq, rank = np.unique((res << 43) | (scope << 23) | idx, return_inverse=True)
+    if len(seen) >= _MEMO:
+        seen.clear()
+    text = []
+    for key in uniq.tolist():
+        t = seen.get(key)
+        if t is None:
+            t = seen[key] = f"{key >> 43}/{(key >> 23) & 0xFFFFF}/{key & 0x7FFFFF}"
+        text.append(t)
+    return Coded(rank.reshape(-1), text)
 
 
 def file_chunks(

@@ -100,17 +100,18 @@ def write_frames(frames: Iterable[pd.DataFrame | SpanColumns], fmt: str, output:
         except ImportError:
             raise ValueError("parquet output needs pyarrow: pip install pyarrow") from None
         writer: Any = None
+        memo = _Texts(_SORTED)
         try:
             for frame in frames:
                 schema = None if writer is None else writer.schema
                 if isinstance(frame, SpanColumns):
-                    part = _arrow_table(frame, schema)
+                    part = _arrow_table(frame, schema, memo)
                 else:
                     part = pa.Table.from_pandas(
                         _labels(frame, nested=True, times=False), preserve_index=False, schema=schema
                     )
                 if writer is None:
-                    writer = pq.ParquetWriter(output, part.schema)
+                    writer = pq.ParquetWriter(output, part.schema, use_dictionary=_dictionary(part.schema))
                 writer.write_table(part)
         finally:
             if writer is not None:
@@ -120,12 +121,15 @@ def write_frames(frames: Iterable[pd.DataFrame | SpanColumns], fmt: str, output:
         stream: Any = (
             stack.enter_context(open(output, "w", encoding="utf-8", newline="")) if output else sys.stdout
         )
+        memo = _Texts(_SORTED if fmt == "csv" else _PLAIN)
         for k, frame in enumerate(frames):
             if isinstance(frame, SpanColumns):
                 if fmt == "csv" and k == 0:
                     csv.writer(stream, lineterminator="\n").writerow(list(frame.columns))
                 if len(frame):
-                    _write_text(_csv_lines(frame) if fmt == "csv" else _jsonl_lines(frame), stream)
+                    _write_text(
+                        _csv_lines(frame, memo) if fmt == "csv" else _jsonl_lines(frame, memo), stream
+                    )
             elif fmt == "csv":
                 _csv(_labels(frame, nested=True, times=True), stream, header=k == 0)
             else:
@@ -133,12 +137,45 @@ def write_frames(frames: Iterable[pd.DataFrame | SpanColumns], fmt: str, output:
 
 
 # ------------------------------------------------------------------- SpanColumns, column by column
-def _arrow_table(chunk: SpanColumns, schema: Any) -> Any:
+class _Texts:
+    """JSON texts of the nested values (dicts and lists) met so far in one write: chunks share their
+    distinct values (:func:`tracegroup.frames.span_columns`), so each is encoded once. A value is held
+    while remembered, so its ``id`` cannot be reused by another."""
+
+    def __init__(self, encode: Callable[[Any], str]) -> None:
+        self.encode = encode
+        self.seen: dict[int, tuple[Any, str]] = {}
+
+    def texts(self, values: Iterable[Any]) -> list[str]:
+        seen = self.seen
+        if len(seen) >= _REMEMBER:
+            seen.clear()
+        out = []
+        for v in values:
+            hit = seen.get(id(v))
+            if hit is None or hit[0] is not v:
+                hit = seen[id(v)] = (v, self.encode(v))
+            out.append(hit[1])
+        return out
+
+
+#: Most nested values whose text :class:`_Texts` remembers.
+_REMEMBER = 1 << 16
+#: Parquet columns whose values are (nearly) all distinct: no dictionary page tried for them.
+_DISTINCT = ("span_id", "start_ns", "end_ns", "start", "end", "duration_ms", "position")
+
+
+def _dictionary(schema: Any) -> list[str]:
+    """The columns Parquet dictionary-encodes: all but :data:`_DISTINCT`."""
+    return [name for name in schema.names if name not in _DISTINCT]
+
+
+def _arrow_table(chunk: SpanColumns, schema: Any, memo: _Texts) -> Any:
     """``chunk`` as the Arrow table ``pa.Table.from_pandas`` makes of its frame after :func:`_labels`
     (``schema``: the first chunk's, with the same pandas metadata)."""
     import pyarrow as pa
 
-    arrays = [_arrow_values(name, col) for name, col in chunk.columns.items()]
+    arrays = [_arrow_values(name, col, memo) for name, col in chunk.columns.items()]
     if schema is None:
         schema = _pandas_schema(list(chunk.columns), arrays)
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -161,13 +198,13 @@ def _pandas_schema(names: list[str], arrays: list[Any]) -> Any:
     return pa.Table.from_pandas(pd.DataFrame(empty), preserve_index=False).schema
 
 
-def _arrow_values(name: str, col: Any) -> Any:
+def _arrow_values(name: str, col: Any, memo: _Texts) -> Any:
     """One column as Parquet gets it: labels as text, nested values as sorted JSON, times as timestamps."""
     import numpy as np
     import pyarrow as pa
 
     if isinstance(col, Coded):
-        values = _json_texts(col.values, _SORTED) if name in NESTED else [str(v) for v in col.values]
+        values = memo.texts(col.values) if name in NESTED else [str(v) for v in col.values]
         return _take(values, col.codes)
     if isinstance(col, np.ndarray):
         if col.dtype.kind == "M":
@@ -185,12 +222,14 @@ def _take(values: list[str], codes: Any) -> Any:
 
 def _csv_field(value: str) -> str:
     """``value`` as :mod:`csv` writes it in a row of several fields (quoted only when needed)."""
+    if "," not in value and '"' not in value and "\n" not in value and "\r" not in value:
+        return value
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerow([value, "a"])
     return out.getvalue()[:-3]
 
 
-def _csv_lines(chunk: SpanColumns) -> Any:
+def _csv_lines(chunk: SpanColumns, memo: _Texts) -> Any:
     """The CSV rows of ``chunk`` (what :func:`_csv` writes for its frame) as one text array, a line a row."""
     import numpy as np
     import pyarrow as pa
@@ -199,7 +238,7 @@ def _csv_lines(chunk: SpanColumns) -> Any:
     parts: list[Any] = []
     for name, col in chunk.columns.items():
         if isinstance(col, Coded):
-            values = _json_texts(col.values, _SORTED) if name in NESTED else [str(v) for v in col.values]
+            values = memo.texts(col.values) if name in NESTED else [str(v) for v in col.values]
             parts.append(_take([_csv_field(v) for v in values], col.codes))
         elif not isinstance(col, np.ndarray):
             parts.append(col)  # hex ids: nothing to quote
@@ -218,7 +257,7 @@ def _csv_lines(chunk: SpanColumns) -> Any:
     return _concat(parts)
 
 
-def _jsonl_lines(chunk: SpanColumns) -> Any:
+def _jsonl_lines(chunk: SpanColumns, memo: _Texts) -> Any:
     """The JSON Lines of ``chunk`` (what :func:`_jsonl` writes for its frame) as one text array."""
     import math
 
@@ -230,7 +269,7 @@ def _jsonl_lines(chunk: SpanColumns) -> Any:
     for k, (name, col) in enumerate(chunk.columns.items()):
         parts.append(("{" if k == 0 else ",") + _PLAIN(str(name)) + ":")
         if isinstance(col, Coded):
-            values = _json_texts(col.values, _PLAIN) if name in NESTED else list(map(_PLAIN, col.values))
+            values = memo.texts(col.values) if name in NESTED else list(map(_PLAIN, col.values))
             parts.append(_take(values, col.codes))
         elif not isinstance(col, np.ndarray):
             parts.append(_concat(['"', col, '"']))  # hex ids: nothing to escape
