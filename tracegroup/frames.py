@@ -96,7 +96,7 @@ DIFF_COLUMNS: dict[str, str] = {
     "reason": "category",
 }
 #: Spans per frame of :func:`spans_frames` (whole batches; one frame's Python objects live at a time).
-CHUNK_SPANS = 32_768
+CHUNK_SPANS = 16_384
 #: Columns ``details`` adds at the end (nested ones hold dicts and lists).
 DETAIL_COLUMNS = (
     "status_code",
@@ -350,7 +350,7 @@ class _Details:
         ul = uniq.tolist()
 
         def by(per_code: list[int], values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
-            which, rank = np.unique(np.array(per_code, dtype=np.int64)[uniq], return_inverse=True)
+            which, rank = np.unique(np.array([per_code[i] for i in ul], dtype=np.int64), return_inverse=True)
             return rank.reshape(-1)[inv], [values[i] for i in which.tolist()]
 
         st_codes, st_values = by(self.status, self.status_values)
