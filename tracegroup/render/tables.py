@@ -232,29 +232,27 @@ def _csv_field(value: str) -> str:
 def _csv_lines(chunk: SpanColumns, memo: _Texts) -> Any:
     """The CSV rows of ``chunk`` (what :func:`_csv` writes for its frame) as one text array, a line a row."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     parts: list[Any] = []
-    for name, col in chunk.columns.items():
+    last = len(chunk.columns) - 1
+    for k, (name, col) in enumerate(chunk.columns.items()):
+        end = "\n" if k == last else ""
         if isinstance(col, Coded):
             values = memo.texts(col.values) if name in NESTED else [str(v) for v in col.values]
-            parts.append(_take([_csv_field(v) for v in values], col.codes))
+            parts.append(_take([_csv_field(v) + end for v in values], col.codes))
         elif not isinstance(col, np.ndarray):
-            parts.append(col)  # hex ids: nothing to quote
+            parts.append(_affix(col, "", end))  # hex ids: nothing to quote
         elif col.dtype.kind == "b":
-            parts.append(pc.if_else(pa.array(col), "True", "False").cast(pa.large_string()))
+            parts.append(_take(["False" + end, "True" + end], col.astype(np.int64)))
         elif col.dtype.kind in "iu":
-            parts.append(pa.array(col).cast(pa.large_string()))
+            parts.append(_affix(_ints(col), "", end))
         elif col.dtype.kind == "f":
             text = col.astype(str)
             text[np.isnan(col)] = ""
-            parts.append(pa.array(text, type=pa.large_string()))
+            parts.append(_affix(_text(text), "", end))
         else:
-            parts.append(_times(col))
-        parts.append(",")
-    parts[-1] = "\n"
-    return _concat(parts)
+            parts.append(_fixed(_rfc3339(col), "", end))
+    return _join(parts, ",")
 
 
 def _jsonl_lines(chunk: SpanColumns, memo: _Texts) -> Any:
@@ -262,48 +260,109 @@ def _jsonl_lines(chunk: SpanColumns, memo: _Texts) -> Any:
     import math
 
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     parts: list[Any] = []
+    last = len(chunk.columns) - 1
     for k, (name, col) in enumerate(chunk.columns.items()):
-        parts.append(("{" if k == 0 else ",") + _PLAIN(str(name)) + ":")
+        key = ("{" if k == 0 else "") + _PLAIN(str(name)) + ":"
+        end = "}\n" if k == last else ""
         if isinstance(col, Coded):
             values = memo.texts(col.values) if name in NESTED else list(map(_PLAIN, col.values))
-            parts.append(_take(values, col.codes))
+            parts.append(_take([key + v + end for v in values], col.codes))
         elif not isinstance(col, np.ndarray):
-            parts.append(_concat(['"', col, '"']))  # hex ids: nothing to escape
+            parts.append(_affix(col, key + '"', '"' + end))  # hex ids: nothing to escape
         elif col.dtype.kind == "b":
-            parts.append(pc.if_else(pa.array(col), "true", "false").cast(pa.large_string()))
+            parts.append(_take([key + "false" + end, key + "true" + end], col.astype(np.int64)))
         elif col.dtype.kind in "iu":
-            parts.append(pa.array(col).cast(pa.large_string()))
+            parts.append(_affix(_ints(col), key, end))
         elif col.dtype.kind == "f":
             floats = col.tolist()
             text = map(float.__repr__, floats) if all(map(math.isfinite, floats)) else map(_PLAIN, floats)
-            parts.append(pa.array(list(text), type=pa.large_string()))
+            parts.append(_affix(_text(list(text)), key, end))
         else:
-            parts.append(_concat(['"', _times(col), '"']))
-    parts.append("}\n")
-    return _concat(parts)
+            parts.append(_fixed(_rfc3339(col), key + '"', '"' + end))
+    return _join(parts, ",")
 
 
-def _concat(parts: list[Any]) -> Any:
-    """Row by row, the text of every part after the other (parts: text arrays or ``str`` constants)."""
+def _text(values: Any) -> Any:
+    import pyarrow as pa
+
+    return pa.array(values, type=pa.large_string())
+
+
+def _ints(col: Any) -> Any:
+    """Integers as decimal text (what ``str`` gives), one ``large_string`` array."""
+    import pyarrow as pa
+
+    return pa.array(col).cast(pa.large_string())
+
+
+def _affix(text: Any, prefix: str, suffix: str) -> Any:
+    """``prefix + value + suffix`` for every value of a text array."""
+    if not prefix and not suffix:
+        return text
+    return _join([prefix, text, suffix], "")
+
+
+def _join(parts: list[Any], sep: str) -> Any:
+    """Row by row, the text of every part joined by ``sep`` (parts: text arrays or ``str`` constants)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     text = pa.large_string()
     return pc.binary_join_element_wise(
-        *(pa.scalar(p, type=text) if isinstance(p, str) else p for p in parts), pa.scalar("", type=text)
+        *(pa.scalar(p, type=text) if isinstance(p, str) else p for p in parts), pa.scalar(sep, type=text)
     )
 
 
-def _times(ns: Any) -> Any:
-    """``datetime64[ns]`` (UTC) as RFC 3339 text with nanoseconds, one ``large_string`` array."""
+def _fixed(rows: Any, prefix: str, suffix: str) -> Any:
+    """A ``(n, width)`` array of ASCII bytes, each row between ``prefix`` and ``suffix``, as one
+    ``large_string`` array built in place."""
     import numpy as np
     import pyarrow as pa
 
-    return pa.array(np.datetime_as_string(ns, unit="ns", timezone="UTC"), type=pa.large_string())
+    n, width = rows.shape
+    head, tail = prefix.encode(), suffix.encode()
+    size = len(head) + width + len(tail)
+    out = np.empty((n, size), dtype=np.uint8)
+    out[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+    out[:, len(head) : len(head) + width] = rows
+    out[:, len(head) + width :] = np.frombuffer(tail, dtype=np.uint8)
+    offsets = np.arange(n + 1, dtype=np.int64) * size
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
+
+
+#: Nanoseconds in a day.
+_DAY = 86_400_000_000_000
+
+
+def _rfc3339(ns: Any) -> Any:
+    """``datetime64[ns]`` (UTC) as RFC 3339 text with nanoseconds, ``2024-05-01T12:00:00.000000000Z`` (what
+    ``numpy.datetime_as_string(ns, unit="ns", timezone="UTC")`` gives), as a ``(n, 30)`` array of ASCII
+    bytes: each distinct day is formatted by numpy once, the time of day digit by digit."""
+    import numpy as np
+
+    t = ns.view(np.int64)
+    if not len(t) or t.min() < 0:
+        return np.frombuffer(
+            np.datetime_as_string(ns, unit="ns", timezone="UTC").astype("S30").tobytes(), dtype=np.uint8
+        ).reshape(len(t), 30)
+    days, rest = np.divmod(t, _DAY)
+    uniq, which = np.unique(days, return_inverse=True)
+    dates = np.frombuffer(np.datetime_as_string(uniq.astype("M8[D]")).astype("S10").tobytes(), dtype=np.uint8)
+    out = np.empty((len(t), 30), dtype=np.uint8)
+    out[:, :10] = dates.reshape(-1, 10)[which.reshape(-1)]
+    for col, char in ((10, "T"), (13, ":"), (16, ":"), (19, "."), (29, "Z")):
+        out[:, col] = ord(char)
+    for col, digits, value in (
+        (11, 2, rest // 3_600_000_000_000),
+        (14, 2, rest // 60_000_000_000 % 60),
+        (17, 2, rest // 1_000_000_000 % 60),
+        (20, 9, rest % 1_000_000_000),
+    ):
+        for d in range(digits):
+            out[:, col + d] = value // 10 ** (digits - 1 - d) % 10 + 48
+    return out
 
 
 def _write_text(lines: Any, stream: Any) -> None:
