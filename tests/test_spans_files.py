@@ -90,3 +90,26 @@ def test_details_match_a_plain_decode_of_every_span() -> None:
     # chunks of batches decode the same rows
     halves = [decode_details(table, range(0, 3)), decode_details(table, range(3, len(table.batches)))]
     assert {k: halves[0][k] + halves[1][k] for k in got} == got
+
+
+def test_text_columns_built_in_place_equal_python_text() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from tracegroup.render.tables import _affix, _ints, _rfc3339
+
+    rng = np.random.default_rng(7)
+    for ints in (
+        rng.integers(10**18, 2 * 10**18, 1000),  # one length: digit by digit
+        rng.integers(0, 10**12, 1000),  # lengths differ: Arrow
+        rng.integers(-5, 3, 1000),  # few values, negative ones
+        np.array([0, 1, 9, 10, 2**63 - 1] * 3),
+    ):
+        assert _ints(ints, "<", ">").to_pylist() == [f"<{v}>" for v in ints.tolist()]
+    ids = ["", "00ff", "abcd", "", "0123"]
+    for values in (ids, ids[1:3], ["", ""], ["x", "yz"], ["é", "ab"]):
+        got = _affix(pa.array(values, type=pa.large_string()), '"k":"', '"')
+        assert got.to_pylist() == [f'"k":"{v}"' for v in values]
+    ns = np.concatenate([rng.integers(0, 2**63 - 1, 1000), [0, 1, 86_400 * 10**9 - 1, -1]]).astype(np.int64)
+    want = np.datetime_as_string(ns.view("M8[ns]"), unit="ns", timezone="UTC").astype("S30")
+    assert _rfc3339(ns.view("M8[ns]")).tobytes() == want.tobytes()

@@ -245,7 +245,7 @@ def _csv_lines(chunk: SpanColumns, memo: _Texts) -> Any:
         elif col.dtype.kind == "b":
             parts.append(_take(["False" + end, "True" + end], col.astype(np.int64)))
         elif col.dtype.kind in "iu":
-            parts.append(_affix(_ints(col), "", end))
+            parts.append(_ints(col, "", end))
         elif col.dtype.kind == "f":
             text = col.astype(str)
             text[np.isnan(col)] = ""
@@ -274,7 +274,7 @@ def _jsonl_lines(chunk: SpanColumns, memo: _Texts) -> Any:
         elif col.dtype.kind == "b":
             parts.append(_take([key + "false" + end, key + "true" + end], col.astype(np.int64)))
         elif col.dtype.kind in "iu":
-            parts.append(_affix(_ints(col), key, end))
+            parts.append(_ints(col, key, end))
         elif col.dtype.kind == "f":
             floats = col.tolist()
             text = map(float.__repr__, floats) if all(map(math.isfinite, floats)) else map(_PLAIN, floats)
@@ -290,18 +290,61 @@ def _text(values: Any) -> Any:
     return pa.array(values, type=pa.large_string())
 
 
-def _ints(col: Any) -> Any:
-    """Integers as decimal text (what ``str`` gives), one ``large_string`` array."""
+def _ints(col: Any, prefix: str, suffix: str) -> Any:
+    """Integers as decimal text (what ``str`` gives) between ``prefix`` and ``suffix``, one ``large_string``
+    array: few distinct values are formatted once each; non-negative values of one length digit by
+    digit; others by Arrow."""
+    import numpy as np
     import pyarrow as pa
 
-    return pa.array(col).cast(pa.large_string())
+    if not len(col):
+        return _text([])
+    uniq, which = np.unique(col, return_inverse=True)
+    if len(uniq) <= len(col) // 8:
+        return _take([f"{prefix}{v}{suffix}" for v in uniq.tolist()], which.reshape(-1))
+    low, high = int(uniq[0]), int(uniq[-1])
+    if low < 0 or len(str(low)) != len(str(high)):
+        return _affix(pa.array(col).cast(pa.large_string()), prefix, suffix)
+    width = len(str(high))
+    digits = np.empty((len(col), width), dtype=np.uint8)
+    values = col.astype(np.uint64)
+    for d in range(width):
+        digits[:, d] = values // np.uint64(10 ** (width - 1 - d)) % np.uint64(10) + np.uint64(48)
+    return _fixed(digits, prefix, suffix)
 
 
 def _affix(text: Any, prefix: str, suffix: str) -> Any:
-    """``prefix + value + suffix`` for every value of a text array."""
+    """``prefix + value + suffix`` for every value of a text array (built in place when every value is
+    ASCII of one length or empty, as hex ids are)."""
+    import numpy as np
+    import pyarrow as pa
+
     if not prefix and not suffix:
         return text
-    return _join([prefix, text, suffix], "")
+    n = len(text)
+    bufs = text.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[text.offset : text.offset + n + 1]
+    lengths = np.diff(offsets)
+    width = int(lengths.max()) if n else 0
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    body = data[int(offsets[0]) : int(offsets[-1])] if n else data[:0]
+    if not n or not ((lengths == 0) | (lengths == width)).all() or (body >= 128).any():
+        return _join([prefix, text, suffix], "")
+    full = lengths == width
+    rows = np.zeros((n, width), dtype=np.uint8)
+    if width:
+        rows[full] = body.reshape(-1, width)
+    out = _fixed(rows, prefix, suffix)
+    if full.all():
+        return out
+    head, tail = len(prefix.encode()), len(suffix.encode())
+    keep = np.ones((n, head + width + tail), dtype=bool)
+    keep[~full, head : head + width] = False
+    size = np.where(full, head + width + tail, head + tail)
+    new = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(size, out=new[1:])
+    packed = np.frombuffer(out.buffers()[2], dtype=np.uint8).reshape(n, -1)[keep]
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(new), pa.py_buffer(packed))
 
 
 def _join(parts: list[Any], sep: str) -> Any:
