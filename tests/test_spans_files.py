@@ -113,3 +113,18 @@ def test_text_columns_built_in_place_equal_python_text() -> None:
     ns = np.concatenate([rng.integers(0, 2**63 - 1, 1000), [0, 1, 86_400 * 10**9 - 1, -1]]).astype(np.int64)
     want = np.datetime_as_string(ns.view("M8[ns]"), unit="ns", timezone="UTC").astype("S30")
     assert _rfc3339(ns.view("M8[ns]")).tobytes() == want.tobytes()
+
+
+def test_a_dump_without_spans_writes_what_it_always_wrote(tmp_path: Path) -> None:
+    from tracegroup.cli import main
+
+    dump = tmp_path / "empty.json"
+    dump.write_text('{"resourceSpans": []}')
+    out = tmp_path / "spans.parquet"
+    with pytest.raises(SystemExit) as done:
+        main(["spans", str(dump), "--format", "parquet", "-o", str(out), "-q"])
+    assert done.value.code == 0
+    table = tg.load(str(dump))
+    want = _written(spans_frames(table, tg.analyze(table)), "parquet", tmp_path / "want")
+    got = pq.read_table(out)
+    assert got.num_rows == 0 and got.schema.equals(want.schema, check_metadata=True)

@@ -696,10 +696,13 @@ def file_chunks(
     chunk: int = CHUNK_SPANS,
 ) -> Iterator[SpanColumns] | Iterator[pd.DataFrame]:
     """What ``tracegroup spans`` hands its writer: :func:`span_columns` when pyarrow is installed, else
-    :func:`spans_frames` (the same rows and values)."""
+    :func:`spans_frames` (the same rows and values); a table without spans gets its one empty frame, whose
+    Parquet file has always typed the empty detail columns as pandas does."""
     try:
         import pyarrow  # noqa: F401
     except ImportError:  # pragma: no cover - pyarrow is the parquet extra
+        return spans_frames(table, analysis, details=details, forest=forest, chunk=chunk)
+    if not len(table):
         return spans_frames(table, analysis, details=details, forest=forest, chunk=chunk)
     return span_columns(table, analysis, details=details, forest=forest, chunk=chunk)
 
