@@ -18,7 +18,13 @@ spans`` columns"):
   it did);
 - ``flags`` (OTLP span flags), ``position`` (``resource/scope/span`` index in its batch message);
 - with ``details``, :data:`DETAIL_COLUMNS`: status, scope, attributes, resource attributes, events and
-  links, decoded from every batch message in one pass (:func:`decode_details`).
+  links, decoded from every batch message in one pass (:func:`decode_details`), each distinct set of a
+  span's detail fields once.
+
+:func:`span_columns` gives the same rows and values per chunk as :class:`SpanColumns` (numpy and Arrow
+columns, repeated values as :class:`Coded` indices into their distinct values) for the file writers, with
+no pandas frame and no Python object per span; :func:`file_chunks` is what ``tracegroup spans`` writes
+(:func:`span_columns` when pyarrow is installed, else :func:`spans_frames`).
 
 Dtypes (:data:`SPAN_COLUMNS`, :data:`DIFF_COLUMNS`): ids, names and ``position`` pandas strings (``str``),
 ``service``/``kind``/``verdict``/``reason`` categoricals (every service of the table, the six OTLP kind
@@ -33,9 +39,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as PbStatus
@@ -89,7 +96,7 @@ DIFF_COLUMNS: dict[str, str] = {
     "reason": "category",
 }
 #: Spans per frame of :func:`spans_frames` (whole batches; one frame's Python objects live at a time).
-CHUNK_SPANS = 32_768
+CHUNK_SPANS = 16_384
 #: Columns ``details`` adds at the end (nested ones hold dicts and lists).
 DETAIL_COLUMNS = (
     "status_code",
@@ -159,12 +166,19 @@ def hex_array(values: np.ndarray, width: int, blank: np.ndarray | None = None) -
     import pandas as pd
 
     try:
-        import pyarrow as pa
+        import pyarrow  # noqa: F401
     except ImportError:  # pragma: no cover - pyarrow is the parquet extra
         text = np.array(hex_ids(values, width), dtype=object)
         if blank is not None:
             text[blank] = ""
         return pd.array(text, dtype=STR)
+    return pd.array(hex_arrow(values, width, blank), dtype=STR)
+
+
+def hex_arrow(values: np.ndarray, width: int, blank: np.ndarray | None = None) -> Any:
+    """:func:`hex_array` as a pyarrow ``large_string`` array (needs pyarrow)."""
+    import pyarrow as pa
+
     kept = values if blank is None else values[~blank]
     raw = (kept.astype(">u8") if width == 16 else kept).tobytes().hex().encode("ascii")
     lengths = np.full(len(values), width, dtype=np.int64)
@@ -172,8 +186,7 @@ def hex_array(values: np.ndarray, width: int, blank: np.ndarray | None = None) -
         lengths[blank] = 0
     offsets = np.zeros(len(values) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    arr = pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(raw))
-    return pd.array(arr, dtype=STR)
+    return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(raw))
 
 
 def root_hex(table: SpanTable, root: np.ndarray, span_hex: np.ndarray | None = None) -> np.ndarray:
@@ -188,82 +201,189 @@ def root_hex(table: SpanTable, root: np.ndarray, span_hex: np.ndarray | None = N
 def positions(table: SpanTable, rows: np.ndarray | slice) -> np.ndarray:
     """``resource/scope/span`` index of each span in its batch message (object array of str): the distinct
     triples are formatted once, then taken by their rank."""
+    rank, text = coded_positions(table, rows)
+    return np.array(text, dtype=object)[rank] if len(rank) else np.zeros(0, dtype=object)
+
+
+def coded_positions(table: SpanTable, rows: np.ndarray | slice) -> Coded:
+    """:func:`positions` as the distinct texts and each span's index into them."""
     res = table.res[rows].astype(np.int64)
     scope = table.scope[rows].astype(np.int64)
     idx = table.idx[rows].astype(np.int64)
     if not len(res):
-        return np.zeros(0, dtype=object)
+        return Coded(np.zeros(0, dtype=np.int64), [])
     scope_n, idx_n = int(scope.max()) + 1, int(idx.max()) + 1
     key = (res * scope_n + scope) * idx_n + idx
     uniq, rank = np.unique(key, return_inverse=True)
     r, rest = np.divmod(uniq, scope_n * idx_n)
     s, i = np.divmod(rest, idx_n)
-    text = np.array(
-        [f"{a}/{b}/{c}" for a, b, c in zip(r.tolist(), s.tolist(), i.tolist(), strict=True)], dtype=object
-    )
-    return text[rank.reshape(-1)]
+    text = [f"{a}/{b}/{c}" for a, b, c in zip(r.tolist(), s.tolist(), i.tolist(), strict=True)]
+    return Coded(rank.reshape(-1), text)
+
+
+class Coded(NamedTuple):
+    """A column as its distinct values and, per row, the index of its value (``values[codes[i]]``)."""
+
+    codes: np.ndarray
+    values: Sequence[Any]
 
 
 def decode_details(table: SpanTable, batches: range | None = None) -> dict[str, list[Any]]:
     """Decode name, status, scope, attributes, resource attributes, events and links of every span (of
     the batches in ``batches`` only, when given: their rows are contiguous).
 
-    The messages are parsed as :func:`_detail_messages` (a span's status, attributes, events and links
-    kept as their encoded bytes, with no message object per attribute), and each distinct encoded
-    attribute list, attribute and status is decoded once per call: spans with the same attributes share
-    one dict, as the spans of one resource share one ``resource_attributes`` dict (treat them as read-only).
+    Each span's detail fields are cut out as one encoded string (:class:`_Details`), and each distinct one
+    is decoded once per call: spans with the same attributes share one dict (and the same events and links
+    lists), as the spans of one resource share one ``resource_attributes`` dict (treat them as read-only).
     """
-    cols: dict[str, list[Any]] = {k: [] for k in ("name", *DETAIL_COLUMNS)}
-    name, code, message = cols["name"], cols["status_code"], cols["status_message"]
-    sname, sver, res = cols["scope_name"], cols["scope_version"], cols["resource_attributes"]
-    attrs, events, links = cols["attributes"], cols["events"], cols["links"]
-    parse = _detail_messages()
-    sets: dict[tuple[bytes, ...], dict[str, Any]] = {}
-    pairs: dict[bytes, tuple[str, Any]] = {}
-    statuses: dict[bytes, tuple[str, str]] = {b"": (STATUS_NAMES[0], "")}
-
-    def attr_set(kvs: tuple[bytes, ...]) -> dict[str, Any]:
-        if len(sets) >= _MEMO:
-            sets.clear()
-        if len(pairs) >= _MEMO:
-            pairs.clear()
-        out = sets[kvs] = dict(pairs.get(kv) or _pair(kv, pairs) for kv in kvs)
-        return out
-
-    def status(raw: bytes) -> tuple[str, str]:
-        st = PbStatus.FromString(raw)
-        c = st.code
-        out = statuses[raw] = (STATUS_NAMES[c] if 0 <= c < 3 else str(c), st.message)
-        return out
-
-    for b in range(len(table.batches)) if batches is None else batches:
-        for rs in parse(table.batches[b].raw).resource_spans:
-            res_attrs: dict[str, Any] | None = None
-            for ss in rs.scope_spans:
-                spans = ss.spans
-                n = len(spans)
-                if not n:
-                    continue
-                if res_attrs is None:
-                    res_attrs = attributes(rs.resource.attributes)
-                scope = ss.scope
-                sname.extend([scope.name] * n)
-                sver.extend([scope.version] * n)
-                res.extend([res_attrs] * n)
-                names, sts, kvs, evs, lns = zip(*map(_DETAIL, spans), strict=True)
-                name.extend(names)
-                for c, m in [statuses.get(st) or status(st) for st in sts]:
-                    code.append(c)
-                    message.append(m)
-                attrs.extend([sets.get(k) or attr_set(k) for k in map(tuple, kvs)])
-                events.extend([_events(e) if len(e) else [] for e in evs])
-                links.extend([_links(ln) if len(ln) else [] for ln in lns])
+    dec = _Details(table)
+    codes, scopes = dec.read(range(len(table.batches)) if batches is None else batches)
+    rows = codes.tolist()
+    status = [dec.status_values[i] for i in dec.status]
+    cols: dict[str, list[Any]] = {
+        "name": list(map(dec.name.__getitem__, rows)),
+        "status_code": [status[i][0] for i in rows],
+        "status_message": [status[i][1] for i in rows],
+    }
+    sname, sver, res = [], [], []
+    for n, scope_name, scope_version, res_attrs in scopes:
+        sname.extend([scope_name] * n)
+        sver.extend([scope_version] * n)
+        res.extend([res_attrs] * n)
+    sets = [dec.set_values[i] for i in dec.attrs]
+    cols.update(
+        scope_name=sname,
+        scope_version=sver,
+        attributes=list(map(sets.__getitem__, rows)),
+        resource_attributes=res,
+        events=list(map(dec.events.__getitem__, rows)),
+        links=list(map(dec.links.__getitem__, rows)),
+    )
     return cols
+
+
+class _Details:
+    """The detail fields of spans, each distinct combination decoded once.
+
+    Per message, protobuf does the cutting: the message is parsed as a copy of ``TracesData`` whose
+    ``Span`` declares only name, status, attributes, events and links (the last four as ``bytes``:
+    :func:`_detail_messages`), its unknown fields (every other span field) are discarded, and the result,
+    serialized again, is parsed as a copy whose ``ScopeSpans.spans`` are ``bytes``: one string per span
+    holding exactly its detail fields, with no Python object per field. Equal strings have equal details,
+    so each distinct string gets a code (:attr:`codes`), and only new ones are decoded, as
+    :func:`decode_details` did per span: each distinct attribute list, attribute and status once.
+    """
+
+    def __init__(self, table: SpanTable) -> None:
+        self.table = table
+        self.reduce, self.split, self.span = _detail_classes()
+        self.clear()
+
+    def clear(self) -> None:
+        self.codes: dict[bytes, int] = {}
+        self.name: list[str] = []
+        self.status: list[int] = []  # per code: index into status_values
+        self.attrs: list[int] = []  # per code: index into set_values
+        self.events: list[list[dict[str, Any]]] = []
+        self.links: list[list[dict[str, Any]]] = []
+        self.statuses: dict[bytes, int] = {}
+        self.status_values: list[tuple[str, str]] = []
+        self.sets: dict[tuple[bytes, ...], int] = {}
+        self.set_values: list[dict[str, Any]] = []
+        self.pairs: dict[bytes, tuple[str, Any]] = {}
+
+    def read(self, batches: range) -> tuple[np.ndarray, list[tuple[int, str, str, dict[str, Any]]]]:
+        """The code of every span of ``batches`` (contiguous rows, in row order) and its scopes: (spans,
+        scope name, scope version, resource attributes), one dict per resource."""
+        if len(self.codes) >= _MEMO:
+            self.clear()
+        codes = self.codes
+        out: list[int] = []
+        scopes: list[tuple[int, str, str, dict[str, Any]]] = []
+        for b in batches:
+            td = self.reduce(self.table.batches[b].raw)
+            td.DiscardUnknownFields()
+            for rs in self.split(td.SerializeToString()).resource_spans:
+                res_attrs: dict[str, Any] | None = None
+                for ss in rs.scope_spans:
+                    spans = ss.spans
+                    if not len(spans):
+                        continue
+                    if res_attrs is None:
+                        res_attrs = attributes(rs.resource.attributes)
+                    scopes.append((len(spans), ss.scope.name, ss.scope.version, res_attrs))
+                    setdefault = codes.setdefault
+                    out.extend([setdefault(k, len(codes)) for k in spans])
+        if len(codes) > len(self.name):
+            for key in list(codes)[len(self.name) :]:
+                self._decode(key)
+        return np.array(out, dtype=np.int64), scopes
+
+    def _decode(self, key: bytes) -> None:
+        sp = self.span(key)
+        self.name.append(sp.name)
+        st = sp.status
+        code = self.statuses.get(st)
+        if code is None:
+            pb = PbStatus.FromString(st)
+            c = pb.code
+            code = self.statuses[st] = len(self.status_values)
+            self.status_values.append((STATUS_NAMES[c] if 0 <= c < 3 else str(c), pb.message))
+        self.status.append(code)
+        kvs = tuple(sp.attributes)
+        code = self.sets.get(kvs)
+        if code is None:
+            pairs = self.pairs
+            code = self.sets[kvs] = len(self.set_values)
+            self.set_values.append(dict(pairs.get(kv) or _pair(kv, pairs) for kv in kvs))
+        self.attrs.append(code)
+        evs, lns = sp.events, sp.links
+        self.events.append(_events(evs) if len(evs) else _EMPTY)
+        self.links.append(_links(lns) if len(lns) else _EMPTY)
+
+    def columns(self, batches: range) -> dict[str, Coded]:
+        """The columns :data:`DETAIL_COLUMNS` and ``name`` of ``batches`` as :class:`Coded` columns, each
+        with the distinct values of these rows only."""
+        codes, scopes = self.read(batches)
+        uniq, inv = np.unique(codes, return_inverse=True)
+        inv = inv.reshape(-1)
+        ul = uniq.tolist()
+
+        def by(per_code: list[int], values: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
+            which, rank = np.unique(np.array([per_code[i] for i in ul], dtype=np.int64), return_inverse=True)
+            return rank.reshape(-1)[inv], [values[i] for i in which.tolist()]
+
+        st_codes, st_values = by(self.status, self.status_values)
+        set_codes, set_values = by(self.attrs, self.set_values)
+        sizes = np.array([sc[0] for sc in scopes], dtype=np.int64)
+        per_scope = np.repeat(np.arange(len(scopes)), sizes)
+        res_ids: dict[int, int] = {}
+        res_values: list[dict[str, Any]] = []
+        res_of_scope = []
+        for sc in scopes:
+            k = res_ids.get(id(sc[3]))
+            if k is None:
+                k = res_ids[id(sc[3])] = len(res_values)
+                res_values.append(sc[3])
+            res_of_scope.append(k)
+        return {
+            "name": Coded(inv, [self.name[i] for i in ul]),
+            "status_code": Coded(st_codes, [v[0] for v in st_values]),
+            "status_message": Coded(st_codes, [v[1] for v in st_values]),
+            "scope_name": Coded(per_scope, [sc[1] for sc in scopes]),
+            "scope_version": Coded(per_scope, [sc[2] for sc in scopes]),
+            "attributes": Coded(set_codes, set_values),
+            "resource_attributes": Coded(np.array(res_of_scope, dtype=np.int64)[per_scope], res_values),
+            "events": Coded(inv, [self.events[i] for i in ul]),
+            "links": Coded(inv, [self.links[i] for i in ul]),
+        }
+
+
+_EMPTY: list[Any] = []
 
 
 #: Most distinct attribute lists (and attributes) remembered at once while decoding details.
 _MEMO = 1 << 16
-_DETAIL = attrgetter("name", "status", "attributes", "events", "links")
 
 
 def _pair(raw: bytes, pairs: dict[bytes, tuple[str, Any]]) -> tuple[str, Any]:
@@ -296,6 +416,65 @@ def _detail_messages() -> Callable[[bytes | memoryview], Any]:
         pool.Add(proto)
     cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(TracesData.DESCRIPTOR.full_name))
     return cls.FromString  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _detail_classes() -> tuple[
+    Callable[[bytes | memoryview], Any], Callable[[bytes], Any], Callable[[bytes], Any]
+]:
+    """``FromString`` of the copies :class:`_Details` parses with: ``TracesData`` whose ``Span`` declares only
+    name, status, attributes, events and links (the last four ``bytes``, as in :func:`_detail_messages`);
+    ``TracesData`` whose ``ScopeSpans.spans`` are ``bytes``; and that ``Span`` itself."""
+    bytes_type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+
+    def details_only(msg: Any) -> None:
+        if msg.name == "Span":
+            kept = [f for f in msg.field if f.name in ("name", *_DETAIL_BYTES)]
+            for f in kept:
+                if f.name in _DETAIL_BYTES:
+                    f.type = bytes_type
+                    f.ClearField("type_name")
+            del msg.field[:]
+            msg.field.extend(kept)
+
+    def spans_as_bytes(msg: Any) -> None:
+        if msg.name == "ScopeSpans":
+            for f in msg.field:
+                if f.name == "spans":
+                    f.type = bytes_type
+                    f.ClearField("type_name")
+
+    reduced = _pool_copy(details_only)
+    split = _pool_copy(spans_as_bytes)
+    return (
+        _message_class(reduced, TracesData).FromString,
+        _message_class(split, TracesData).FromString,
+        _message_class(reduced, PbSpan).FromString,
+    )
+
+
+_DETAIL_BYTES = ("status", "attributes", "events", "links")
+
+
+def _pool_copy(edit: Callable[[Any], None]) -> Any:
+    """A descriptor pool of its own holding copies of the OTLP common, resource and trace files, each
+    message declaration passed through ``edit`` first."""
+    from opentelemetry.proto.common.v1 import common_pb2
+    from opentelemetry.proto.resource.v1 import resource_pb2
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    pool = descriptor_pool.DescriptorPool()
+    for module in (common_pb2, resource_pb2, trace_pb2):
+        proto = descriptor_pb2.FileDescriptorProto()
+        module.DESCRIPTOR.CopyToProto(proto)
+        for msg in proto.message_type:
+            edit(msg)
+        pool.Add(proto)
+    return pool
+
+
+def _message_class(pool: Any, cls: Any) -> Any:
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(cls.DESCRIPTOR.full_name))
 
 
 def _events(evs: Any) -> list[dict[str, Any]]:
@@ -397,6 +576,135 @@ def spans_frames(
             decoded, names = {}, batch_names(table, batches)
         index = pd.RangeIndex(rows.start, rows.stop, name="row")
         yield _frame(table, analysis, forest, rows, index, depth[rows], names, decoded)
+
+
+class SpanColumns:
+    """One chunk of :func:`span_columns`: the columns of :func:`spans_frame`, in order, for the file
+    writers (:func:`tracegroup.render.tables.write_frames`). Each column is a numpy array (``int64``,
+    ``bool``, ``float64``, ``datetime64[ns]`` for ``start``/``end``, in UTC), a pyarrow ``large_string``
+    array of plain text that no format quotes or escapes (ids), or a :class:`Coded` column
+    (categoricals, names, positions and the details: the nested ones hold dicts and lists). ``len()`` is
+    its number of rows."""
+
+    def __init__(self, columns: dict[str, Any], rows: int) -> None:
+        self.columns = columns
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def span_columns(
+    table: SpanTable,
+    analysis: Analysis | None = None,
+    *,
+    details: bool = True,
+    forest: tree.Forest | None = None,
+    chunk: int = CHUNK_SPANS,
+) -> Iterator[SpanColumns]:
+    """:func:`spans_frames` as :class:`SpanColumns` (needs pyarrow): the same rows, columns and values
+    without a pandas frame or a Python object per span and value; repeated values (names, statuses,
+    scopes, attribute lists …) are kept once per chunk with an index per row."""
+    if forest is None:
+        forest = analysis.forest if analysis is not None else tree.build(table, timing=False)
+    depth = forest.depth()
+    dec = _Details(table) if details else None
+    seen: dict[int, str] = {}
+    for batches, rows in batch_chunks(table, chunk):
+        decoded = dec.columns(batches) if dec is not None else {}
+        name = decoded.pop("name") if dec is not None else Coded(*_codes(batch_names(table, batches)))
+        yield SpanColumns(
+            _columns(table, analysis, forest, rows, depth[rows], name, decoded, seen), rows.stop - rows.start
+        )
+
+
+def _codes(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Strings as (index per value, distinct values)."""
+    memo: dict[str, int] = {}
+    codes = np.array([memo.setdefault(v, len(memo)) for v in values], dtype=np.int64)
+    return codes, list(memo)
+
+
+def _columns(
+    table: SpanTable,
+    analysis: Analysis | None,
+    forest: tree.Forest,
+    sel: slice,
+    depth: np.ndarray,
+    name: Coded,
+    decoded: dict[str, Coded],
+    seen: dict[int, str],
+) -> dict[str, Any]:
+    """The columns of rows ``sel`` for :class:`SpanColumns` (the same as :func:`_frame`)."""
+    parent = table.parent_id[sel]
+    start, end = table.start_ns[sel].astype(np.int64), table.end_ns[sel].astype(np.int64)
+    cols: dict[str, Any] = {
+        "trace_id": hex_arrow(table.trace_id[sel], 32),
+        "span_id": hex_arrow(table.span_id[sel], 16),
+        "parent_span_id": hex_arrow(parent, 16, parent == 0),
+        "service": Coded(table.service[sel], table.services),
+        "name": name,
+        "kind": Coded(kinds(table.kind[sel]), KIND_NAMES),
+        "batch": table.batch[sel].astype(np.int64),
+        "start_ns": start,
+        "end_ns": end,
+        "start": start.view("M8[ns]"),
+        "end": end.view("M8[ns]"),
+        "duration_ms": (end - start) / 1e6,
+        "depth": np.asarray(depth).astype(np.int64),
+        "parent_missing": np.asarray(forest.missing_parent[sel], dtype=bool),
+    }
+    if analysis is not None:
+        ref, cmp = analysis.reference.root[sel], analysis.compared.root[sel]
+        cols["transaction"] = hex_arrow(table.span_id[np.maximum(ref, 0)], 16, ref < 0)
+        cols["compared_transaction"] = hex_arrow(table.span_id[np.maximum(cmp, 0)], 16, cmp < 0)
+        cols["verdict"] = Coded(analysis.diff.verdict[sel], VERDICTS)
+        cols["incomplete"] = np.asarray(analysis.diff.incomplete[sel], dtype=bool)
+        cols["reason"] = Coded(_REASON_CODE[analysis.compared.reason[sel].astype(np.int64)], REASON_NAMES)
+    cols["flags"] = table.flags[sel].astype(np.int64)
+    cols["position"] = _position_codes(table, sel, seen)
+    cols.update(decoded)
+    return cols
+
+
+def _position_codes(table: SpanTable, rows: slice, seen: dict[int, str]) -> Coded:
+    """:func:`positions` as a :class:`Coded` column; ``seen`` remembers the text of each position across
+    chunks (batch messages repeat the same positions)."""
+    res = table.res[rows].astype(np.int64)
+    scope = table.scope[rows].astype(np.int64)
+    idx = table.idx[rows].astype(np.int64)
+    if not len(res) or max(res.max(), scope.max()) >= 1 << 20 or idx.max() >= 1 << 23:
+        return coded_positions(table, rows)
+    uniq, rank = np.unique((res << 43) | (scope << 23) | idx, return_inverse=True)
+    if len(seen) >= _MEMO:
+        seen.clear()
+    text = []
+    for key in uniq.tolist():
+        t = seen.get(key)
+        if t is None:
+            t = seen[key] = f"{key >> 43}/{(key >> 23) & 0xFFFFF}/{key & 0x7FFFFF}"
+        text.append(t)
+    return Coded(rank.reshape(-1), text)
+
+
+def file_chunks(
+    table: SpanTable,
+    analysis: Analysis | None = None,
+    *,
+    details: bool = True,
+    forest: tree.Forest | None = None,
+    chunk: int = CHUNK_SPANS,
+) -> Iterator[SpanColumns] | Iterator[pd.DataFrame]:
+    """What ``tracegroup spans`` hands its writer: :func:`span_columns` when pyarrow is installed, else
+    :func:`spans_frames` (the same rows and values); a table without spans gets its one empty frame, whose
+    Parquet file has always typed the empty detail columns as pandas does."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:  # pragma: no cover - pyarrow is the parquet extra
+        return spans_frames(table, analysis, details=details, forest=forest, chunk=chunk)
+    if not len(table):
+        return spans_frames(table, analysis, details=details, forest=forest, chunk=chunk)
+    return span_columns(table, analysis, details=details, forest=forest, chunk=chunk)
 
 
 def batch_names(table: SpanTable, batches: range) -> list[str]:

@@ -2,7 +2,7 @@
 table and other pipeline settings.
 
 Contract: each command loads the dumps, makes one library call (:func:`tracegroup.info.info`,
-:meth:`tracegroup.analysis.Analysis.summary`, :func:`tracegroup.frames.spans_frames`,
+:meth:`tracegroup.analysis.Analysis.summary`, :func:`tracegroup.frames.file_chunks`,
 :func:`tracegroup.whatif.whatif`) and hands the result to one renderer or writer.
 """
 
@@ -137,7 +137,7 @@ def spans(
       tracegroup spans dump.pb --format parquet -o spans.parquet
       tracegroup spans day-of-capture/ --format parquet -o spans.parquet --memory 2GB
     """
-    from tracegroup.frames import spans_frames
+    from tracegroup.frames import file_chunks
     from tracegroup.render.tables import write_frames
 
     policy = policy_from(redact, redact, redact_keys, service_attribute) if redact or redact_keys else None
@@ -150,7 +150,7 @@ def spans(
         from tracegroup.redact import redact_table
 
         table = redact_table(table, policy_from(redact, redact, redact_keys, service_attribute))
-    frames = spans_frames(table, analysis_from(table, opts), details=not no_details)
+    frames = file_chunks(table, analysis_from(table, opts), details=not no_details)
     write_frames(shown(frames, quiet, len(table)), fmt, output)
 
 
