@@ -25,21 +25,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from tracegroup.model import KIND_SERVER, SpanTable, span_hex
-from tracegroup.redact import Policy, scrub_traces
+from tracegroup.frames import _detail_messages
+from tracegroup.model import SpanTable, span_hex
+from tracegroup.redact import Policy
 from tracegroup.routes import Route
 from tracegroup.sentry.convert import (
     EXPORTER_SDK,
     ResourceInfo,
-    exporter_span,
     go_times,
     iso_times,
-    resource_info,
-    sentry_span,
     sentry_transaction_name,
 )
+from tracegroup.sentry.encode import SpanEncoder
 from tracegroup.sentry.events import (
     EventIds,
     ExceptionRecord,
@@ -59,7 +57,7 @@ from tracegroup.sentry.plan import TX_REASONS, Plan
 from tracegroup.sentry.rename import Renamer
 
 
-@dataclass
+@dataclass(slots=True)
 class EmittedEvent:
     """One transaction or error event: written (``reason`` empty, ``payload`` set) or not (``reason``)."""
 
@@ -110,8 +108,10 @@ class EmittedEvent:
 
 class SpanStore:
     """The item bytes of the spans still to be placed in a transaction, kept out of memory: appended to
-    an unnamed temporary file (written in large chunks), read back with ``os.pread``; only two int64
-    columns (offset, length) per span stay in memory. A span never stored reads as ``b""``."""
+    an unnamed temporary file (written in large chunks), each followed by a comma, read back with
+    ``os.pread``; only two int64 columns (offset, length) per span stay in memory. A span never stored
+    reads as ``b""``. :meth:`joined` reads the spans of a transaction comma-separated, one read per run
+    of spans stored one after the other."""
 
     CHUNK = 8 << 20
 
@@ -119,16 +119,16 @@ class SpanStore:
         self.file = tempfile.TemporaryFile(prefix="tracegroup-emit-")  # noqa: SIM115 - closed by close()
         self.fd = self.file.fileno()
         self.off = np.zeros(n, dtype=np.int64)
-        self.len = np.zeros(n, dtype=np.int64)
+        self.len = np.zeros(n, dtype=np.int64)  # with the comma
         self.pos = 0
         self.buf: list[bytes] = []
         self.buffered = 0
 
     def put(self, i: int, data: bytes) -> None:
         self.off[i] = self.pos
-        self.len[i] = k = len(data)
+        self.len[i] = k = len(data) + 1
         self.pos += k
-        self.buf.append(data)
+        self.buf += (data, b",")
         self.buffered += k
         if self.buffered >= self.CHUNK:
             self.flush()
@@ -140,11 +140,26 @@ class SpanStore:
         self.file.flush()
 
     def size(self, i: int) -> int:
-        return int(self.len[i])
+        return max(int(self.len[i]) - 1, 0)
+
+    def sizes(self, rows: np.ndarray) -> int:
+        """Total length of the items of ``rows`` (all stored), commas not counted."""
+        return int(self.len[rows].sum()) - len(rows)
 
     def get(self, i: int) -> bytes:
-        k = int(self.len[i])
-        return os.pread(self.fd, k, int(self.off[i])) if k else b""
+        k = int(self.len[i]) - 1
+        return os.pread(self.fd, k, int(self.off[i])) if k > 0 else b""
+
+    def joined(self, rows: np.ndarray) -> bytes:
+        """The items of ``rows`` (all stored, in storing order) joined by commas."""
+        if not len(rows):
+            return b""
+        off, end = self.off[rows], self.off[rows] + self.len[rows]
+        cut = np.flatnonzero(off[1:] != end[:-1]) + 1
+        starts, stops = np.r_[0, cut].tolist(), np.r_[cut - 1, len(rows) - 1].tolist()
+        off_l, end_l = off.tolist(), end.tolist()
+        parts = [os.pread(self.fd, end_l[b] - off_l[a], off_l[a]) for a, b in zip(starts, stops, strict=True)]
+        return b"".join(parts)[:-1]
 
     def close(self) -> None:
         self.file.close()
@@ -191,11 +206,13 @@ class _Pieces:
 
 
 class _RowAccess:
-    """Random access to (resource, scope, span) of a row, the last few batch messages cached."""
+    """Random access to (resource, scope, span) of a row (parsed as :func:`_detail_messages`, not yet
+    scrubbed: the :class:`SpanEncoder` scrubs), the last few batch messages cached."""
 
-    def __init__(self, table: SpanTable, policy: Policy) -> None:
-        self.table, self.policy = table, policy
-        self.cache: dict[int, TracesData] = {}
+    def __init__(self, table: SpanTable) -> None:
+        self.table = table
+        self.parse = _detail_messages()
+        self.cache: dict[int, Any] = {}
 
     def get(self, i: int) -> tuple[Any, Any, Any]:
         t = self.table
@@ -204,114 +221,113 @@ class _RowAccess:
         if td is None:
             if len(self.cache) >= 8:
                 del self.cache[next(iter(self.cache))]
-            td = self.cache[b] = TracesData.FromString(t.batches[b].raw)
-            scrub_traces(td, self.policy)
+            td = self.cache[b] = self.parse(t.batches[b].raw)
         rs = td.resource_spans[int(t.res[i])]
         ss = rs.scope_spans[int(t.scope[i])]
         return rs, ss, ss.spans[int(t.idx[i])]
 
 
-def exceptions(sp: Any, row: int) -> list[ExceptionRecord]:
-    """The ``exception`` span events of one OTLP span that have a message or a type."""
-    out: list[ExceptionRecord] = []
-    for k, ev in enumerate(sp.events):
-        if ev.name != "exception":
-            continue
-        msg = typ = stack = ""
-        for kv in ev.attributes:
-            key = kv.key
-            if key == "exception.message":
-                msg = kv.value.string_value
-            elif key == "exception.type":
-                typ = kv.value.string_value
-            elif key == "exception.stacktrace":
-                stack = kv.value.string_value
-        if msg or typ:
-            out.append(ExceptionRecord(row, k, typ, msg, stack, int(ev.time_unix_nano)))
-    return out
-
-
 class Converter:
-    """One OTLP span -> its Sentry span item in ``style``, renamed, with its emitted times (formatted a
-    column at a time for the rows the plan needs, one by one for any other); remembers each span's name."""
+    """One OTLP span (parsed as :func:`_detail_messages`) -> its Sentry span item's JSON bytes in ``style``,
+    scrubbed and renamed (:class:`SpanEncoder`), with its emitted times (formatted a column at a time for
+    the rows of the current batch, :meth:`window`, one by one for any other); remembers the names of the
+    spans whose items are kept."""
 
     def __init__(self, plan: Plan, style: str, renamer: Renamer, policy: Policy | None = None) -> None:
         self.style, self.renamer = style, renamer
         self.policy = policy if policy is not None else Policy()
+        self.enc = SpanEncoder(style, self.policy)
         self.fmt = go_times if style == "exporter" else iso_times
-        self.start, self.end = plan.times.start, plan.times.end
-        need_idx = np.flatnonzero(plan.need)
-        pos = np.full(plan.n, -1, dtype=np.int64)
-        pos[need_idx] = np.arange(len(need_idx))
-        self.st_txt, self.en_txt = self.fmt(self.start[need_idx]), self.fmt(self.end[need_idx])
-        self.pos_l, self.svc_l = pos.tolist(), plan.svc.tolist()
+        self.start, self.end, self.svc = plan.times.start, plan.times.end, plan.svc
+        self.lo = 0
+        self.st: list[str] = []
+        self.en: list[str] = []
         self.names: dict[int, str] = {}
 
-    def __call__(self, i: int, sp: Any, rinfo: ResourceInfo, sname: str, sver: str) -> dict[str, Any]:
-        name = self.renamer.apply(sp.name, self.svc_l[i], sp.attributes) if self.renamer else sp.name
-        p = self.pos_l[i]
-        if p >= 0:
-            st, en = self.st_txt[p], self.en_txt[p]
+    def window(self, lo: int, hi: int) -> None:
+        """Format the times of rows ``lo``..``hi`` (the batch about to be converted)."""
+        self.lo, self.st, self.en = lo, self.fmt(self.start[lo:hi]), self.fmt(self.end[lo:hi])
+
+    def __call__(
+        self, i: int, sp: Any, res: tuple[int, ResourceInfo], sname: str, sver: str
+    ) -> tuple[bytes, str, str | None]:
+        """(item bytes, name after renames, the route an inner SERVER span names: sentry style)."""
+        p = i - self.lo
+        if 0 <= p < len(self.st):
+            st, en = self.st[p], self.en[p]
         else:
             st, en = self.fmt(self.start[i : i + 1])[0], self.fmt(self.end[i : i + 1])[0]
-        self.names[i] = name
-        if self.style == "exporter":
-            return exporter_span(sp, name, rinfo.tags, sname, sver, st, en)
-        return sentry_span(sp, name, sname, sver, st, en)
+        if self.renamer:
+            return self.enc.encode(sp, res, sname, sver, st, en, self.renamer, int(self.svc[i]))
+        return self.enc.encode(sp, res, sname, sver, st, en)
 
 
 @dataclass
 class Converted:
-    """What the conversion pass leaves: the stored item bytes of every span a written transaction needs,
-    the parsed items (and resources) of transaction roots and spans with exceptions, every exception, the
+    """What the conversion pass leaves: the stored item bytes of every converted span (each span a written
+    transaction needs, and the spans with exceptions), the resources (and so the parsed items, read back
+    from the store: :meth:`item`) of transaction roots and spans with exceptions, every exception, the
     resource notes, and (``sentry`` style) the route name of an inner SERVER span per transaction root."""
 
     store: SpanStore
-    items: dict[int, dict[str, Any]] = field(default_factory=dict)
     res_of: dict[int, ResourceInfo] = field(default_factory=dict)
     records: list[ExceptionRecord] = field(default_factory=list)
     res_notes: set[str] = field(default_factory=set)
     nested_route: dict[int, str] = field(default_factory=dict)
+    extra: dict[int, dict[str, Any]] = field(default_factory=dict)  # items converted after the pass
+    cache: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def item(self, i: int) -> dict[str, Any]:
+        """The parsed item of a converted span (treat as read-only)."""
+        hit = self.extra.get(i) or self.cache.get(i)
+        if hit is None:
+            if len(self.cache) >= 256:
+                self.cache.clear()
+            hit = self.cache[i] = json.loads(self.store.get(i))
+        return hit
 
 
 def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors: bool) -> Converted:
     """One pass over the table's batches: convert each span needed by a written transaction or carrying
     an exception event that may be written, store its bytes, collect the exceptions."""
-    n, style = plan.n, convert.style
-    is_root = (plan.root == np.arange(n, dtype=np.int64)).tolist()
-    need_l, elig_l, root_l = plan.need.tolist(), plan.eligible.tolist(), plan.root.tolist()
+    n = plan.n
+    enc, parse = convert.enc, _detail_messages()
     out = Converted(SpanStore(n))
     row = 0
     for batch in table.batches:
-        td = TracesData.FromString(batch.raw)
-        scrub_traces(td, convert.policy)
-        for rs in td.resource_spans:
-            rinfo: ResourceInfo | None = None
+        lo, hi = row, row + batch.spans
+        convert.window(lo, hi)  # per-row flags as lists for this batch only
+        need_l, elig_l = plan.need[lo:hi].tolist(), plan.eligible[lo:hi].tolist()
+        is_root = (plan.root[lo:hi] == np.arange(lo, hi, dtype=np.int64)).tolist()
+        for rs in parse(batch.raw).resource_spans:
+            res: tuple[int, ResourceInfo] | None = None
             for ss in rs.scope_spans:
+                spans = ss.spans
+                if not len(spans):
+                    continue
                 sname, sver = ss.scope.name, ss.scope.version
-                for sp in ss.spans:
+                for sp in spans:
                     i = row
+                    j = i - lo
                     row += 1
-                    exc = exceptions(sp, i) if len(sp.events) else None
+                    evs = sp.events
+                    exc = enc.exceptions(evs, i) if len(evs) else None
                     if exc:
                         out.records.extend(exc)
-                    if not (need_l[i] or (exc and want_errors and elig_l[i])):
+                    if not (need_l[j] or (exc and want_errors and elig_l[j])):
                         continue
-                    if rinfo is None:
-                        rinfo = resource_info(rs.resource.attributes, style)
-                        out.res_notes.update(rinfo.notes)
-                    item = convert(i, sp, rinfo, sname, sver)
-                    if need_l[i]:
-                        out.store.put(i, dumps(item))
-                        if style == "sentry" and not is_root[i] and sp.kind == KIND_SERVER:
-                            data = item["data"]
-                            if data.get("http.route"):
-                                out.nested_route.setdefault(
-                                    root_l[i], sentry_transaction_name("", KIND_SERVER, data)[0]
-                                )
-                    if is_root[i] or exc:
-                        out.items[i] = item
-                        out.res_of[i] = rinfo
+                    if res is None:
+                        res = enc.resource(rs)
+                        out.res_notes.update(res[1].notes)
+                    data, name, nested = convert(i, sp, res, sname, sver)
+                    out.store.put(i, data)
+                    if nested is not None and need_l[j] and not is_root[j]:
+                        out.nested_route.setdefault(int(plan.root[i]), nested)
+                    if is_root[j] or exc:
+                        out.res_of[i] = res[1]
+                        convert.names[i] = name
+        if row != hi:  # pragma: no cover - the table contract
+            raise AssertionError(f"batch of {batch.spans} spans holds {row - lo}")
     out.store.flush()
     if row != n:  # pragma: no cover - the table contract
         raise AssertionError(f"table has {n} rows but its batches hold {row} spans")
@@ -334,7 +350,7 @@ class Builder:
         self.table, self.plan, self.convert, self.spans = table, plan, convert, spans
         self.style, self.environment, self.max_item_bytes = convert.style, environment, max_item_bytes
         self.on_written = on_written
-        self.access = _RowAccess(table, convert.policy)
+        self.access = _RowAccess(table)
         self.ids = EventIds()
         self.out: list[tuple[tuple[int, ...], EmittedEvent]] = []
         self.sdk = dict(EXPORTER_SDK) if self.style == "exporter" else sentry_sdk_info()
@@ -346,13 +362,14 @@ class Builder:
 
     def tx_name(self, r: int) -> TxName:
         """Name and resource fields of the transaction rooted at row ``r`` (converting it if needed)."""
-        items, res_of = self.spans.items, self.spans.res_of
-        if r not in items:
+        res_of = self.spans.res_of
+        if r not in res_of:
             rs, ss, sp = self.access.get(r)
-            rinfo = resource_info(rs.resource.attributes, self.style)
-            items[r] = self.convert(r, sp, rinfo, ss.scope.name, ss.scope.version)
-            res_of[r] = rinfo
-        item, rinfo = items[r], res_of[r]
+            res = self.convert.enc.resource(rs)
+            data, self.convert.names[r], _ = self.convert(r, sp, res, ss.scope.name, ss.scope.version)
+            self.spans.extra[r] = json.loads(data)
+            res_of[r] = res[1]
+        item, rinfo = self.spans.item(r), res_of[r]
         if self.style == "exporter":
             return TxName(item.get("description", ""))
         nm, source = sentry_transaction_name(
@@ -450,17 +467,20 @@ class Builder:
             self.record((*key, 0, 0), "transaction", eid, r, root_hex, rows_k, reason=reason)
             return
         name = self.tx_name(r)
-        item = self.spans.items[r]
+        item = self.spans.item(r)
         header, hnotes = transaction_header(item, self.style, eid, name, self.environment)
         hb = dumps(header)
-        members = [int(x) for x in rows_k.tolist() if x != r]
-        size = spliced_size(len(hb), (store.size(x) for x in members), len(members))
+        mem = rows_k[rows_k != r]
+        size = spliced_size(len(hb), (store.sizes(mem),), len(mem))
         if size <= self.max_item_bytes:
-            payload = splice(hb, [store.get(x) for x in members])
+            payload = splice(hb, [store.joined(mem)] if len(mem) else [])
             self.record((*key, 1, 0), "transaction", eid, r, root_hex, rows_k, payload=payload, notes=hnotes)
             return
         self.split(
-            key, r, members, _Pieces(store, r, item, hb, self.style, name, self.environment, eid, root_hex)
+            key,
+            r,
+            mem.tolist(),
+            _Pieces(store, r, item, hb, self.style, name, self.environment, eid, root_hex),
         )
 
     def split(self, key: tuple[int, ...], r: int, members: list[int], pz: _Pieces) -> None:
@@ -525,7 +545,7 @@ class Builder:
             notes = [dup] if dup is not None else []
             self.record(key, "error", eid, i, shex, rows, reason=reason, notes=notes)
             return
-        item = self.spans.items[i]
+        item = self.spans.item(i)
         if self.style == "exporter":
             ts_ns, ts = int(p.times.end[i]), item["timestamp"]
             txn = None
@@ -586,11 +606,11 @@ def build(
     try:
         for k in plan.tx.order.tolist():
             b.transaction(int(k))
+        dups: dict[int, str] = {}
+        if errors == "dedup" and spans.records:
+            dups = dedup_exceptions(spans.records, plan.root, plan.parent, b.span_hex)
+        for k, rec in enumerate(spans.records):
+            b.error(rec, errors, dups.get(k))
     finally:
         spans.store.close()
-    dups: dict[int, str] = {}
-    if errors == "dedup" and spans.records:
-        dups = dedup_exceptions(spans.records, plan.root, plan.parent, b.span_hex)
-    for k, rec in enumerate(spans.records):
-        b.error(rec, errors, dups.get(k))
     return Built(b.events(), notes, len(spans.records))

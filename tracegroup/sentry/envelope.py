@@ -3,8 +3,8 @@
 Contract:
 - :func:`envelope` wraps one written event in an ``Envelope`` whose headers are the event's (``event_id``,
   ``dsn`` when routed, ``sdk``, ``trace``; never ``sent_at``: that belongs to sending) and whose single
-  item is the payload bytes, typed ``transaction`` or ``event``. Nothing is hand-serialized here:
-  ``Envelope.serialize`` writes the bytes.
+  item is the payload bytes, typed ``transaction`` or ``event``; :func:`envelope_bytes` is its
+  ``Envelope.serialize()``, written without building the objects (the same bytes, tested).
 - :func:`write_dir` writes ``DIR/<service>/<event_id>.envelope`` for every written event, then
   ``DIR/manifest.jsonl`` (one JSON line per event, written or not, in output order: see
   :meth:`~tracegroup.sentry.build.EmittedEvent.manifest`) and ``DIR/summary.json``. ``DIR`` must be new,
@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import queue
 import re
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracegroup.sentry.build import EmittedEvent
 from tracegroup.sentry.emit import EmitResult
+from tracegroup.sentry.events import dumps
 
 if TYPE_CHECKING:
     from sentry_sdk.envelope import Envelope
@@ -50,7 +54,14 @@ def envelope(ev: EmittedEvent) -> Envelope:
 
 
 def envelope_bytes(ev: EmittedEvent) -> bytes:
-    return envelope(ev).serialize()
+    """``envelope(ev).serialize()``, without building the ``Envelope``: the same bytes (its header line as
+    ``sentry_sdk.utils.json_dumps`` writes it, the item header ``type``, ``content_type``, ``length``, the
+    payload), checked against ``Envelope.serialize`` by the test suite."""
+    if not ev.written:
+        raise ValueError(f"event {ev.event_id} was not written ({ev.reason}): it has no envelope")
+    kind = b"transaction" if ev.kind == "transaction" else b"event"
+    item = b'{"type":"%s","content_type":"application/json","length":%d}' % (kind, len(ev.payload))
+    return b"".join((dumps(ev.headers), b"\n", item, b"\n", ev.payload, b"\n"))
 
 
 def read_envelope(data: bytes) -> Envelope:
@@ -107,17 +118,64 @@ def _json_line(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
+def _write_file(path: str, data: bytes) -> None:
+    view = memoryview(data)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+class _FileThread:
+    """Creates and writes files on a thread of its own (the kernel's work on a file creation, a good part
+    of ``emit``'s time, overlaps the building of the next events); at most ``depth`` files wait. The first
+    error is raised by the next :meth:`put` or by :meth:`close`."""
+
+    def __init__(self, depth: int = 256) -> None:
+        self.queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="tracegroup-emit-files", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (job := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    _write_file(*job)
+                except BaseException as e:  # noqa: BLE001 - handed to the caller
+                    self.error = e
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, path: str, data: bytes) -> None:
+        self._raise()
+        self.queue.put((path, data))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self._raise()
+
+
 class DirWriter:
     """Streamed :func:`write_dir`: ``write`` each written event (``emit(..., on_written=w.write)``), then
     ``finish`` with the result. The directory is checked at construction and prepared at the first
-    write (or at ``finish``)."""
+    write (or at ``finish``). Envelope files are written on a thread of their own (``threaded``, the
+    default), all of them before ``finish`` writes the manifest; the bytes do not depend on it."""
 
-    def __init__(self, out: str | Path) -> None:
+    def __init__(self, out: str | Path, *, threaded: bool = True) -> None:
         self.base = Path(out)
+        self.root = os.fspath(self.base)
         _check(self.base)
         self.prepared = False
         self.files: dict[str, str] = {}
         self.dirs: dict[str, str] = {}
+        self.threaded = threaded
+        self.writer: _FileThread | None = None
 
     def _prepare(self) -> None:
         if not self.prepared:
@@ -132,11 +190,21 @@ class DirWriter:
             d = self.dirs[ev.service] = service_dir(ev.service)
             (self.base / d).mkdir(exist_ok=True)
         rel = f"{d}/{ev.event_id}.envelope"
-        (self.base / rel).write_bytes(envelope_bytes(ev))
+        path, data = os.path.join(self.root, rel), envelope_bytes(ev)
+        if not self.threaded:
+            _write_file(path, data)
+        else:
+            if self.writer is None:
+                self.writer = _FileThread()
+            self.writer.put(path, data)
         self.files[ev.event_id] = rel
 
     def finish(self, result: EmitResult) -> dict[str, str]:
-        """Manifest and summary; returns event id -> file (relative path)."""
+        """Manifest and summary (once every envelope is on disk); returns event id -> file (relative
+        path)."""
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            writer.close()
         self._prepare()
         write_manifest(result, self.base / MANIFEST, self.files)
         summary = {**result.summary(), "out": {"envelopes": len(self.files), "manifest": MANIFEST}}
