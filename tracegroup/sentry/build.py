@@ -50,7 +50,6 @@ from tracegroup.sentry.events import (
     replay_salt,
     sentry_sdk_info,
     splice,
-    spliced_size,
     transaction_header,
 )
 from tracegroup.sentry.plan import TX_REASONS, Plan
@@ -108,58 +107,66 @@ class EmittedEvent:
 
 class SpanStore:
     """The item bytes of the spans still to be placed in a transaction, kept out of memory: appended to
-    an unnamed temporary file (written in large chunks), each followed by a comma, read back with
-    ``os.pread``; only two int64 columns (offset, length) per span stay in memory. A span never stored
-    reads as ``b""``. :meth:`joined` reads the spans of a transaction comma-separated, one read per run
-    of spans stored one after the other."""
+    an unnamed temporary file a batch at a time, each item followed by a comma, the items of one batch
+    grouped by ``group`` (the transaction of each row; rows in input order within a group), read back
+    with ``os.pread``; only two int64 columns (offset, length) per span stay in memory. A span never
+    stored reads as ``b""``. :meth:`read` gives a transaction's items comma-separated with one read per
+    run of items stored one after the other (about one per batch the transaction has spans in)."""
 
-    CHUNK = 8 << 20
-
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, group: np.ndarray) -> None:
         self.file = tempfile.TemporaryFile(prefix="tracegroup-emit-")  # noqa: SIM115 - closed by close()
         self.fd = self.file.fileno()
+        self.group = group
         self.off = np.zeros(n, dtype=np.int64)
         self.len = np.zeros(n, dtype=np.int64)  # with the comma
         self.pos = 0
-        self.buf: list[bytes] = []
-        self.buffered = 0
 
-    def put(self, i: int, data: bytes) -> None:
-        self.off[i] = self.pos
-        self.len[i] = k = len(data) + 1
-        self.pos += k
-        self.buf += (data, b",")
-        self.buffered += k
-        if self.buffered >= self.CHUNK:
-            self.flush()
+    def put_batch(self, rows: list[int], items: list[bytes]) -> None:
+        """Store the items of ``rows`` (one batch's converted spans)."""
+        if not rows:
+            return
+        r = np.array(rows, dtype=np.int64)
+        order = np.lexsort((r, self.group[r]))
+        r = r[order]
+        items = [items[j] for j in order.tolist()]
+        lens = np.array([len(x) for x in items], dtype=np.int64) + 1
+        ends = np.cumsum(lens) + self.pos
+        self.off[r], self.len[r] = ends - lens, lens
+        self.pos = int(ends[-1])
+        self.file.write(b",".join(items) + b",")
 
     def flush(self) -> None:
-        if self.buf:
-            self.file.write(b"".join(self.buf))
-            self.buf, self.buffered = [], 0
         self.file.flush()
 
     def size(self, i: int) -> int:
         return max(int(self.len[i]) - 1, 0)
 
-    def sizes(self, rows: np.ndarray) -> int:
-        """Total length of the items of ``rows`` (all stored), commas not counted."""
-        return int(self.len[rows].sum()) - len(rows)
-
     def get(self, i: int) -> bytes:
         k = int(self.len[i]) - 1
         return os.pread(self.fd, k, int(self.off[i])) if k > 0 else b""
 
-    def joined(self, rows: np.ndarray) -> bytes:
-        """The items of ``rows`` (all stored, in storing order) joined by commas."""
-        if not len(rows):
-            return b""
-        off, end = self.off[rows], self.off[rows] + self.len[rows]
-        cut = np.flatnonzero(off[1:] != end[:-1]) + 1
-        starts, stops = np.r_[0, cut].tolist(), np.r_[cut - 1, len(rows) - 1].tolist()
-        off_l, end_l = off.tolist(), end.tolist()
-        parts = [os.pread(self.fd, end_l[b] - off_l[a], off_l[a]) for a, b in zip(starts, stops, strict=True)]
-        return b"".join(parts)[:-1]
+    def read(self, rows: np.ndarray, root: int) -> tuple[bytes, bytes]:
+        """(the items of ``rows`` but ``root``'s, comma-separated; ``root``'s item): ``rows`` all stored,
+        in input order, ``root`` among them."""
+        offs, lens = self.off[rows].tolist(), self.len[rows].tolist()
+        runs: list[tuple[int, int]] = []
+        a = e = offs[0]
+        for o, k in zip(offs, lens, strict=True):
+            if o != e:
+                runs.append((a, e))
+                a = o
+            e = o + k
+        runs.append((a, e))
+        ro, rl = int(self.off[root]), int(self.len[root])
+        parts = []
+        item = b""
+        for a, e in runs:
+            buf = os.pread(self.fd, e - a, a)
+            if a <= ro < e:
+                x = ro - a
+                item, buf = buf[x : x + rl - 1], buf[:x] + buf[x + rl :]
+            parts.append(buf)
+        return b"".join(parts)[:-1], item
 
     def close(self) -> None:
         self.file.close()
@@ -277,6 +284,12 @@ class Converted:
     extra: dict[int, dict[str, Any]] = field(default_factory=dict)  # items converted after the pass
     cache: dict[int, dict[str, Any]] = field(default_factory=dict)
 
+    def seed(self, i: int, item: dict[str, Any]) -> None:
+        """Remember the parsed item of row ``i`` (read with others)."""
+        if len(self.cache) >= 256:
+            self.cache.clear()
+        self.cache[i] = item
+
     def item(self, i: int) -> dict[str, Any]:
         """The parsed item of a converted span (treat as read-only)."""
         hit = self.extra.get(i) or self.cache.get(i)
@@ -292,13 +305,15 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
     an exception event that may be written, store its bytes, collect the exceptions."""
     n = plan.n
     enc, parse = convert.enc, _detail_messages()
-    out = Converted(SpanStore(n))
+    out = Converted(SpanStore(n, plan.tx.of_row))
     row = 0
     for batch in table.batches:
         lo, hi = row, row + batch.spans
         convert.window(lo, hi)  # per-row flags as lists for this batch only
         need_l, elig_l = plan.need[lo:hi].tolist(), plan.eligible[lo:hi].tolist()
         is_root = (plan.root[lo:hi] == np.arange(lo, hi, dtype=np.int64)).tolist()
+        rows: list[int] = []
+        items: list[bytes] = []
         for rs in parse(batch.raw).resource_spans:
             res: tuple[int, ResourceInfo] | None = None
             for ss in rs.scope_spans:
@@ -320,12 +335,14 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
                         res = enc.resource(rs)
                         out.res_notes.update(res[1].notes)
                     data, name, nested = convert(i, sp, res, sname, sver)
-                    out.store.put(i, data)
+                    rows.append(i)
+                    items.append(data)
                     if nested is not None and need_l[j] and not is_root[j]:
                         out.nested_route.setdefault(int(plan.root[i]), nested)
                     if is_root[j] or exc:
                         out.res_of[i] = res[1]
                         convert.names[i] = name
+        out.store.put_batch(rows, items)
         if row != hi:  # pragma: no cover - the table contract
             raise AssertionError(f"batch of {batch.spans} spans holds {row - lo}")
     out.store.flush()
@@ -466,20 +483,20 @@ class Builder:
             reason = TX_REASONS[int(p.tx.reason[k])]
             self.record((*key, 0, 0), "transaction", eid, r, root_hex, rows_k, reason=reason)
             return
+        spans, root_item = store.read(rows_k, r)  # the root's item and its spans' at once
+        self.spans.seed(r, json.loads(root_item))
         name = self.tx_name(r)
         item = self.spans.item(r)
         header, hnotes = transaction_header(item, self.style, eid, name, self.environment)
         hb = dumps(header)
-        mem = rows_k[rows_k != r]
-        size = spliced_size(len(hb), (store.sizes(mem),), len(mem))
-        if size <= self.max_item_bytes:
-            payload = splice(hb, [store.joined(mem)] if len(mem) else [])
+        if len(hb) + len(b',"spans":[]') + len(spans) <= self.max_item_bytes:
+            payload = splice(hb, [spans])
             self.record((*key, 1, 0), "transaction", eid, r, root_hex, rows_k, payload=payload, notes=hnotes)
             return
         self.split(
             key,
             r,
-            mem.tolist(),
+            rows_k[rows_k != r].tolist(),
             _Pieces(store, r, item, hb, self.style, name, self.environment, eid, root_hex),
         )
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import re
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,54 +126,18 @@ def _write_file(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-class _FileThread:
-    """Creates and writes files on a thread of its own (the kernel's work on a file creation, a good part
-    of ``emit``'s time, overlaps the building of the next events); at most ``depth`` files wait. The first
-    error is raised by the next :meth:`put` or by :meth:`close`."""
-
-    def __init__(self, depth: int = 256) -> None:
-        self.queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(depth)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="tracegroup-emit-files", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (job := self.queue.get()) is not None:
-            if self.error is None:
-                try:
-                    _write_file(*job)
-                except BaseException as e:  # noqa: BLE001 - handed to the caller
-                    self.error = e
-
-    def _raise(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-    def put(self, path: str, data: bytes) -> None:
-        self._raise()
-        self.queue.put((path, data))
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        self._raise()
-
-
 class DirWriter:
     """Streamed :func:`write_dir`: ``write`` each written event (``emit(..., on_written=w.write)``), then
     ``finish`` with the result. The directory is checked at construction and prepared at the first
-    write (or at ``finish``). Envelope files are written on a thread of their own (``threaded``, the
-    default), all of them before ``finish`` writes the manifest; the bytes do not depend on it."""
+    write (or at ``finish``)."""
 
-    def __init__(self, out: str | Path, *, threaded: bool = True) -> None:
+    def __init__(self, out: str | Path) -> None:
         self.base = Path(out)
         self.root = os.fspath(self.base)
         _check(self.base)
         self.prepared = False
         self.files: dict[str, str] = {}
         self.dirs: dict[str, str] = {}
-        self.threaded = threaded
-        self.writer: _FileThread | None = None
 
     def _prepare(self) -> None:
         if not self.prepared:
@@ -190,21 +152,11 @@ class DirWriter:
             d = self.dirs[ev.service] = service_dir(ev.service)
             (self.base / d).mkdir(exist_ok=True)
         rel = f"{d}/{ev.event_id}.envelope"
-        path, data = os.path.join(self.root, rel), envelope_bytes(ev)
-        if not self.threaded:
-            _write_file(path, data)
-        else:
-            if self.writer is None:
-                self.writer = _FileThread()
-            self.writer.put(path, data)
+        _write_file(os.path.join(self.root, rel), envelope_bytes(ev))
         self.files[ev.event_id] = rel
 
     def finish(self, result: EmitResult) -> dict[str, str]:
-        """Manifest and summary (once every envelope is on disk); returns event id -> file (relative
-        path)."""
-        if self.writer is not None:
-            writer, self.writer = self.writer, None
-            writer.close()
+        """Manifest and summary; returns event id -> file (relative path)."""
         self._prepare()
         write_manifest(result, self.base / MANIFEST, self.files)
         summary = {**result.summary(), "out": {"envelopes": len(self.files), "manifest": MANIFEST}}
