@@ -37,7 +37,7 @@ from tracegroup.sentry.convert import (
     iso_times,
     sentry_transaction_name,
 )
-from tracegroup.sentry.encode import SpanEncoder
+from tracegroup.sentry.encode import Context, SpanEncoder
 from tracegroup.sentry.events import (
     EventIds,
     ExceptionRecord,
@@ -255,9 +255,7 @@ class Converter:
         """Format the times of rows ``lo``..``hi`` (the batch about to be converted)."""
         self.lo, self.st, self.en = lo, self.fmt(self.start[lo:hi]), self.fmt(self.end[lo:hi])
 
-    def __call__(
-        self, i: int, sp: Any, res: tuple[int, ResourceInfo], sname: str, sver: str
-    ) -> tuple[bytes, str, str | None]:
+    def __call__(self, i: int, sp: Any, ctx: Context) -> tuple[bytes, str, str | None]:
         """(item bytes, name after renames, the route an inner SERVER span names: sentry style)."""
         p = i - self.lo
         if 0 <= p < len(self.st):
@@ -265,8 +263,8 @@ class Converter:
         else:
             st, en = self.fmt(self.start[i : i + 1])[0], self.fmt(self.end[i : i + 1])[0]
         if self.renamer:
-            return self.enc.encode(sp, res, sname, sver, st, en, self.renamer, int(self.svc[i]))
-        return self.enc.encode(sp, res, sname, sver, st, en)
+            return self.enc.encode(sp, ctx, st, en, self.renamer, int(self.svc[i]))
+        return self.enc.encode(sp, ctx, st, en)
 
 
 @dataclass
@@ -305,11 +303,13 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
     an exception event that may be written, store its bytes, collect the exceptions."""
     n = plan.n
     enc, parse = convert.enc, _detail_messages()
+    encode, renamer, svc = enc.encode, convert.renamer or None, plan.svc
     out = Converted(SpanStore(n, plan.tx.of_row))
     row = 0
     for batch in table.batches:
         lo, hi = row, row + batch.spans
-        convert.window(lo, hi)  # per-row flags as lists for this batch only
+        convert.window(lo, hi)  # per-row flags and times as lists for this batch only
+        st_l, en_l = convert.st, convert.en
         need_l, elig_l = plan.need[lo:hi].tolist(), plan.eligible[lo:hi].tolist()
         is_root = (plan.root[lo:hi] == np.arange(lo, hi, dtype=np.int64)).tolist()
         rows: list[int] = []
@@ -320,7 +320,7 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
                 spans = ss.spans
                 if not len(spans):
                     continue
-                sname, sver = ss.scope.name, ss.scope.version
+                ctx: Context | None = None
                 for sp in spans:
                     i = row
                     j = i - lo
@@ -331,16 +331,21 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
                         out.records.extend(exc)
                     if not (need_l[j] or (exc and want_errors and elig_l[j])):
                         continue
-                    if res is None:
-                        res = enc.resource(rs)
-                        out.res_notes.update(res[1].notes)
-                    data, name, nested = convert(i, sp, res, sname, sver)
+                    if ctx is None:
+                        if res is None:
+                            res = enc.resource(rs)
+                            out.res_notes.update(res[1].notes)
+                        ctx = enc.context(res, ss.scope.name, ss.scope.version)
+                    if renamer is None:
+                        data, name, nested = encode(sp, ctx, st_l[j], en_l[j])
+                    else:
+                        data, name, nested = encode(sp, ctx, st_l[j], en_l[j], renamer, int(svc[i]))
                     rows.append(i)
                     items.append(data)
                     if nested is not None and need_l[j] and not is_root[j]:
                         out.nested_route.setdefault(int(plan.root[i]), nested)
                     if is_root[j] or exc:
-                        out.res_of[i] = res[1]
+                        out.res_of[i] = ctx.info
                         convert.names[i] = name
         out.store.put_batch(rows, items)
         if row != hi:  # pragma: no cover - the table contract
@@ -382,8 +387,10 @@ class Builder:
         res_of = self.spans.res_of
         if r not in res_of:
             rs, ss, sp = self.access.get(r)
-            res = self.convert.enc.resource(rs)
-            data, self.convert.names[r], _ = self.convert(r, sp, res, ss.scope.name, ss.scope.version)
+            enc = self.convert.enc
+            res = enc.resource(rs)
+            ctx = enc.context(res, ss.scope.name, ss.scope.version)
+            data, self.convert.names[r], _ = self.convert(r, sp, ctx)
             self.spans.extra[r] = json.loads(data)
             res_of[r] = res[1]
         item, rinfo = self.spans.item(r), res_of[r]

@@ -17,6 +17,7 @@ scrubbed) per span, as they are rare.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import attrgetter
 from types import SimpleNamespace
 from typing import Any, NamedTuple
 
@@ -59,6 +60,18 @@ class Attr(NamedTuple):
     data: Any  # sentry style: the JSON value (None: absent)
 
 
+class Context(NamedTuple):
+    """A resource and scope: its number in the run, the resource's info, the scope's name and version."""
+
+    seq: int
+    info: ResourceInfo
+    scope_name: str
+    scope_version: str
+
+
+_SPAN = attrgetter("attributes", "name", "status", "kind", "parent_span_id", "links", "trace_id", "span_id")
+
+
 class SpanEncoder:
     """Encodes spans of one style under one redaction policy (see the module docstring)."""
 
@@ -70,9 +83,24 @@ class SpanEncoder:
         self.statuses: dict[bytes, tuple[int, str]] = {b"": (0, "")}
         self.names: dict[str, str] = {}
         self.resources: dict[bytes, tuple[int, ResourceInfo]] = {}
+        self.contexts: dict[tuple[int, str, str], Context] = {}
         self.seq = 0
 
     # ----------------------------------------------------------------- memoised pieces
+    def _next(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def context(self, res: tuple[int, ResourceInfo], scope_name: str, scope_version: str) -> Context:
+        """What the spans of one resource and scope share (numbered: part of the :attr:`mids` keys)."""
+        key = (res[0], scope_name, scope_version)
+        hit = self.contexts.get(key)
+        if hit is None:
+            if len(self.contexts) >= MEMO:
+                self.contexts.clear()
+            hit = self.contexts[key] = Context(self._next(), res[1], scope_name, scope_version)
+        return hit
+
     def resource(self, rs: Any) -> tuple[int, ResourceInfo]:
         """(a number unique to the resource's attributes in this run, its :class:`ResourceInfo`)."""
         raw = rs.resource.SerializeToString()
@@ -83,9 +111,7 @@ class SpanEncoder:
                 _attributes(res.attributes, self.policy)
             if len(self.resources) >= MEMO:
                 self.resources.clear()
-                self.mids.clear()  # their keys hold resource numbers
-            self.seq += 1
-            hit = self.resources[raw] = (self.seq, resource_info(res.attributes, self.style))
+            hit = self.resources[raw] = (self._next(), resource_info(res.attributes, self.style))
         return hit
 
     def attr(self, raw: bytes) -> Attr:
@@ -102,7 +128,8 @@ class SpanEncoder:
         return a
 
     def attr_list(self, raws: tuple[bytes, ...]) -> tuple[Any, ...]:
-        """(attrs, tags, descriptor values) in exporter style, (attrs, data) in sentry style."""
+        """(attrs, tags, descriptor values, number) in exporter style, (attrs, data, number) in sentry
+        style; the number is unique in this run (the key of the list in :attr:`mids`)."""
         memo = self.attrs
         attrs = [memo.get(b) or self.attr(b) for b in raws]
         out: tuple[Any, ...]
@@ -114,10 +141,10 @@ class SpanEncoder:
                     tags[a.key] = a.tag
                 if a.desc is not None and a.key not in present:
                     present[a.key] = a.desc
-            out = (attrs, tags, present)
+            out = (attrs, tags, present, self._next())
         else:
             data = {a.key: a.data for a in attrs if a.data is not None}
-            out = (attrs, data)
+            out = (attrs, data, self._next())
         if len(self.lists) >= MEMO:
             self.lists.clear()
         self.lists[raws] = out
@@ -195,37 +222,32 @@ class SpanEncoder:
     def encode(
         self,
         sp: Any,
-        res: tuple[int, ResourceInfo],
-        sname: str,
-        sver: str,
+        ctx: Context,
         st: str,
         en: str,
         renamer: Renamer | None = None,
         svc: int = 0,
     ) -> tuple[bytes, str, str | None]:
         """(the span item's JSON bytes, the span's name after scrubbing and renames, the nested route)."""
-        raws = tuple(sp.attributes)
+        attrs, name, sraw, kind, pid, links, tid, sid = _SPAN(sp)
+        raws = tuple(attrs)
         lst = self.lists.get(raws) or self.attr_list(raws)
-        name = sp.name
         if name and self.policy:
             name = self.names.get(name) or self.name(name)
         if renamer:
             name = renamer.apply(name, svc, (a.kv for a in lst[0]))
-        sraw = sp.status
-        code, msg = self.statuses.get(sraw) or self.status(sraw)
-        kind = sp.kind
-        key = (res[0], sname, sver, kind, code, msg, name, raws)
+        key = (ctx.seq, kind, sraw, name, lst[-1])
         hit = self.mids.get(key)
         if hit is None:
-            hit = self.middle(lst, res[1], sname, sver, kind, code, msg, name)
+            code, msg = self.statuses.get(sraw) or self.status(sraw)
+            hit = self.middle(lst, ctx.info, ctx.scope_name, ctx.scope_version, kind, code, msg, name)
             if len(self.mids) >= MEMO:
                 self.mids.clear()
             self.mids[key] = hit
-        pid = sp.parent_span_id
         par = f',"parent_span_id":"{pid.hex()}"' if pid.strip(b"\0") else ""
-        lk = self.links(sp.links) if len(sp.links) else ""
+        lk = self.links(links) if len(links) else ""
         text = (
-            f'{{"trace_id":"{sp.trace_id.hex()}","span_id":"{sp.span_id.hex()}"{par},{hit[0]},'
+            f'{{"trace_id":"{tid.hex()}","span_id":"{sid.hex()}"{par},{hit[0]},'
             f'"start_timestamp":"{st}","timestamp":"{en}"{lk}}}'
         )
         return text.encode("ascii"), name, hit[1]
