@@ -713,3 +713,37 @@ def test_emit_output_golden(case: str, style: str, tmp_path: Path) -> None:
     assert _digest(tmp_path / "whole") == digest
     for ev in result.events:
         assert envelope_bytes(ev) == envelope(ev).serialize()
+
+
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=5))
+@settings(max_examples=300, deadline=None)
+def test_event_id_is_uuid5(parts: list[str]) -> None:
+    """Event ids are computed without ``uuid`` objects: they must stay ``uuid.uuid5`` of the joined parts."""
+    import uuid
+
+    from tracegroup.sentry.events import _NAMESPACE, event_id
+
+    assert event_id(*parts) == uuid.uuid5(_NAMESPACE, "/".join(parts)).hex
+
+
+def test_span_store_reads_runs() -> None:
+    """Items of a batch are stored grouped by transaction; a transaction (root included) comes back in
+    input order, comma-separated, whatever the interleaving, over several batches."""
+    from tracegroup.sentry.build import SpanStore
+
+    group = np.array([0, 1, 0, 2, 1, 0, 1, 2], dtype=np.int64)
+    store = SpanStore(len(group), group)
+    item = [b'{"r":%d}' % i for i in range(len(group))]
+    store.put_batch([0, 1, 2, 3], item[:4])
+    store.put_batch([5, 4, 7, 6], [item[5], item[4], item[7], item[6]])
+    store.flush()
+    try:
+        for tx in range(3):
+            rows = np.flatnonzero(group == tx)
+            for root in rows.tolist():
+                spans, got = store.read(rows, root)
+                assert got == item[root] == store.get(root)
+                assert spans == b",".join(item[r] for r in rows.tolist() if r != root)
+                assert store.size(root) == len(item[root])
+    finally:
+        store.close()
