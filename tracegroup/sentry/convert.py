@@ -540,7 +540,7 @@ def relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str]
     key = tuple(tags.items())
     hit = _EVENT_TAGS.get(key)
     if hit is None:
-        if len(_EVENT_TAGS) >= 1 << 14:
+        if len(_EVENT_TAGS) >= 1 << 10:  # small: it holds the tags of roots
             _EVENT_TAGS.clear()
         hit = _EVENT_TAGS[key] = _relay_event_tags(tags)
     return dict(hit[0]), list(hit[1]), hit[2]

@@ -47,7 +47,7 @@ from tracegroup.sentry.rename import Renamer
 
 _ENCODE = __import__("json").JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 #: Entries per memo before it is cleared.
-MEMO = 1 << 15
+MEMO = 1 << 13
 
 
 class Attr(NamedTuple):
