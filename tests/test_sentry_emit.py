@@ -662,3 +662,88 @@ def test_pieces_conserve_spans_under_any_limit(
         assert r.reason in ("", "too_large")
         if r.reason == "too_large":
             assert r.spans == 1
+
+
+# ------------------------------------------------------------------------------------ whole-output golden
+def _digest(out: Path) -> str:
+    """sha256 of every file of an emit directory but summary.json (which names the routes file's path)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in out.rglob("*") if p.is_file() and p.name != "summary.json"):
+        h.update(f.relative_to(out).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+#: Digests of whole emit outputs of fixtures/polyglot.pb (envelopes and manifest), computed with the
+#: conversion that built a dict per span and scrubbed protobuf messages before the fast encoder: the
+#: encoder must give the same bytes. (case, style) -> (digest, envelope files).
+EMIT_GOLDEN = {
+    ("routes", "exporter"): ("f1a1dce32d0ca2b2be00a418c67a4d85f362f1ca0db7075b17b5bba087a9caa7", 204),
+    ("routes", "sentry"): ("d0995c34c18598f8685c2a713c7f09b1d4607ce8a3c0a8d7c00b343fd3564073", 203),
+    ("split", "exporter"): ("37b2fa07038f1696dd54e692e457e0de272bd702c0a2b7887c8aabdfef7d484d", 1232),
+    ("split", "sentry"): ("a29e3b2e6c379ad2debe06679d35a0186c8a2141c14e81b68b730605307efa14", 964),
+    ("pii", "exporter"): ("e20fca99ce5942fb05c6bc02fa86a42fda43f21b9fb39b7c41a0100557b46409", 204),
+    ("pii", "sentry"): ("ee828e605d6329928a7ece75eb61f66576428ff0a43673175d2f0001a6bfa439", 203),
+}
+
+
+@pytest.mark.parametrize(("case", "style"), sorted(EMIT_GOLDEN))
+def test_emit_output_golden(case: str, style: str, tmp_path: Path) -> None:
+    """The bytes of a whole output directory are pinned: routed (``--routes`` example), cut into pieces
+    (``max_item_bytes`` 3000, ``--errors dedup``, streamed) and with PII and key redaction and a replay
+    id; all rebased to 2026-01-01. The unstreamed ``write_dir`` gives the same files, and every envelope
+    equals ``sentry_sdk``'s own ``Envelope.serialize``."""
+    from tracegroup.redact import Policy
+    from tracegroup.sentry.envelope import DirWriter, envelope
+
+    table = tg.load([POLYGLOT])
+    opts: dict[str, Any] = {"style": style, "rebase_time": True, "now": 1_767_225_600 * NS}
+    if case == "routes":
+        opts["routes"] = load_routes(ROUTES)
+    elif case == "split":
+        opts.update(routes=load_routes(ROUTES), errors="dedup", max_item_bytes=3000)
+    else:
+        opts.update(errors="dedup", redaction=Policy(pii=True, keys=("*.id",)), replay_id="r1")
+    w = DirWriter(tmp_path / "streamed")
+    w.finish(emit(table, on_written=w.write, **opts))
+    digest, files = EMIT_GOLDEN[(case, style)]
+    assert sum(1 for _ in (tmp_path / "streamed").rglob("*.envelope")) == files
+    assert _digest(tmp_path / "streamed") == digest
+    result = emit(table, **opts)
+    write_dir(result, tmp_path / "whole")
+    assert _digest(tmp_path / "whole") == digest
+    for ev in result.events:
+        assert envelope_bytes(ev) == envelope(ev).serialize()
+
+
+@given(st.lists(st.text(max_size=40), min_size=1, max_size=5))
+@settings(max_examples=300, deadline=None)
+def test_event_id_is_uuid5(parts: list[str]) -> None:
+    """Event ids are computed without ``uuid`` objects: they must stay ``uuid.uuid5`` of the joined parts."""
+    import uuid
+
+    from tracegroup.sentry.events import _NAMESPACE, event_id
+
+    assert event_id(*parts) == uuid.uuid5(_NAMESPACE, "/".join(parts)).hex
+
+
+def test_span_store_reads_runs() -> None:
+    """Items of a batch are stored grouped by transaction; a transaction (root included) comes back in
+    input order, comma-separated, whatever the interleaving, over several batches."""
+    from tracegroup.sentry.build import SpanStore
+
+    group = np.array([0, 1, 0, 2, 1, 0, 1, 2], dtype=np.int64)
+    store = SpanStore(len(group), group)
+    item = [b'{"r":%d}' % i for i in range(len(group))]
+    store.put_batch([0, 1, 2, 3], item[:4])
+    store.put_batch([5, 4, 7, 6], [item[5], item[4], item[7], item[6]])
+    store.flush()
+    try:
+        for tx in range(3):
+            rows = np.flatnonzero(group == tx)
+            for root in rows.tolist():
+                spans, got = store.read(rows, root)
+                assert got == item[root] == store.get(root)
+                assert spans == b",".join(item[r] for r in rows.tolist() if r != root)
+                assert store.size(root) == len(item[root])
+    finally:
+        store.close()

@@ -25,21 +25,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
-from tracegroup.model import KIND_SERVER, SpanTable, span_hex
-from tracegroup.redact import Policy, scrub_traces
+from tracegroup.frames import _detail_messages
+from tracegroup.model import SpanTable, span_hex
+from tracegroup.redact import Policy
 from tracegroup.routes import Route
 from tracegroup.sentry.convert import (
     EXPORTER_SDK,
     ResourceInfo,
-    exporter_span,
     go_times,
     iso_times,
-    resource_info,
-    sentry_span,
     sentry_transaction_name,
 )
+from tracegroup.sentry.encode import Context, SpanEncoder
 from tracegroup.sentry.events import (
     EventIds,
     ExceptionRecord,
@@ -52,14 +50,13 @@ from tracegroup.sentry.events import (
     replay_salt,
     sentry_sdk_info,
     splice,
-    spliced_size,
     transaction_header,
 )
 from tracegroup.sentry.plan import TX_REASONS, Plan
 from tracegroup.sentry.rename import Renamer
 
 
-@dataclass
+@dataclass(slots=True)
 class EmittedEvent:
     """One transaction or error event: written (``reason`` empty, ``payload`` set) or not (``reason``)."""
 
@@ -110,41 +107,66 @@ class EmittedEvent:
 
 class SpanStore:
     """The item bytes of the spans still to be placed in a transaction, kept out of memory: appended to
-    an unnamed temporary file (written in large chunks), read back with ``os.pread``; only two int64
-    columns (offset, length) per span stay in memory. A span never stored reads as ``b""``."""
+    an unnamed temporary file a batch at a time, each item followed by a comma, the items of one batch
+    grouped by ``group`` (the transaction of each row; rows in input order within a group), read back
+    with ``os.pread``; only two int64 columns (offset, length) per span stay in memory. A span never
+    stored reads as ``b""``. :meth:`read` gives a transaction's items comma-separated with one read per
+    run of items stored one after the other (about one per batch the transaction has spans in)."""
 
-    CHUNK = 8 << 20
-
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, group: np.ndarray) -> None:
         self.file = tempfile.TemporaryFile(prefix="tracegroup-emit-")  # noqa: SIM115 - closed by close()
         self.fd = self.file.fileno()
+        self.group = group
         self.off = np.zeros(n, dtype=np.int64)
-        self.len = np.zeros(n, dtype=np.int64)
+        self.len = np.zeros(n, dtype=np.int64)  # with the comma
         self.pos = 0
-        self.buf: list[bytes] = []
-        self.buffered = 0
 
-    def put(self, i: int, data: bytes) -> None:
-        self.off[i] = self.pos
-        self.len[i] = k = len(data)
-        self.pos += k
-        self.buf.append(data)
-        self.buffered += k
-        if self.buffered >= self.CHUNK:
-            self.flush()
+    def put_batch(self, rows: list[int], items: list[bytes]) -> None:
+        """Store the items of ``rows`` (one batch's converted spans)."""
+        if not rows:
+            return
+        r = np.array(rows, dtype=np.int64)
+        order = np.lexsort((r, self.group[r]))
+        r = r[order]
+        items = [items[j] for j in order.tolist()]
+        lens = np.array([len(x) for x in items], dtype=np.int64) + 1
+        ends = np.cumsum(lens) + self.pos
+        self.off[r], self.len[r] = ends - lens, lens
+        self.pos = int(ends[-1])
+        self.file.write(b",".join(items) + b",")
 
     def flush(self) -> None:
-        if self.buf:
-            self.file.write(b"".join(self.buf))
-            self.buf, self.buffered = [], 0
         self.file.flush()
 
     def size(self, i: int) -> int:
-        return int(self.len[i])
+        return max(int(self.len[i]) - 1, 0)
 
     def get(self, i: int) -> bytes:
-        k = int(self.len[i])
-        return os.pread(self.fd, k, int(self.off[i])) if k else b""
+        k = int(self.len[i]) - 1
+        return os.pread(self.fd, k, int(self.off[i])) if k > 0 else b""
+
+    def read(self, rows: np.ndarray, root: int) -> tuple[bytes, bytes]:
+        """(the items of ``rows`` but ``root``'s, comma-separated; ``root``'s item): ``rows`` all stored,
+        in input order, ``root`` among them."""
+        offs, lens = self.off[rows].tolist(), self.len[rows].tolist()
+        runs: list[tuple[int, int]] = []
+        a = e = offs[0]
+        for o, k in zip(offs, lens, strict=True):
+            if o != e:
+                runs.append((a, e))
+                a = o
+            e = o + k
+        runs.append((a, e))
+        ro, rl = int(self.off[root]), int(self.len[root])
+        parts = []
+        item = b""
+        for a, e in runs:
+            buf = os.pread(self.fd, e - a, a)
+            if a <= ro < e:
+                x = ro - a
+                item, buf = buf[x : x + rl - 1], buf[:x] + buf[x + rl :]
+            parts.append(buf)
+        return b"".join(parts)[:-1], item
 
     def close(self) -> None:
         self.file.close()
@@ -191,11 +213,13 @@ class _Pieces:
 
 
 class _RowAccess:
-    """Random access to (resource, scope, span) of a row, the last few batch messages cached."""
+    """Random access to (resource, scope, span) of a row (parsed as :func:`_detail_messages`, not yet
+    scrubbed: the :class:`SpanEncoder` scrubs), the last few batch messages cached."""
 
-    def __init__(self, table: SpanTable, policy: Policy) -> None:
-        self.table, self.policy = table, policy
-        self.cache: dict[int, TracesData] = {}
+    def __init__(self, table: SpanTable) -> None:
+        self.table = table
+        self.parse = _detail_messages()
+        self.cache: dict[int, Any] = {}
 
     def get(self, i: int) -> tuple[Any, Any, Any]:
         t = self.table
@@ -204,114 +228,128 @@ class _RowAccess:
         if td is None:
             if len(self.cache) >= 8:
                 del self.cache[next(iter(self.cache))]
-            td = self.cache[b] = TracesData.FromString(t.batches[b].raw)
-            scrub_traces(td, self.policy)
+            td = self.cache[b] = self.parse(t.batches[b].raw)
         rs = td.resource_spans[int(t.res[i])]
         ss = rs.scope_spans[int(t.scope[i])]
         return rs, ss, ss.spans[int(t.idx[i])]
 
 
-def exceptions(sp: Any, row: int) -> list[ExceptionRecord]:
-    """The ``exception`` span events of one OTLP span that have a message or a type."""
-    out: list[ExceptionRecord] = []
-    for k, ev in enumerate(sp.events):
-        if ev.name != "exception":
-            continue
-        msg = typ = stack = ""
-        for kv in ev.attributes:
-            key = kv.key
-            if key == "exception.message":
-                msg = kv.value.string_value
-            elif key == "exception.type":
-                typ = kv.value.string_value
-            elif key == "exception.stacktrace":
-                stack = kv.value.string_value
-        if msg or typ:
-            out.append(ExceptionRecord(row, k, typ, msg, stack, int(ev.time_unix_nano)))
-    return out
-
-
 class Converter:
-    """One OTLP span -> its Sentry span item in ``style``, renamed, with its emitted times (formatted a
-    column at a time for the rows the plan needs, one by one for any other); remembers each span's name."""
+    """One OTLP span (parsed as :func:`_detail_messages`) -> its Sentry span item's JSON bytes in ``style``,
+    scrubbed and renamed (:class:`SpanEncoder`), with its emitted times (formatted a column at a time for
+    the rows of the current batch, :meth:`window`, one by one for any other); remembers the names of the
+    spans whose items are kept."""
 
     def __init__(self, plan: Plan, style: str, renamer: Renamer, policy: Policy | None = None) -> None:
         self.style, self.renamer = style, renamer
         self.policy = policy if policy is not None else Policy()
+        self.enc = SpanEncoder(style, self.policy)
         self.fmt = go_times if style == "exporter" else iso_times
-        self.start, self.end = plan.times.start, plan.times.end
-        need_idx = np.flatnonzero(plan.need)
-        pos = np.full(plan.n, -1, dtype=np.int64)
-        pos[need_idx] = np.arange(len(need_idx))
-        self.st_txt, self.en_txt = self.fmt(self.start[need_idx]), self.fmt(self.end[need_idx])
-        self.pos_l, self.svc_l = pos.tolist(), plan.svc.tolist()
+        self.start, self.end, self.svc = plan.times.start, plan.times.end, plan.svc
+        self.lo = 0
+        self.st: list[str] = []
+        self.en: list[str] = []
         self.names: dict[int, str] = {}
 
-    def __call__(self, i: int, sp: Any, rinfo: ResourceInfo, sname: str, sver: str) -> dict[str, Any]:
-        name = self.renamer.apply(sp.name, self.svc_l[i], sp.attributes) if self.renamer else sp.name
-        p = self.pos_l[i]
-        if p >= 0:
-            st, en = self.st_txt[p], self.en_txt[p]
+    def window(self, lo: int, hi: int) -> None:
+        """Format the times of rows ``lo``..``hi`` (the batch about to be converted)."""
+        self.lo, self.st, self.en = lo, self.fmt(self.start[lo:hi]), self.fmt(self.end[lo:hi])
+
+    def __call__(self, i: int, sp: Any, ctx: Context) -> tuple[bytes, str, str | None]:
+        """(item bytes, name after renames, the route an inner SERVER span names: sentry style)."""
+        p = i - self.lo
+        if 0 <= p < len(self.st):
+            st, en = self.st[p], self.en[p]
         else:
             st, en = self.fmt(self.start[i : i + 1])[0], self.fmt(self.end[i : i + 1])[0]
-        self.names[i] = name
-        if self.style == "exporter":
-            return exporter_span(sp, name, rinfo.tags, sname, sver, st, en)
-        return sentry_span(sp, name, sname, sver, st, en)
+        if self.renamer:
+            return self.enc.encode(sp, ctx, st, en, self.renamer, int(self.svc[i]))
+        return self.enc.encode(sp, ctx, st, en)
 
 
 @dataclass
 class Converted:
-    """What the conversion pass leaves: the stored item bytes of every span a written transaction needs,
-    the parsed items (and resources) of transaction roots and spans with exceptions, every exception, the
+    """What the conversion pass leaves: the stored item bytes of every converted span (each span a written
+    transaction needs, and the spans with exceptions), the resources (and so the parsed items, read back
+    from the store: :meth:`item`) of transaction roots and spans with exceptions, every exception, the
     resource notes, and (``sentry`` style) the route name of an inner SERVER span per transaction root."""
 
     store: SpanStore
-    items: dict[int, dict[str, Any]] = field(default_factory=dict)
     res_of: dict[int, ResourceInfo] = field(default_factory=dict)
     records: list[ExceptionRecord] = field(default_factory=list)
     res_notes: set[str] = field(default_factory=set)
     nested_route: dict[int, str] = field(default_factory=dict)
+    extra: dict[int, dict[str, Any]] = field(default_factory=dict)  # items converted after the pass
+    cache: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def seed(self, i: int, item: dict[str, Any]) -> None:
+        """Remember the parsed item of row ``i`` (read with others)."""
+        if len(self.cache) >= 256:
+            self.cache.clear()
+        self.cache[i] = item
+
+    def item(self, i: int) -> dict[str, Any]:
+        """The parsed item of a converted span (treat as read-only)."""
+        hit = self.extra.get(i) or self.cache.get(i)
+        if hit is None:
+            if len(self.cache) >= 256:
+                self.cache.clear()
+            hit = self.cache[i] = json.loads(self.store.get(i))
+        return hit
 
 
 def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors: bool) -> Converted:
     """One pass over the table's batches: convert each span needed by a written transaction or carrying
     an exception event that may be written, store its bytes, collect the exceptions."""
-    n, style = plan.n, convert.style
-    is_root = (plan.root == np.arange(n, dtype=np.int64)).tolist()
-    need_l, elig_l, root_l = plan.need.tolist(), plan.eligible.tolist(), plan.root.tolist()
-    out = Converted(SpanStore(n))
+    n = plan.n
+    enc, parse = convert.enc, _detail_messages()
+    encode, renamer, svc = enc.encode, convert.renamer or None, plan.svc
+    out = Converted(SpanStore(n, plan.tx.of_row))
     row = 0
     for batch in table.batches:
-        td = TracesData.FromString(batch.raw)
-        scrub_traces(td, convert.policy)
-        for rs in td.resource_spans:
-            rinfo: ResourceInfo | None = None
+        lo, hi = row, row + batch.spans
+        convert.window(lo, hi)  # per-row flags and times as lists for this batch only
+        st_l, en_l = convert.st, convert.en
+        need_l, elig_l = plan.need[lo:hi].tolist(), plan.eligible[lo:hi].tolist()
+        is_root = (plan.root[lo:hi] == np.arange(lo, hi, dtype=np.int64)).tolist()
+        rows: list[int] = []
+        items: list[bytes] = []
+        for rs in parse(batch.raw).resource_spans:
+            res: tuple[int, ResourceInfo] | None = None
             for ss in rs.scope_spans:
-                sname, sver = ss.scope.name, ss.scope.version
-                for sp in ss.spans:
+                spans = ss.spans
+                if not len(spans):
+                    continue
+                ctx: Context | None = None
+                for sp in spans:
                     i = row
+                    j = i - lo
                     row += 1
-                    exc = exceptions(sp, i) if len(sp.events) else None
+                    evs = sp.events
+                    exc = enc.exceptions(evs, i) if len(evs) else None
                     if exc:
                         out.records.extend(exc)
-                    if not (need_l[i] or (exc and want_errors and elig_l[i])):
+                    if not (need_l[j] or (exc and want_errors and elig_l[j])):
                         continue
-                    if rinfo is None:
-                        rinfo = resource_info(rs.resource.attributes, style)
-                        out.res_notes.update(rinfo.notes)
-                    item = convert(i, sp, rinfo, sname, sver)
-                    if need_l[i]:
-                        out.store.put(i, dumps(item))
-                        if style == "sentry" and not is_root[i] and sp.kind == KIND_SERVER:
-                            data = item["data"]
-                            if data.get("http.route"):
-                                out.nested_route.setdefault(
-                                    root_l[i], sentry_transaction_name("", KIND_SERVER, data)[0]
-                                )
-                    if is_root[i] or exc:
-                        out.items[i] = item
-                        out.res_of[i] = rinfo
+                    if ctx is None:
+                        if res is None:
+                            res = enc.resource(rs)
+                            out.res_notes.update(res[1].notes)
+                        ctx = enc.context(res, ss.scope.name, ss.scope.version)
+                    if renamer is None:
+                        data, name, nested = encode(sp, ctx, st_l[j], en_l[j])
+                    else:
+                        data, name, nested = encode(sp, ctx, st_l[j], en_l[j], renamer, int(svc[i]))
+                    rows.append(i)
+                    items.append(data)
+                    if nested is not None and need_l[j] and not is_root[j]:
+                        out.nested_route.setdefault(int(plan.root[i]), nested)
+                    if is_root[j] or exc:
+                        out.res_of[i] = ctx.info
+                        convert.names[i] = name
+        out.store.put_batch(rows, items)
+        if row != hi:  # pragma: no cover - the table contract
+            raise AssertionError(f"batch of {batch.spans} spans holds {row - lo}")
     out.store.flush()
     if row != n:  # pragma: no cover - the table contract
         raise AssertionError(f"table has {n} rows but its batches hold {row} spans")
@@ -334,7 +372,7 @@ class Builder:
         self.table, self.plan, self.convert, self.spans = table, plan, convert, spans
         self.style, self.environment, self.max_item_bytes = convert.style, environment, max_item_bytes
         self.on_written = on_written
-        self.access = _RowAccess(table, convert.policy)
+        self.access = _RowAccess(table)
         self.ids = EventIds()
         self.out: list[tuple[tuple[int, ...], EmittedEvent]] = []
         self.sdk = dict(EXPORTER_SDK) if self.style == "exporter" else sentry_sdk_info()
@@ -346,13 +384,16 @@ class Builder:
 
     def tx_name(self, r: int) -> TxName:
         """Name and resource fields of the transaction rooted at row ``r`` (converting it if needed)."""
-        items, res_of = self.spans.items, self.spans.res_of
-        if r not in items:
+        res_of = self.spans.res_of
+        if r not in res_of:
             rs, ss, sp = self.access.get(r)
-            rinfo = resource_info(rs.resource.attributes, self.style)
-            items[r] = self.convert(r, sp, rinfo, ss.scope.name, ss.scope.version)
-            res_of[r] = rinfo
-        item, rinfo = items[r], res_of[r]
+            enc = self.convert.enc
+            res = enc.resource(rs)
+            ctx = enc.context(res, ss.scope.name, ss.scope.version)
+            data, self.convert.names[r], _ = self.convert(r, sp, ctx)
+            self.spans.extra[r] = json.loads(data)
+            res_of[r] = res[1]
+        item, rinfo = self.spans.item(r), res_of[r]
         if self.style == "exporter":
             return TxName(item.get("description", ""))
         nm, source = sentry_transaction_name(
@@ -449,18 +490,21 @@ class Builder:
             reason = TX_REASONS[int(p.tx.reason[k])]
             self.record((*key, 0, 0), "transaction", eid, r, root_hex, rows_k, reason=reason)
             return
+        spans, root_item = store.read(rows_k, r)  # the root's item and its spans' at once
+        self.spans.seed(r, json.loads(root_item))
         name = self.tx_name(r)
-        item = self.spans.items[r]
+        item = self.spans.item(r)
         header, hnotes = transaction_header(item, self.style, eid, name, self.environment)
         hb = dumps(header)
-        members = [int(x) for x in rows_k.tolist() if x != r]
-        size = spliced_size(len(hb), (store.size(x) for x in members), len(members))
-        if size <= self.max_item_bytes:
-            payload = splice(hb, [store.get(x) for x in members])
+        if len(hb) + len(b',"spans":[]') + len(spans) <= self.max_item_bytes:
+            payload = splice(hb, [spans])
             self.record((*key, 1, 0), "transaction", eid, r, root_hex, rows_k, payload=payload, notes=hnotes)
             return
         self.split(
-            key, r, members, _Pieces(store, r, item, hb, self.style, name, self.environment, eid, root_hex)
+            key,
+            r,
+            rows_k[rows_k != r].tolist(),
+            _Pieces(store, r, item, hb, self.style, name, self.environment, eid, root_hex),
         )
 
     def split(self, key: tuple[int, ...], r: int, members: list[int], pz: _Pieces) -> None:
@@ -525,7 +569,7 @@ class Builder:
             notes = [dup] if dup is not None else []
             self.record(key, "error", eid, i, shex, rows, reason=reason, notes=notes)
             return
-        item = self.spans.items[i]
+        item = self.spans.item(i)
         if self.style == "exporter":
             ts_ns, ts = int(p.times.end[i]), item["timestamp"]
             txn = None
@@ -586,11 +630,11 @@ def build(
     try:
         for k in plan.tx.order.tolist():
             b.transaction(int(k))
+        dups: dict[int, str] = {}
+        if errors == "dedup" and spans.records:
+            dups = dedup_exceptions(spans.records, plan.root, plan.parent, b.span_hex)
+        for k, rec in enumerate(spans.records):
+            b.error(rec, errors, dups.get(k))
     finally:
         spans.store.close()
-    dups: dict[int, str] = {}
-    if errors == "dedup" and spans.records:
-        dups = dedup_exceptions(spans.records, plan.root, plan.parent, b.span_hex)
-    for k, rec in enumerate(spans.records):
-        b.error(rec, errors, dups.get(k))
     return Built(b.events(), notes, len(spans.records))

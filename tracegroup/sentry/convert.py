@@ -523,6 +523,9 @@ def relay_trim(text: str, limit: int = MAX_TAG_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_EVENT_TAGS: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[str], str]] = {}
+
+
 def relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str], str]:
     """Event-level tags as Relay keeps them: (tags, notes on what was left out, the value of an
     ``environment`` tag, which Relay moves to the event).
@@ -531,8 +534,19 @@ def relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str]
     (after trimming whitespace, which it also strips), values containing a newline and keys with
     characters outside ``A-Z a-z 0-9 _ . : -`` (spaces become ``-``); it trims keys and values over 200
     characters to 197 and ``...`` (:func:`relay_trim`; Relay as published in ``sentry-relay`` 0.10.1 —
-    older Relays rejected them, the rule this function followed before).
+    older Relays rejected them, the rule this function followed before). Remembered per distinct tags
+    (roots of one service repeat theirs); the caller owns the returned dict and list.
     """
+    key = tuple(tags.items())
+    hit = _EVENT_TAGS.get(key)
+    if hit is None:
+        if len(_EVENT_TAGS) >= 1 << 10:  # small: it holds the tags of roots
+            _EVENT_TAGS.clear()
+        hit = _EVENT_TAGS[key] = _relay_event_tags(tags)
+    return dict(hit[0]), list(hit[1]), hit[2]
+
+
+def _relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str], str]:
     out: dict[str, str] = {}
     dropped: dict[str, list[str]] = {}
     trimmed: list[str] = []
