@@ -150,23 +150,30 @@ def run_once(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, st
         )
 
 
-def measure(step: Step, repeat: int, env: dict[str, str], work: str | None = None) -> Step:
-    for _ in range(repeat):
-        if work:  # each run writes into an empty directory (emit refuses to mix runs)
-            shutil.rmtree(work, ignore_errors=True)
-            os.makedirs(work)
-        wall, peak, code, out, err = run_once(step.command, env)
-        if code != 0:
-            step.error = f"exit {code}: " + (_tail(err) or _tail(out) or "(no output)")
-            return step
-        step.runs.append({"wall_s": round(wall, 3), "peak_mib": round(peak, 1)})
-        if step.name == "floor":
-            step.output = json.loads(out)
-        elif out.strip():
-            step.output = {"stdout_bytes": len(out.encode()), "stdout_head": out.strip()[:200]}
-    step.wall_s = min(r["wall_s"] for r in step.runs)
-    step.peak_mib = max(r["peak_mib"] for r in step.runs)
-    return step
+def measure(steps: list[Step], repeat: int, env: dict[str, str], work: str | None = None) -> None:
+    """Run every step once per round, ``repeat`` rounds (interleaved: a machine whose speed drifts over
+    minutes slows every step of a round alike, so the ratios of the best runs stay comparable)."""
+    for k in range(repeat):
+        for step in steps:
+            if step.error:
+                continue
+            print(f"running {step.name} (round {k + 1} of {repeat}) ...", file=sys.stderr)
+            if work:  # each run writes into an empty directory (emit refuses to mix runs)
+                shutil.rmtree(work, ignore_errors=True)
+                os.makedirs(work)
+            wall, peak, code, out, err = run_once(step.command, env)
+            if code != 0:
+                step.error = f"exit {code}: " + (_tail(err) or _tail(out) or "(no output)")
+                continue
+            step.runs.append({"wall_s": round(wall, 3), "peak_mib": round(peak, 1)})
+            if step.name == "floor":
+                step.output = json.loads(out)
+            elif out.strip():
+                step.output = {"stdout_bytes": len(out.encode()), "stdout_head": out.strip()[:200]}
+    for step in steps:
+        if step.runs and not step.error:
+            step.wall_s = min(r["wall_s"] for r in step.runs)
+            step.peak_mib = max(r["peak_mib"] for r in step.runs)
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -322,12 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ]
     wanted = {s.strip() for s in args.only.split(",") if s.strip()}
-    steps = []
+    steps = [step for step in all_steps if step.name in wanted]
     try:
-        for step in all_steps:
-            if step.name in wanted:
-                print(f"running {step.name} ...", file=sys.stderr)
-                steps.append(measure(step, max(1, args.repeat), env, work))
+        measure(steps, max(1, args.repeat), env, work)
     finally:
         if generated and not args.keep:
             os.remove(path)

@@ -62,21 +62,31 @@ def run_on_terminal(*args: str, tty: bool = True) -> tuple[int, str, str]:
         (["plan", POLYGLOT, "--target", "legacy"], ["finding the causes", "legacy remedy: what-if row 1 of"]),
         (["report", POLYGLOT, "-o", "{tmp}/r.html"], ["building the report", "writing the page"]),
         (["spans", POLYGLOT, "--format", "csv", "-o", "{tmp}/s.csv"], ["wrote 3,013 of 3,013 spans"]),
+        (
+            ["emit", POLYGLOT, "--out", "{tmp}/e{run}", "--now", "2026-01-01T00:00:00Z"],
+            ["emitting 3,013 spans"],
+        ),
+        (
+            ["spans", POLYGLOT, "-o", "{tmp}/m.csv", "--memory", "1MB"],
+            ["spilled", "wrote 3,013 of 3,013 spans"],
+        ),
     ],
-    ids=["analyze", "whatif", "plan", "report", "spans"],
+    ids=["analyze", "whatif", "plan", "report", "spans", "emit", "spans-spilled"],
 )
 def test_a_terminal_sees_progress_and_quiet_or_a_pipe_do_not(
     args: list[str], says: list[str], tmp_path: Path
 ) -> None:
-    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    code, out, err = run_on_terminal(*args)
+    def argv(run: str) -> list[str]:  # emit wants a new directory per run
+        return [a.replace("{tmp}", str(tmp_path)).replace("{run}", run) for a in args]
+
+    code, out, err = run_on_terminal(*argv("1"))
     assert code == 0, err
     for text in says:
         assert text in err, err
     assert "\r" in err  # one line rewritten in place, not a scroll of lines
-    code, quiet_out, quiet_err = run_on_terminal(*args, "--quiet")
+    code, quiet_out, quiet_err = run_on_terminal(*argv("2"), "--quiet")
     assert code == 0 and not any(text in quiet_err for text in says), quiet_err
-    assert quiet_out == out  # progress never changes the result
-    code, piped_out, piped_err = run_on_terminal(*args, tty=False)
+    assert quiet_out.replace("/e2", "/e1") == out  # progress never changes the result
+    code, piped_out, piped_err = run_on_terminal(*argv("3"), tty=False)
     assert code == 0 and not any(text in piped_err for text in says) and "\r" not in piped_err, piped_err
-    assert piped_out == out
+    assert piped_out.replace("/e3", "/e1") == out

@@ -17,12 +17,14 @@ modules are imported when the command runs, so registering it costs nothing at s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from tracegroup.cli.common import (
+    Status,
     errors,
     load_table,
     memory_option,
@@ -203,7 +205,10 @@ def _run(
         # --out alone streams: each envelope is written as soon as its event is built (memory stays flat);
         # --jsonl needs every payload in output order, so then events are held until written
         writer = files.DirWriter(out) if out and not jsonl else None
-        result = emit_events(table, on_written=writer.write if writer else None, redaction=policy, **options)
+        with Status(quiet) as status:
+            status(f"emitting {len(table):,} spans")
+            on_written = _counted(writer.write, status) if writer else None
+            result = emit_events(table, on_written=on_written, redaction=policy, **options)
     written: dict[str, str] = {}
     if writer:
         written = writer.finish(result)
@@ -230,6 +235,19 @@ def _run(
     if send or send_otlp:
         assert out is not None  # checked above
         _send(table, out, send, routes if send_otlp else None, fmt, policy, transport_options(limits))
+
+
+def _counted(write: Callable[[Any], None], status: Status) -> Callable[[Any], None]:
+    """``write`` that also says on the status line how many events were written (every 1,000th)."""
+    count = [0]
+
+    def counted(event: Any) -> None:
+        write(event)
+        count[0] += 1
+        if count[0] % 1000 == 0:
+            status(f"wrote {count[0]:,} events")
+
+    return counted
 
 
 def _send(
