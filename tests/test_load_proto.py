@@ -235,3 +235,15 @@ def test_pre_0_19_binary_instrumentation_library_spans(tmp_path: Path) -> None:
     assert ids(t) == [1, 2] and t.services == ["web"]
     assert t.sources[0].notes == {"legacy_instrumentation_library_spans": 1}
     assert t.span(1).name == "span-2"
+
+
+@pytest.mark.parametrize(
+    "dump", ["fixtures/polyglot.pb", "fixtures/polyglot-routed", "fixtures/external/yelp.json"]
+)
+def test_loading_start_times_alone_gives_the_same_columns(dump: str) -> None:
+    """``warm="start"`` (info's clock-skew check) reads the start times in the loader's pass; flags and end
+    times, if asked for later, come from the table's own pass and equal a full warm load's."""
+    alone, full = load([dump], warm="start"), load([dump], warm=True)
+    assert np.array_equal(alone.start_ns, full.start_ns) and "_warm" not in alone.__dict__
+    assert np.array_equal(alone.flags, full.flags) and np.array_equal(alone.end_ns, full.end_ns)
+    assert np.array_equal(alone.start_ns, load([dump]).start_ns)

@@ -146,6 +146,11 @@ class SpanTable:
                             parts.append(tuple(zip(*map(_WARM, ss.spans), strict=True)))
         return self._warm_columns(parts)
 
+    def set_start(self, start: np.ndarray) -> None:
+        """Give the start times read by the loader (uint64, row order) alone: flags and end times are
+        then decoded (with the start times again) in the table's own pass, only if asked for."""
+        self.__dict__["_start"] = start.view(np.int64)
+
     def set_warm(self, flags: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
         """Give the warm columns read by the loader (uint32 flags, uint64 start and end, in row order), so
         that they are not decoded in a pass of their own."""
@@ -175,6 +180,9 @@ class SpanTable:
 
     @property
     def start_ns(self) -> np.ndarray:
+        if "_warm" not in self.__dict__ and "_start" in self.__dict__:
+            start: np.ndarray = self.__dict__["_start"]
+            return start
         return self._warm[1]
 
     @property

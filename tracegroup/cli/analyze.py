@@ -49,7 +49,7 @@ def info(dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet
       tracegroup info fixtures/polyglot.pb
       tracegroup info capture/ --format json
     """
-    table = load_table(dumps, service_attribute, keep_going, quiet, warm=True)
+    table = load_table(dumps, service_attribute, keep_going, quiet, warm="start")  # the clock-skew check
     data = dump_info(table, tree.build(table))
     click.echo(render.to_json(data) if fmt == "json" else render.info_text(data), nl=False)
 

@@ -67,7 +67,7 @@ def errors(fn: F) -> F:
 
 
 def load_table(
-    dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet: bool, warm: bool = False
+    dumps: tuple[str, ...], service_attribute: str, keep_going: bool, quiet: bool, warm: bool | str = False
 ) -> SpanTable:
     """Load with progress and warnings on stderr; ``warm``: the command will need span times and flags."""
     show = not quiet and sys.stderr.isatty()

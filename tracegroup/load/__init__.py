@@ -128,11 +128,12 @@ def load(
     service_attribute: str = "service.name",
     keep_going: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
-    warm: bool = False,
+    warm: bool | str = False,
 ) -> SpanTable:
     """Load every file (see the module docstring). ``progress(path, spans_so_far, n_files)`` is called
     every 64 messages and after each file. ``warm`` also reads flags, start and end of every span in the
-    same pass (for callers that will need them: cheaper than the table's own pass later)."""
+    same pass (for callers that will need them: cheaper than the table's own pass later); ``warm="start"``
+    reads only the start times (the clock-skew check of ``info``)."""
     if isinstance(paths, str | Path):
         paths = [paths]
     problems: list[str] | None = [] if keep_going else None
@@ -164,7 +165,7 @@ def _load(
     service_attribute: str,
     keep_going: bool,
     progress: Callable[[str, int, int], None] | None,
-    warm: bool = False,
+    warm: bool | str = False,
 ) -> SpanTable:
     cols = Columns(service_attribute, warm)
     batches: list[Batch] = []

@@ -2,10 +2,10 @@
 
 Contract: :class:`Columns` takes messages one at a time (one batch each) and extracts the hot columns
 (trace id, span id, parent id, kind, service, batch, resource, scope, index; with ``warm`` also the warm
-columns flags, start and end) in one pass per message with no per-span Python objects beyond what protobuf
-creates; a span whose ids are empty or the wrong length gets
-zero ids and is flagged in ``bad_ids``. :func:`table_from_messages` builds a table from serialized messages
-in memory.
+columns flags, start and end, with ``warm="start"`` the start times alone) in one pass per message with
+no per-span Python objects beyond what protobuf creates; a span whose ids are empty or the wrong length
+gets zero ids and is flagged in ``bad_ids``. :func:`table_from_messages` builds a table from serialized
+messages in memory.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ __all__ = ["Columns", "table_from_messages"]
 
 Z8 = b"\x00" * 8
 _HOT = attrgetter("trace_id", "span_id", "parent_span_id", "kind")
+_HOT_START = attrgetter("trace_id", "span_id", "parent_span_id", "kind", "start_time_unix_nano")
 _HOT_WARM = attrgetter(
     "trace_id", "span_id", "parent_span_id", "kind", "flags", "start_time_unix_nano", "end_time_unix_nano"
 )
@@ -36,10 +37,11 @@ class Columns:
     once per scope and expanded with ``np.repeat``.
     """
 
-    def __init__(self, service_attribute: str, warm: bool = False) -> None:
+    def __init__(self, service_attribute: str, warm: bool | str = False) -> None:
         self.attr = service_attribute
-        self.warm = warm  # also read the warm columns (flags, start, end) in the same pass
+        self.warm = warm  # also read the warm columns (flags, start, end; "start": start only) in the pass
         self.warm_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per scope
+        self.start_parts: list[np.ndarray] = []  # per scope, warm="start"
         self.tid: list[bytes] = []
         self.sid: list[bytes] = []
         self.pid: list[bytes] = []
@@ -68,7 +70,10 @@ class Columns:
                 n = len(spans)
                 if not n:
                     continue
-                if self.warm:
+                if self.warm == "start":
+                    tids, sids, pids, kinds, starts = zip(*map(_HOT_START, spans), strict=True)
+                    self.start_parts.append(np.array(starts, dtype=np.uint64))
+                elif self.warm:
                     tids, sids, pids, kinds, flags, starts, ends = zip(*map(_HOT_WARM, spans), strict=True)
                     self.warm_parts.append(
                         (
@@ -113,7 +118,10 @@ class Columns:
             service_attribute=self.attr,
             bad_ids=bad,
         )
-        if self.warm:
+        if self.warm == "start":
+            got = self.start_parts
+            table.set_start(np.concatenate(got) if got else np.zeros(0, dtype=np.uint64))
+        elif self.warm:
             parts = self.warm_parts
             table.set_warm(
                 *(
