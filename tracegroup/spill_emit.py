@@ -13,9 +13,7 @@ summary — and hands each written event to ``on_written`` as it is built (the e
    newest span end.
 2. Each partition is loaded and emitted by :func:`~tracegroup.sentry.emit.emit` (the service grouping,
    sampling, event ids and ``--errors dedup`` see whole traces only). With ``rebase_time`` every
-   partition gets the whole dump's shift: a partition whose newest span ends earlier gets one more span
-   that ends at the dump's newest end, in a trace of its own (a trace id of another partition, so it
-   meets none of its spans) and without a span id, so it is never written; its record is removed.
+   partition gets the whole dump's shift (``emit(newest_end_ns=…)``: the dump's newest span end).
 3. The records merge in the in-memory output order (by trace, in order of the trace's first span, then
    each partition's own order); rows are mapped back to the dump's; notes add up (resource notes, which
    a run counts once, are counted once).
@@ -36,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tracegroup.load import expand_paths, load
@@ -112,7 +109,6 @@ class _Pass:
         self.services: dict[str, int] = {}
         self.spans = 0
         self.newest = np.iinfo(np.int64).min
-        self.newest_of = np.full(n_parts, np.iinfo(np.int64).min, dtype=np.int64)
         self.used = np.zeros(n_parts, dtype=bool)
 
     def stream(self, k: int) -> str:
@@ -165,7 +161,6 @@ class _Pass:
         part = _partition_of(mini.trace_id, self.n).astype(np.int64)
         end = mini.end_ns.astype(np.int64)
         self.newest = max(self.newest, int(end.max()))
-        np.maximum.at(self.newest_of, part, end)
         rows = np.arange(self.spans, self.spans + n, dtype=np.int64)
         self.spans += n
         present = np.unique(part)
@@ -199,30 +194,6 @@ class _Pass:
             self.used[k] = True
         return n
 
-    def phantom(self, k: int) -> bytes:
-        """A trace id of another partition (so it meets no span of partition ``k``): the first of a fixed
-        sequence."""
-        for x in range(1, 1 << 20):
-            tid = np.frombuffer(x.to_bytes(8, "big") * 2, dtype="V16")
-            if int(_partition_of(tid, self.n)[0]) != k:
-                return bytes(tid.tobytes())
-        raise AssertionError("no phantom trace id")  # pragma: no cover
-
-    def add_phantom(self, k: int) -> bytes:
-        """Append the rebase span (see the module docstring) to partition ``k``; returns its trace id."""
-        tid = self.phantom(k)
-        td = TracesData()
-        rs = td.resource_spans.add()
-        rs.resource.attributes.append(KeyValue(key=self.attr, value=AnyValue(string_value="tracegroup")))
-        sp = rs.scope_spans.add().spans.add()
-        sp.trace_id = tid
-        sp.name = "tracegroup rebase"
-        sp.start_time_unix_nano = sp.end_time_unix_nano = int(self.newest)
-        data = td.SerializeToString()
-        with open(self.stream(k), "ab") as f:
-            f.write(len(data).to_bytes(4, "big") + data)
-        return tid
-
 
 def _merge(
     p: _Pass,
@@ -246,25 +217,21 @@ def _merge(
     options: dict[str, Any] | None = None
     exceptions = 0
     parts = [k for k in range(p.n) if p.used[k]] or [-1]
+    newest = p.newest if p.spans else None
     for k in parts:
-        phantom = ""
         if k < 0:  # no span at all
             table = table_from_messages([], service_attribute=p.attr)
             grow = np.zeros(0, dtype=np.int64)
         else:
-            if kwargs["rebase_time"] and p.n > 1 and p.newest_of[k] < p.newest:
-                phantom = p.add_phantom(k).hex()
             table = load([p.stream(k)], service_attribute=p.attr, warm=True)
             grow = np.fromfile(p.rows(k), dtype=np.int64)
-        grow = np.r_[grow, -1] if phantom else grow
-        result = emit(table, on_written=written if on_written or payloads else None, **kwargs)
+        sink = written if on_written or payloads else None
+        result = emit(table, on_written=sink, newest_end_ns=newest, **kwargs)
         options = options or result.options
         first = np.full(table.n_traces, len(table), dtype=np.int64)
         np.minimum.at(first, table.trace_code, np.arange(len(table)))
         first_row = dict(zip(table.trace_hex, grow[first].tolist(), strict=True)) if len(table) else {}
         for seq, ev in enumerate(result.records):
-            if ev.trace_id == phantom:
-                continue
             ev.rows = grow[ev.rows]
             keyed.append((first_row[ev.trace_id], seq, ev))
         for key, v in result.notes.items():

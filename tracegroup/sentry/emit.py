@@ -154,6 +154,7 @@ def emit(
     on_written: Callable[[EmittedEvent], None] | None = None,
     redaction: Policy | None = None,
     replay_id: str = "",
+    newest_end_ns: int | None = None,
 ) -> EmitResult:
     """Build every Sentry event of ``table`` (see the module docstring). ``renames`` run after the routes
     file's own rules; ``now`` is in ns since the epoch.
@@ -164,7 +165,9 @@ def emit(
 
     ``redaction`` (default ``Policy()``: secrets) scrubs every span before conversion, the table's service
     attribute excepted; ``Policy(secrets=False)`` is ``--keep-secrets``. ``replay_id`` (and the rebase
-    shift) enter every event id, so another replay of the same dump gets other ids."""
+    shift) enter every event id, so another replay of the same dump gets other ids. ``newest_end_ns``:
+    with ``rebase_time``, the newest span end to rebase from when ``table`` is part of a dump (default:
+    the table's own)."""
     check_options(style, errors, environment)
     policy = redaction if redaction is not None else Policy()
     policy = Policy(policy.secrets, policy.pii, policy.keys, policy.keep | {table.service_attribute})
@@ -176,6 +179,7 @@ def emit(
         now=now,
         boundary=boundary,
         forest=forest,
+        newest_end_ns=newest_end_ns,
     )
     renamer = Renamer([*(routes.renames if routes else []), *renames], p.services)
     built = build(

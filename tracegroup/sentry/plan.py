@@ -98,15 +98,16 @@ class Times:
     now_ns: int
 
 
-def times(table: SpanTable, rebase_time: bool, now: int | None) -> Times:
-    """The span times as emitted: shifted so the newest span ends at :func:`rebase_target` if asked."""
+def times(table: SpanTable, rebase_time: bool, now: int | None, newest_end_ns: int | None = None) -> Times:
+    """The span times as emitted: shifted so the newest span ends at :func:`rebase_target` if asked; the
+    newest end is the table's own unless ``newest_end_ns`` gives it (the whole dump's, for a part of it)."""
     now_ns = time.time_ns() if now is None else int(now)
     start = table.start_ns.astype(np.int64)
     end = table.end_ns.astype(np.int64)
     shift = 0
     target = rebase_target(now) if rebase_time else 0
     if rebase_time and len(table):
-        shift = target - int(end.max())
+        shift = target - (int(end.max()) if newest_end_ns is None else int(newest_end_ns))
         start, end = start + shift, end + shift
     return Times(start, end, shift, target, now_ns)
 
@@ -298,6 +299,7 @@ def plan(
     now: int | None,
     boundary: str,
     forest: tree.Forest | None,
+    newest_end_ns: int | None = None,
 ) -> Plan:
     """Group ``table`` into transactions and decide routes, sampling and the fate of each transaction."""
     n = len(table)
@@ -306,7 +308,7 @@ def plan(
     root = g.root.astype(np.int64)
     if n and (root < 0).any():  # pragma: no cover - the service grouping never drops a span
         raise AssertionError("service grouping dropped spans")
-    tm = times(table, rebase_time, now)
+    tm = times(table, rebase_time, now, newest_end_ns)
     tr = table.trace_code
     routing = sampling(table, routes, trace_heads(table, forest.parent), environment)
     bad_row = bad_id_rows(table)
