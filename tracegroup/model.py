@@ -85,6 +85,16 @@ class Source:
     bytes_skipped: int = 0
     capture: dict[str, Any] | None = None  # a tracegroup capture file: its sidecar's summary
 
+    def note_invalid_utf8(self, strings: int, spans: int, name: str | None = None) -> None:
+        """Record that ``strings`` strings in ``spans`` spans were not valid UTF-8 (repaired on decoding)."""
+        if strings:
+            self.notes["invalid_utf8_strings"] = strings
+            self.notes["invalid_utf8_spans"] = spans
+            self.warnings.append(
+                f"{name or self.path}: {strings:,} strings ({spans:,} spans) were not valid UTF-8; "
+                "decoded with U+FFFD replacement characters, every span kept"
+            )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,

@@ -139,13 +139,7 @@ class _Pass:
                     progress(src.path, self.spans, len(files))
             if progress:
                 progress(src.path, self.spans, len(files))
-            if bad_strings:
-                src.notes["invalid_utf8_strings"] = bad_strings
-                src.notes["invalid_utf8_spans"] = bad_spans
-                src.warnings.append(
-                    f"{src.path}: {bad_strings:,} strings ({bad_spans:,} spans) were not valid UTF-8; "
-                    "decoded with U+FFFD replacement characters, every span kept"
-                )
+            src.note_invalid_utf8(bad_strings, bad_spans)
             if src.messages_held == 0:
                 src.messages_held = src.batches
             src.spans_held += src.spans

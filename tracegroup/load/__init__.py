@@ -236,13 +236,7 @@ def _load(
             source.batches += 1
             if progress and source.batches % 64 == 0:
                 progress(name, total + source.spans, len(files))
-        if bad_strings:
-            source.notes["invalid_utf8_strings"] = bad_strings
-            source.notes["invalid_utf8_spans"] = bad_spans
-            source.warnings.append(
-                f"{name}: {bad_strings:,} strings ({bad_spans:,} spans) were not valid UTF-8; "
-                "decoded with U+FFFD replacement characters, every span kept"
-            )
+        source.note_invalid_utf8(bad_strings, bad_spans, name)
         source.messages_held = len(messages) if decoded.messages_held is None else decoded.messages_held
         if name != "<stdin>" and (sidecar := read_sidecar(path, source.batches)) is not None:
             for batch, arrival in zip(batches[first_batch:], sidecar.arrival_ns, strict=True):
