@@ -267,7 +267,7 @@ class _Details:
 
     Per message, protobuf does the cutting: the message is parsed as a copy of ``TracesData`` whose
     ``Span`` declares only name, status, attributes, events and links (the last four as ``bytes``:
-    :func:`_detail_messages`), its unknown fields (every other span field) are discarded, and the result,
+    :func:`detail_messages`), its unknown fields (every other span field) are discarded, and the result,
     serialized again, is parsed as a copy whose ``ScopeSpans.spans`` are ``bytes``: one string per span
     holding exactly its detail fields, with no Python object per field. Equal strings have equal details,
     so each distinct string gets a code (:attr:`codes`), and only new ones are decoded, as
@@ -393,7 +393,7 @@ def _pair(raw: bytes, pairs: dict[bytes, tuple[str, Any]]) -> tuple[str, Any]:
 
 
 @functools.cache
-def _detail_messages() -> Callable[[bytes | memoryview], Any]:
+def detail_messages() -> Callable[[bytes | memoryview], Any]:
     """``FromString`` of ``TracesData`` as declared by a copy of the OTLP descriptors in a pool of its own
     where ``Span.status``, ``attributes``, ``events`` and ``links`` are declared ``bytes`` (the same wire
     format: a length-delimited field), so that parsing makes one bytes object per attribute instead of a
@@ -423,7 +423,7 @@ def _detail_classes() -> tuple[
     Callable[[bytes | memoryview], Any], Callable[[bytes], Any], Callable[[bytes], Any]
 ]:
     """``FromString`` of the copies :class:`_Details` parses with: ``TracesData`` whose ``Span`` declares only
-    name, status, attributes, events and links (the last four ``bytes``, as in :func:`_detail_messages`);
+    name, status, attributes, events and links (the last four ``bytes``, as in :func:`detail_messages`);
     ``TracesData`` whose ``ScopeSpans.spans`` are ``bytes``; and that ``Span`` itself."""
     bytes_type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
 

@@ -49,7 +49,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from tracegroup.analysis import Analysis, head_rows, head_text, worst_first
 from tracegroup.diff import VERDICTS
-from tracegroup.frames import _detail_messages
+from tracegroup.frames import detail_messages
 from tracegroup.layout import DEFAULT_COLLAPSE, VERDICT_COLORS, placed_times, service_colors
 from tracegroup.model import KIND_NAMES, SpanTable, hex_ids
 from tracegroup.otlp import attributes
@@ -172,9 +172,9 @@ def _details(
 ) -> tuple[list[int], list[dict[str, Any]], list[int], list[dict[str, Any]]]:
     """Per row of ``rows``: the index of its details and of its resource attributes, and both distinct
     lists (see the module docstring). Each batch message holding one of ``rows`` is parsed once, with a
-    span's status, attributes, events and links as their encoded bytes (:func:`tracegroup.frames.
-    _detail_messages`); each distinct encoding is scrubbed and decoded once."""
-    parse = _detail_messages()
+    span's status, attributes, events and links as their encoded bytes
+    (:func:`tracegroup.frames.detail_messages`); each distinct encoding is scrubbed and decoded once."""
+    parse = detail_messages()
     detail = [0] * len(rows)
     resource = [0] * len(rows)
     details: dict[tuple[Any, ...], int] = {}

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tracegroup.frames import _detail_messages
+from tracegroup.frames import detail_messages
 from tracegroup.model import SpanTable, span_hex
 from tracegroup.redact import Policy
 from tracegroup.routes import Route
@@ -213,12 +213,12 @@ class _Pieces:
 
 
 class _RowAccess:
-    """Random access to (resource, scope, span) of a row (parsed as :func:`_detail_messages`, not yet
+    """Random access to (resource, scope, span) of a row (parsed as :func:`detail_messages`, not yet
     scrubbed: the :class:`SpanEncoder` scrubs), the last few batch messages cached."""
 
     def __init__(self, table: SpanTable) -> None:
         self.table = table
-        self.parse = _detail_messages()
+        self.parse = detail_messages()
         self.cache: dict[int, Any] = {}
 
     def get(self, i: int) -> tuple[Any, Any, Any]:
@@ -235,7 +235,7 @@ class _RowAccess:
 
 
 class Converter:
-    """One OTLP span (parsed as :func:`_detail_messages`) -> its Sentry span item's JSON bytes in ``style``,
+    """One OTLP span (parsed as :func:`detail_messages`) -> its Sentry span item's JSON bytes in ``style``,
     scrubbed and renamed (:class:`SpanEncoder`), with its emitted times (formatted a column at a time for
     the rows of the current batch, :meth:`window`, one by one for any other); remembers the names of the
     spans whose items are kept."""
@@ -302,7 +302,7 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
     """One pass over the table's batches: convert each span needed by a written transaction or carrying
     an exception event that may be written, store its bytes, collect the exceptions."""
     n = plan.n
-    enc, parse = convert.enc, _detail_messages()
+    enc, parse = convert.enc, detail_messages()
     encode, renamer, svc = enc.encode, convert.renamer or None, plan.svc
     out = Converted(SpanStore(n, plan.tx.of_row))
     row = 0

@@ -1,7 +1,7 @@
 """Sentry span items as JSON bytes straight from encoded OTLP spans: the fast path of ``tracegroup emit``.
 
 Contract: :class:`SpanEncoder` turns one span of a ``TracesData`` parsed by
-:func:`tracegroup.frames._detail_messages` (a span's status, attributes, events and links kept as their
+:func:`tracegroup.frames.detail_messages` (a span's status, attributes, events and links kept as their
 encoded bytes) into its Sentry span item as compact JSON bytes, byte-identical to
 ``dumps(exporter_span(...))`` / ``dumps(sentry_span(...))`` of the same span after
 :func:`tracegroup.redact.scrub_traces` with the same policy (the conversion rules are
