@@ -289,6 +289,39 @@ def exporter_status(code: int, message: str, tags: Mapping[str, str]) -> tuple[s
     return "unknown", message
 
 
+def exporter_fields(
+    name: str,
+    kind: int,
+    tags: Mapping[str, str],
+    present: Mapping[str, str],
+    resource_tags: Mapping[str, str],
+    scope_name: str,
+    scope_version: str,
+    code: int,
+    message: str,
+) -> dict[str, Any]:
+    """The members of an exporter-style span item between its ids and its times (``op``,
+    ``description``, ``status``, ``tags``), from its attributes as tags and descriptor values
+    (:func:`exporter_tags_from_attributes`); ``tags`` is not modified."""
+    op, description = exporter_descriptors(name, present, kind)
+    all_tags = {**tags, **resource_tags}
+    status, message = exporter_status(code, message, all_tags)
+    if message:
+        all_tags["status_message"] = message
+    if kind != KIND_UNSPECIFIED:
+        all_tags["span_kind"] = KIND_TAGS.get(kind, "")
+    all_tags["library_name"] = scope_name
+    all_tags["library_version"] = scope_version
+    out: dict[str, Any] = {}
+    if op:
+        out["op"] = op
+    if description:
+        out["description"] = description
+    out["status"] = status
+    out["tags"] = dict(sorted(all_tags.items()))  # Go marshals maps with sorted keys
+    return out
+
+
 def exporter_span(
     sp: Any,
     name: str,
@@ -299,26 +332,15 @@ def exporter_span(
     end: str,
 ) -> dict[str, Any]:
     """``convertToSentrySpan`` for one protobuf span (``name`` is the span name after renames)."""
-    kind = int(sp.kind)
     tags, present = exporter_tags_from_attributes(sp.attributes)
-    op, description = exporter_descriptors(name, present, kind)
-    tags.update(resource_tags)
-    status, message = exporter_status(int(sp.status.code), sp.status.message, tags)
-    if message:
-        tags["status_message"] = message
-    if kind != KIND_UNSPECIFIED:
-        tags["span_kind"] = KIND_TAGS.get(kind, "")
-    tags["library_name"] = scope_name
-    tags["library_version"] = scope_version
     out: dict[str, Any] = {"trace_id": sp.trace_id.hex(), "span_id": sp.span_id.hex()}
     if any(sp.parent_span_id):
         out["parent_span_id"] = sp.parent_span_id.hex()
-    if op:
-        out["op"] = op
-    if description:
-        out["description"] = description
-    out["status"] = status
-    out["tags"] = dict(sorted(tags.items()))  # Go marshals maps with sorted keys
+    fields = exporter_fields(
+        name, int(sp.kind), tags, present, resource_tags, scope_name, scope_version, int(sp.status.code),
+        sp.status.message,
+    )  # fmt: skip
+    out.update(fields)
     out["start_timestamp"] = start
     out["timestamp"] = end
     links = span_links(sp)
@@ -436,6 +458,32 @@ def sentry_transaction_name(name: str, kind: int, data: Mapping[str, Any]) -> tu
     return name, "custom"
 
 
+def sentry_fields(
+    name: str, kind: int, data: dict[str, Any], code: int, message: str, scope_name: str, scope_version: str
+) -> dict[str, Any]:
+    """The members of a Sentry-style span item between its ids and its times (``op``, ``description``,
+    ``status``, ``origin``, ``data``) from its attributes as JSON values; ``data`` gets the ``otel.*``
+    keys and becomes the item's ``data``."""
+    op, description = sentry_descriptors(name, kind, data)
+    status = sentry_status(code, message, data)
+    data["otel.kind"] = _KIND_DATA.get(kind, str(kind))
+    if scope_name:
+        data["otel.scope.name"] = scope_name
+    if scope_version:
+        data["otel.scope.version"] = scope_version
+    if message:
+        data["otel.status_description"] = message
+    out: dict[str, Any] = {}
+    if op:
+        out["op"] = op
+    if description:
+        out["description"] = description
+    out["status"] = status
+    out["origin"] = "auto.otel"
+    out["data"] = data
+    return out
+
+
 def sentry_span(
     sp: Any,
     name: str,
@@ -458,25 +506,12 @@ def sentry_span(
             val = any_json(v)
             if val is not None:
                 data[kv.key] = val
-    op, description = sentry_descriptors(name, kind, data)
-    status = sentry_status(int(sp.status.code), sp.status.message, data)
-    data["otel.kind"] = _KIND_DATA.get(kind, str(kind))
-    if scope_name:
-        data["otel.scope.name"] = scope_name
-    if scope_version:
-        data["otel.scope.version"] = scope_version
-    if sp.status.message:
-        data["otel.status_description"] = sp.status.message
     out: dict[str, Any] = {"trace_id": sp.trace_id.hex(), "span_id": sp.span_id.hex()}
     if any(sp.parent_span_id):
         out["parent_span_id"] = sp.parent_span_id.hex()
-    if op:
-        out["op"] = op
-    if description:
-        out["description"] = description
-    out["status"] = status
-    out["origin"] = "auto.otel"
-    out["data"] = data
+    out.update(
+        sentry_fields(name, kind, data, int(sp.status.code), sp.status.message, scope_name, scope_version)
+    )
     out["start_timestamp"] = start
     out["timestamp"] = end
     links = span_links(sp)

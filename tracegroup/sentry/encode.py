@@ -16,6 +16,7 @@ scrubbed) per span, as they are rare.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from operator import attrgetter
 from types import SimpleNamespace
@@ -25,19 +26,15 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from tracegroup.model import KIND_SERVER, KIND_UNSPECIFIED
+from tracegroup.model import KIND_SERVER
 from tracegroup.otlp import any_json
 from tracegroup.redact import Policy, _attributes
 from tracegroup.sentry.convert import (
     _DESCRIPTOR_KEYS,
-    _KIND_DATA,
-    KIND_TAGS,
     ResourceInfo,
-    exporter_descriptors,
-    exporter_status,
+    exporter_fields,
     resource_info,
-    sentry_descriptors,
-    sentry_status,
+    sentry_fields,
     sentry_transaction_name,
     span_links,
     tag_value,
@@ -45,7 +42,7 @@ from tracegroup.sentry.convert import (
 from tracegroup.sentry.events import ExceptionRecord, dumps
 from tracegroup.sentry.rename import Renamer
 
-_ENCODE = __import__("json").JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 #: Entries per memo before it is cleared.
 MEMO = 1 << 13
 
@@ -177,45 +174,14 @@ class SpanEncoder:
     ) -> tuple[str, str | None]:
         """The JSON between a span's ids and its times (``"op"`` … ``"tags"``/``"data"`` members, no
         braces), and in sentry style the transaction name an inner SERVER span's ``http.route`` gives."""
-        d: dict[str, Any] = {}
         nested: str | None = None
         if self.style == "exporter":
-            op, description = exporter_descriptors(name, lst[2], kind)
-            tags = dict(lst[1])
-            tags.update(rinfo.tags)
-            status, message = exporter_status(code, msg, tags)
-            if message:
-                tags["status_message"] = message
-            if kind != KIND_UNSPECIFIED:
-                tags["span_kind"] = KIND_TAGS.get(kind, "")
-            tags["library_name"] = sname
-            tags["library_version"] = sver
-            if op:
-                d["op"] = op
-            if description:
-                d["description"] = description
-            d["status"] = status
-            d["tags"] = dict(sorted(tags.items()))
+            d = exporter_fields(name, kind, lst[1], lst[2], rinfo.tags, sname, sver, code, msg)
         else:
             data = dict(lst[1])
-            op, description = sentry_descriptors(name, kind, data)
-            status = sentry_status(code, msg, data)
             if kind == KIND_SERVER and data.get("http.route"):
                 nested = sentry_transaction_name("", KIND_SERVER, data)[0]
-            data["otel.kind"] = _KIND_DATA.get(kind, str(kind))
-            if sname:
-                data["otel.scope.name"] = sname
-            if sver:
-                data["otel.scope.version"] = sver
-            if msg:
-                data["otel.status_description"] = msg
-            if op:
-                d["op"] = op
-            if description:
-                d["description"] = description
-            d["status"] = status
-            d["origin"] = "auto.otel"
-            d["data"] = data
+            d = sentry_fields(name, kind, data, code, msg, sname, sver)
         return _ENCODE(d)[1:-1], nested
 
     # ----------------------------------------------------------------- per span
