@@ -1349,18 +1349,21 @@ def generate(
     for _ in SERVICES:  # SDK timer phases of an earlier model: drawn still, so the traffic stays the same
         rng.uniform(0.5, 5.0)
     recs: list[SpanRec] = []
-    emit = recs.append
+
+    def emit_next() -> None:
+        """Emit the span ending first among the traces still in the heap."""
+        _, seq, i, lst = heap[0]
+        recs.append(lst[i])
+        if i + 1 < len(lst):
+            heapq.heapreplace(heap, (lst[i + 1][0], seq, i + 1, lst))
+        else:
+            heapq.heappop(heap)
+
     for tr in traces(rng, web_rate, job_rate, max_job_children):
         spans_of = tr.spans
         # every later trace starts at or after tr.start, so spans ending by then can be emitted
         while heap and heap[0][0] <= tr.start:
-            end, seq, i, lst = heap[0]
-            emit(lst[i])
-            i += 1
-            if i < len(lst):
-                heapq.heapreplace(heap, (lst[i][0], seq, i, lst))
-            else:
-                heapq.heappop(heap)
+            emit_next()
         spans_of.sort(key=_end_key)
         heapq.heappush(heap, (spans_of[0][0], n_traces, 0, spans_of))
         n_traces += 1
@@ -1370,13 +1373,7 @@ def generate(
         if made >= spans:
             break
     while heap:
-        end, seq, i, lst = heap[0]
-        emit(lst[i])
-        i += 1
-        if i < len(lst):
-            heapq.heapreplace(heap, (lst[i][0], seq, i, lst))
-        else:
-            heapq.heappop(heap)
+        emit_next()
     options = PipelineOptions(
         sdk_delay_ms=SDK_DELAY_NS / MS,
         sdk_batch=export_size or 512,
