@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DOCS = README + "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md")))
 HOTROD = str(ROOT / "fixtures" / "external" / "trace.json")
-COMMANDS = sorted(main.commands)
+COMMANDS = main.list_commands(None)
 
 
 def section(title: str) -> str:
@@ -69,7 +69,7 @@ def test_every_command_is_in_the_readme_commands_table() -> None:
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_every_option_is_documented(name: str) -> None:
-    params = option_params(main.commands[name])
+    params = option_params(main.get_command(None, name))
     missing = [max(p.opts, key=len) for p in params if not any(documented(o) for o in p.opts)]
     assert missing == [], f"tracegroup {name}: options not in README.md or docs/"
 
@@ -83,7 +83,7 @@ def test_every_help_shows_an_example(name: str) -> None:
 def test_grouping_options_table_is_the_analyze_options() -> None:
     shown = table_options(section("Grouping options"))
     simulation = {max(deco(lambda: None).__click_params__[0].opts, key=len) for deco in pipeline_options}
-    code = set(options(main.commands["analyze"])) - simulation - {"--format", "--top", "--quiet"}
+    code = set(options(main.get_command(None, "analyze"))) - simulation - {"--format", "--top", "--quiet"}
     assert shown == code
 
 

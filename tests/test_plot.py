@@ -291,10 +291,10 @@ def test_cli_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_plot_and_show_take_every_grouping_option_of_analyze() -> None:
-    names = {p.name for p in main.commands["analyze"].params}
+    names = {p.name for p in main.get_command(None, "analyze").params}
     names -= {"fmt", "top", "fail_on_misgrouped", "memory"}  # --memory: what streams or refuses (scale.md)
     for command in ("plot", "show"):
-        assert names <= {p.name for p in main.commands[command].params}
+        assert names <= {p.name for p in main.get_command(None, command).params}
 
 
 def test_whatif_curves_show_every_curve_the_captured_point_and_units(polyglot: tg.Explorer) -> None:

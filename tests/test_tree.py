@@ -98,3 +98,29 @@ def test_search_sorted_bucket_path_on_random_ids() -> None:
     u = np.unique(rng.integers(0, 2**63, 50_000, dtype=np.uint64) * np.uint64(2))
     q = np.concatenate([u, u + np.uint64(1), rng.integers(0, 2**64 - 1, 50_000, dtype=np.uint64)])
     assert (search_sorted(u, q) == np.searchsorted(u, q)).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(4096, 20_000),
+    st.sampled_from(["random", "few", "small", "top-bits", "sorted"]),
+    st.integers(0, 2**32),
+)
+def test_argsort_stable_matches_numpy(n: int, shape: str, seed: int) -> None:
+    """The packed sort gives numpy's stable argsort on every shape of ids: random, many duplicates, small
+    values (no shift), values sharing their top bits (the checked fallback), already sorted."""
+    from tracegroup.model import argsort_stable
+
+    rng = np.random.default_rng(seed)
+    if shape == "random":
+        v = rng.integers(0, 2**64 - 1, n, dtype=np.uint64)
+    elif shape == "few":
+        v = rng.integers(0, 2**64 - 1, 7, dtype=np.uint64)[rng.integers(0, 7, n)]
+    elif shape == "small":
+        v = rng.integers(0, 1000, n).astype(np.uint64)
+    elif shape == "top-bits":  # equal top bits, random low bits: ties of the packed key out of order
+        v = np.uint64(0xFFFF_0000_0000_0000) | rng.integers(0, 2**20, n).astype(np.uint64)
+    else:
+        v = np.sort(rng.integers(0, 2**64 - 1, n, dtype=np.uint64))
+    assert np.array_equal(argsort_stable(v), np.argsort(v, kind="stable"))
+    assert np.array_equal(argsort_stable(v[::2]), np.argsort(v[::2], kind="stable"))  # a strided view

@@ -5,12 +5,45 @@ Public API (stable): :func:`load` a dump into a :class:`SpanTable`, :func:`analy
 and a JSON-ready summary), :func:`spans_frame` for a pandas view. The CLI calls exactly these. An
 :class:`Explorer` (:mod:`tracegroup.explore`) answers a notebook's questions about a table with DataFrames,
 text trees and figures.
+
+Contract: the names above are imported when first used (``tracegroup.analyze`` imports
+:mod:`tracegroup.analysis` then), so ``import tracegroup`` — which every submodule import, the CLI's
+included, runs first — costs nothing beyond this file.
 """
 
-from tracegroup.analysis import Analysis, analyze
-from tracegroup.explore import Explorer
-from tracegroup.frames import spans_frame
-from tracegroup.load import LoadError, load
-from tracegroup.model import SpanTable
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracegroup.analysis import Analysis, analyze
+    from tracegroup.explore import Explorer
+    from tracegroup.frames import spans_frame
+    from tracegroup.load import LoadError, load
+    from tracegroup.model import SpanTable
+
+_HOME = {
+    "Analysis": "tracegroup.analysis",
+    "analyze": "tracegroup.analysis",
+    "Explorer": "tracegroup.explore",
+    "spans_frame": "tracegroup.frames",
+    "LoadError": "tracegroup.load",
+    "load": "tracegroup.load",
+    "SpanTable": "tracegroup.model",
+}
 
 __all__ = ["Analysis", "Explorer", "LoadError", "SpanTable", "analyze", "load", "spans_frame"]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'tracegroup' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

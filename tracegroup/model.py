@@ -270,10 +270,29 @@ class SpanTable:
                         yield b, rs, ss, s
 
 
+def argsort_stable(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` of uint64 values, a few times faster on a million: one value
+    sort of each value's top bits packed with its row (ties then stay in row order), checked, and the
+    plain argsort when two values sharing their top bits come out of order."""
+    n = len(values)
+    bits = max(1, (n - 1).bit_length())
+    if n < 4096 or bits > 32:
+        return np.argsort(values, kind="stable")
+    shift = np.uint64(max(0, int(values.max()).bit_length() - (64 - bits)))
+    packed = ((values >> shift) << np.uint64(bits)) | np.arange(n, dtype=np.uint64)
+    packed.sort()
+    order = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
+    if shift:
+        ordered = values[order]
+        if (ordered[1:] < ordered[:-1]).any():
+            return np.argsort(values, kind="stable")
+    return order
+
+
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Dense ranks by one stable argsort: (sorted distinct values, rank of each value, the argsort, and a
     mask over it marking the first — lowest-row — occurrence of each distinct value)."""
-    order = np.argsort(values, kind="stable")
+    order = argsort_stable(values)
     ordered = values[order]
     new = np.ones(len(ordered), dtype=bool)
     new[1:] = ordered[1:] != ordered[:-1]

@@ -5,29 +5,48 @@ logic lives here. Exit codes: 0 success; 1 a check failed (``--fail-on-misgroupe
 file differs, something was not sent); 2 bad input or usage, always as one line on stderr naming the file
 or option and the problem, never a traceback (click's usage errors too). A reader that closes the pipe
 (``tracegroup spans … | head``) ends the command quietly with exit 0 (:func:`.common.closed_pipe`).
-Commands import their heavy dependencies when they run.
+Commands load when they run (:data:`COMMANDS`), and import their heavy dependencies then.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
 
-from tracegroup.cli.analyze import analyze_cmd, info, spans, whatif
-from tracegroup.cli.capture import capture_cmd
-from tracegroup.cli.check import check
-from tracegroup.cli.explore import plot, show
-from tracegroup.cli.plan import plan
-from tracegroup.cli.redact import redact
-from tracegroup.cli.report import report
-from tracegroup.cli.sentry import emit, send
+# command name -> (module, attribute): a command's module (and what it imports) loads when it runs
+COMMANDS = {
+    "info": ("tracegroup.cli.analyze", "info"),
+    "analyze": ("tracegroup.cli.analyze", "analyze_cmd"),
+    "spans": ("tracegroup.cli.analyze", "spans"),
+    "whatif": ("tracegroup.cli.analyze", "whatif"),
+    "plan": ("tracegroup.cli.plan", "plan"),
+    "show": ("tracegroup.cli.explore", "show"),
+    "plot": ("tracegroup.cli.explore", "plot"),
+    "report": ("tracegroup.cli.report", "report"),
+    "check": ("tracegroup.cli.check", "check"),
+    "emit": ("tracegroup.cli.sentry", "emit"),
+    "send": ("tracegroup.cli.sentry", "send"),
+    "redact": ("tracegroup.cli.redact", "redact"),
+    "capture": ("tracegroup.cli.capture", "capture_cmd"),
+}
 
 
 class Tracegroup(click.Group):
-    """The command group, run so that click's own usage errors are one line too."""
+    """The command group, run so that click's own usage errors are one line too; its commands load on
+    first use (click's lazily loaded subcommands)."""
+
+    def list_commands(self, ctx: click.Context | None) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context | None, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            module, attr = COMMANDS[name]
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return self.commands.get(name)
 
     def main(  # type: ignore[override]
         self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
@@ -54,21 +73,4 @@ def main() -> None:
     collector's Sentry exporter did instead."""
 
 
-for command in (
-    info,
-    analyze_cmd,
-    spans,
-    whatif,
-    plan,
-    show,
-    plot,
-    report,
-    check,
-    emit,
-    send,
-    redact,
-    capture_cmd,
-):
-    main.add_command(command)
-
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]
