@@ -121,3 +121,29 @@ def test_the_walk_sees_lazy_imports_and_loops() -> None:
         "up tracegroup.model -> tracegroup.cli",
         "cycle tracegroup.cli tracegroup.model",
     }
+
+
+def test_public_names_and_lazy_loading() -> None:
+    """``tracegroup.load`` is the function even after the subpackage is imported; the package's other
+    names load their modules on first use; ``tracegroup info`` loads no analysis, plotting, capture or
+    Sentry code (commands load when they run)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import tracegroup.load, tracegroup as tg
+assert callable(tg.load) and tg.LoadError.__name__ == "LoadError", tg.load
+assert "tracegroup.analysis" not in sys.modules and "tracegroup.explore" not in sys.modules
+from tracegroup.cli import main
+try:
+    main(["info", "fixtures/polyglot.pb", "--quiet"])
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+heavy = ("tracegroup.explore", "tracegroup.capture", "tracegroup.sentry", "matplotlib", "pandas")
+print(sorted(m for m in sys.modules if m.startswith(heavy)), file=sys.stderr)
+assert tg.analyze.__module__ == "tracegroup.analysis" and tg.Explorer.__name__ == "Explorer"
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip() == "[]"

@@ -6,9 +6,11 @@ and a JSON-ready summary), :func:`spans_frame` for a pandas view. The CLI calls 
 :class:`Explorer` (:mod:`tracegroup.explore`) answers a notebook's questions about a table with DataFrames,
 text trees and figures.
 
-Contract: the names above are imported when first used (``tracegroup.analyze`` imports
-:mod:`tracegroup.analysis` then), so ``import tracegroup`` — which every submodule import, the CLI's
-included, runs first — costs nothing beyond this file.
+Contract: :func:`load`, :class:`LoadError` and :class:`SpanTable` are imported with the package (every
+command needs them, and the subpackage :mod:`tracegroup.load` must not shadow the function); the others
+when first used (``tracegroup.analyze`` imports :mod:`tracegroup.analysis` then), so ``import tracegroup``
+— which every submodule import, the CLI's included, runs first — does not load analysis, plotting or
+notebook code.
 """
 
 from __future__ import annotations
@@ -16,21 +18,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from tracegroup.load import LoadError, load
+from tracegroup.model import SpanTable
+
 if TYPE_CHECKING:
     from tracegroup.analysis import Analysis, analyze
     from tracegroup.explore import Explorer
     from tracegroup.frames import spans_frame
-    from tracegroup.load import LoadError, load
-    from tracegroup.model import SpanTable
 
 _HOME = {
     "Analysis": "tracegroup.analysis",
     "analyze": "tracegroup.analysis",
     "Explorer": "tracegroup.explore",
     "spans_frame": "tracegroup.frames",
-    "LoadError": "tracegroup.load",
-    "load": "tracegroup.load",
-    "SpanTable": "tracegroup.model",
 }
 
 __all__ = ["Analysis", "Explorer", "LoadError", "SpanTable", "analyze", "load", "spans_frame"]

@@ -225,6 +225,10 @@ class SpanTable:
         known = (self.parent_id != 0) & (uniq[p_rank] == self.parent_id) if len(uniq) else new
         return uniq, rank, p_rank.astype(np.int64), known, order if len(uniq) == len(self) else None
 
+    def drop_id_ranks(self) -> None:
+        """Free :attr:`id_ranks` (five columns) once the parent lookups are done; computed again if asked."""
+        self.__dict__.pop("id_ranks", None)
+
     @property
     def n_traces(self) -> int:
         return int(self.trace_code.max()) + 1 if len(self) else 0

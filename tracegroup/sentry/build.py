@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +104,9 @@ class EmittedEvent:
             out["reason"] = self.reason
         out["notes"] = self.notes
         return out
+
+
+_NO_HEADERS: dict[str, Any] = {}  # shared by the records that keep no headers: never mutated
 
 
 class SpanStore:
@@ -374,7 +378,8 @@ class Builder:
         self.on_written = on_written
         self.access = _RowAccess(table)
         self.ids = EventIds()
-        self.out: list[tuple[tuple[int, ...], EmittedEvent]] = []
+        self.out: list[EmittedEvent] = []
+        self.keys = array("q")  # the output-order key of each record, five integers each
         self.sdk = dict(EXPORTER_SDK) if self.style == "exporter" else sentry_sdk_info()
         self.dsc: dict[int, dict[str, str]] = {}
 
@@ -468,13 +473,14 @@ class Builder:
             notes=notes if notes is not None else [],
             reason=reason,
             payload=payload,
-            headers=self.headers(eid, rt, t) if not reason else {},
+            headers=self.headers(eid, rt, t) if not reason else _NO_HEADERS,
             rows=rows,
         )
         if not reason and self.on_written is not None:
             self.on_written(ev)
-            ev.payload, ev.headers = b"", {}
-        self.out.append((key, ev))
+            ev.payload, ev.headers = b"", _NO_HEADERS
+        self.out.append(ev)
+        self.keys.extend(key)
 
     # ----------------------------------------------------------------- transactions
     def transaction(self, k: int) -> None:
@@ -590,8 +596,9 @@ class Builder:
 
     def events(self) -> list[EmittedEvent]:
         """Every record, in output order."""
-        self.out.sort(key=lambda kv: kv[0])
-        return [ev for _, ev in self.out]
+        keys = np.frombuffer(self.keys, dtype=np.int64).reshape(-1, 5)
+        order = np.lexsort(keys.T[::-1]) if len(keys) else np.zeros(0, dtype=np.int64)
+        return [self.out[k] for k in order.tolist()]
 
 
 @dataclass

@@ -181,6 +181,8 @@ def emit(
         forest=forest,
         newest_end_ns=newest_end_ns,
     )
+    if forest is None:  # the parent lookups are done: their ranks are not needed while building
+        table.drop_id_ranks()
     renamer = Renamer([*(routes.renames if routes else []), *renames], p.services)
     built = build(
         table,

@@ -153,7 +153,7 @@ def trace_heads(table: SpanTable, parent: np.ndarray) -> np.ndarray:
 def sampling(table: SpanTable, routes: Routes | None, heads: np.ndarray, environment: str) -> Sampling:
     """Routes, trace keep/drop and dynamic sampling contexts (see the module docstring)."""
     n = len(table)
-    svc = table.service.astype(np.int64)
+    svc = table.service
     tr = table.trace_code
     trace_hex = table.trace_hex
     svc_route: list[Route | None] = [routes.route_of(s) if routes else None for s in table.services]
@@ -305,7 +305,7 @@ def plan(
     n = len(table)
     forest = forest if forest is not None else tree.build(table, timing=False)
     g = group(Context(table, forest, deliver(table, "all", "none"), Options(boundary=boundary)), "service")
-    root = g.root.astype(np.int64)
+    root = g.root.astype(np.int64, copy=False)
     if n and (root < 0).any():  # pragma: no cover - the service grouping never drops a span
         raise AssertionError("service grouping dropped spans")
     tm = times(table, rebase_time, now, newest_end_ns)
@@ -318,7 +318,7 @@ def plan(
     return Plan(
         n,
         table.services,
-        table.service.astype(np.int64),
+        table.service,
         tr,
         table.trace_hex,
         root,
