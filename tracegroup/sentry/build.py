@@ -21,9 +21,9 @@ import json
 import os
 import tempfile
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -53,7 +53,7 @@ from tracegroup.sentry.events import (
     splice,
     transaction_header,
 )
-from tracegroup.sentry.plan import TX_REASONS, Plan
+from tracegroup.sentry.plan import NOT_WRITTEN, TX_REASONS, Plan
 from tracegroup.sentry.rename import Renamer
 
 
@@ -107,6 +107,93 @@ class EmittedEvent:
 
 
 _NO_HEADERS: dict[str, Any] = {}  # shared by the records that keep no headers: never mutated
+#: Reason codes of :class:`Records` ("" = written).
+_REASONS = ["", *NOT_WRITTEN]
+_KINDS = ("transaction", "error")
+
+
+class Records(Sequence[EmittedEvent]):
+    """The records of a run as compact columns — per record its kind, owner row (service, trace, route),
+    span row (its ``root_span_id``), rows (a transaction of the plan, that span alone, or a list), part,
+    parts, reason and event id — and an :class:`EmittedEvent` built on access, so memory per record is
+    ~70 bytes, not ~1 KB of objects. Payloads and headers are kept only for runs that do not stream them;
+    ``order`` maps output positions to records."""
+
+    def __init__(self, plan: Plan, span_id: np.ndarray, keep_payloads: bool) -> None:
+        self.plan, self.span_id, self.keep = plan, span_id, keep_payloads
+        self.cols = array("q")  # kind, owner, span row, rows ref, part, parts, reason code
+        self.eids = bytearray()
+        self.lists: list[np.ndarray] = []  # rows ref -2 - j: rows of pieces
+        self.notes: dict[int, list[str]] = {}
+        self.payloads: dict[int, tuple[bytes, dict[str, Any]]] = {}
+        self.order: list[int] = []
+
+    def add(
+        self,
+        kind: str,
+        eid: str,
+        owner: int,
+        span_row: int,
+        rows: int | np.ndarray,
+        reason: str,
+        notes: list[str],
+        part: int,
+        parts: int,
+        payload: bytes,
+        headers: dict[str, Any],
+    ) -> None:
+        """One record; ``rows``: transaction ``k`` of the plan, -1 for the span row alone, or the rows."""
+        k = len(self.cols) // 7
+        if not isinstance(rows, int):
+            self.lists.append(rows)
+            rows = -1 - len(self.lists)
+        self.cols.extend((_KINDS.index(kind), owner, span_row, rows, part, parts, _REASONS.index(reason)))
+        self.eids += bytes.fromhex(eid)
+        if notes:
+            self.notes[k] = notes
+        if self.keep and not reason:
+            self.payloads[k] = (payload, headers)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @overload
+    def __getitem__(self, i: int) -> EmittedEvent: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[EmittedEvent]: ...
+    def __getitem__(self, i: int | slice) -> EmittedEvent | list[EmittedEvent]:
+        if isinstance(i, slice):
+            return [self.event(k) for k in self.order[i]]
+        return self.event(self.order[i])
+
+    def __iter__(self) -> Iterator[EmittedEvent]:
+        return map(self.event, self.order)
+
+    def event(self, k: int) -> EmittedEvent:
+        """Record ``k`` in insertion order."""
+        p = self.plan
+        kind, owner, span_row, ref, part, parts, code = self.cols[7 * k : 7 * k + 7]
+        rows = p.tx.rows(ref) if ref >= 0 else self.lists[-2 - ref] if ref < -1 else np.array([span_row])
+        reason = _REASONS[code]
+        rt = p.route(owner)
+        payload, headers = self.payloads.get(k, (b"", _NO_HEADERS))
+        return EmittedEvent(
+            _KINDS[kind],
+            self.eids[16 * k : 16 * k + 16].hex(),
+            p.services[int(p.svc[owner])],
+            p.trace_hex[int(p.tr[owner])],
+            span_hex(self.span_id[span_row]),
+            len(rows) if kind == 0 else 0,
+            rt.name if rt else "",
+            rt.dsn if rt and not reason else "",
+            part=part,
+            parts=parts,
+            notes=list(self.notes.get(k, ())),
+            reason=reason,
+            payload=payload,
+            headers=headers,
+            rows=rows,
+        )
 
 
 class SpanStore:
@@ -378,7 +465,7 @@ class Builder:
         self.on_written = on_written
         self.access = _RowAccess(table)
         self.ids = EventIds()
-        self.out: list[EmittedEvent] = []
+        self.out = Records(plan, table.span_id, on_written is None)
         self.keys = array("q")  # the output-order key of each record, five integers each
         self.sdk = dict(EXPORTER_SDK) if self.style == "exporter" else sentry_sdk_info()
         self.dsc: dict[int, dict[str, str]] = {}
@@ -444,8 +531,8 @@ class Builder:
         kind: str,
         eid: str,
         owner: int,
-        span: str,
-        rows: np.ndarray,
+        span_row: int,
+        rows: int | np.ndarray,
         *,
         reason: str = "",
         payload: bytes = b"",
@@ -454,33 +541,19 @@ class Builder:
         parts: int = 1,
     ) -> None:
         """Add the event ``eid`` of the service and trace of row ``owner``, rooted at (transaction) or
-        recorded on (error) span ``span``, carrying ``rows``: not written when ``reason``, else written
-        with ``payload`` (and handed to ``on_written``)."""
-        p = self.plan
-        t = int(p.tr[owner])
-        rt = p.route(owner)
-        ev = EmittedEvent(
-            kind,
-            eid,
-            p.services[int(p.svc[owner])],
-            p.trace_hex[t],
-            span,
-            len(rows) if kind == "transaction" else 0,
-            rt.name if rt else "",
-            rt.dsn if rt and not reason else "",
-            part=part,
-            parts=parts,
-            notes=notes if notes is not None else [],
-            reason=reason,
-            payload=payload,
-            headers=self.headers(eid, rt, t) if not reason else _NO_HEADERS,
-            rows=rows,
-        )
-        if not reason and self.on_written is not None:
-            self.on_written(ev)
-            ev.payload, ev.headers = b"", _NO_HEADERS
-        self.out.append(ev)
+        recorded on (error) the span of row ``span_row``, carrying ``rows`` (transaction ``k`` of the plan,
+        -1 for ``span_row`` alone, or the rows): not written when ``reason``, else written with
+        ``payload`` (and handed to ``on_written``)."""
+        headers = _NO_HEADERS
+        if not reason:
+            rt = self.plan.route(owner)
+            headers = self.headers(eid, rt, int(self.plan.tr[owner]))
+        self.out.add(kind, eid, owner, span_row, rows, reason, notes or [], part, parts, payload, headers)
         self.keys.extend(key)
+        if not reason and self.on_written is not None:
+            ev = self.out.event(len(self.out.cols) // 7 - 1)
+            ev.payload, ev.headers = payload, headers
+            self.on_written(ev)
 
     # ----------------------------------------------------------------- transactions
     def transaction(self, k: int) -> None:
@@ -494,7 +567,7 @@ class Builder:
         key = (t, r, 0)
         if p.tx.reason[k]:
             reason = TX_REASONS[int(p.tx.reason[k])]
-            self.record((*key, 0, 0), "transaction", eid, r, root_hex, rows_k, reason=reason)
+            self.record((*key, 0, 0), "transaction", eid, r, r, k, reason=reason)
             return
         spans, root_item = store.read(rows_k, r)  # the root's item and its spans' at once
         self.spans.seed(r, json.loads(root_item))
@@ -504,7 +577,7 @@ class Builder:
         hb = dumps(header)
         if len(hb) + len(b',"spans":[]') + len(spans) <= self.max_item_bytes:
             payload = splice(hb, [spans])
-            self.record((*key, 1, 0), "transaction", eid, r, root_hex, rows_k, payload=payload, notes=hnotes)
+            self.record((*key, 1, 0), "transaction", eid, r, r, k, payload=payload, notes=hnotes)
             return
         self.split(
             key,
@@ -528,8 +601,7 @@ class Builder:
             xhex = self.span_hex(x)
             eid = self.ids.new("transaction", trace, xhex, "too-large")
             notes = [f"span of transaction {pz.root_hex}"]
-            rows = np.array([x], dtype=np.int64)
-            self.record((*key, 2, x), "transaction", eid, r, xhex, rows, reason="too_large", notes=notes)
+            self.record((*key, 2, x), "transaction", eid, r, x, -1, reason="too_large", notes=notes)
 
     def piece(self, key: tuple[int, ...], r: int, j: int, nparts: int, pc: Piece, pz: _Pieces) -> None:
         """Piece ``j`` of ``nparts`` of transaction ``r``, under the time rule on its own (a continuation's
@@ -542,7 +614,7 @@ class Builder:
             eid = self.ids.new("transaction", trace, root_hex, f"part{j}")
             notes = [f"part {j}/{nparts} of transaction {root_hex}"]
             self.record(
-                key, "transaction", eid, r, phex, rows, reason=late, notes=notes, part=j, parts=nparts
+                key, "transaction", eid, r, proot, rows, reason=late, notes=notes, part=j, parts=nparts
             )
             return
         eid = pz.eid if j == 1 else self.ids.new("transaction", trace, root_hex, f"part{j}")
@@ -557,7 +629,7 @@ class Builder:
             notes.append(f"continuation transaction rooted at span {phex} (parent {parent})")
         notes += hnotes
         self.record(
-            key, "transaction", eid, r, phex, rows, payload=payload, notes=notes, part=j, parts=nparts
+            key, "transaction", eid, r, proot, rows, payload=payload, notes=notes, part=j, parts=nparts
         )
 
     # ----------------------------------------------------------------- error events
@@ -569,11 +641,10 @@ class Builder:
         shex = self.span_hex(i)
         eid = self.ids.new("exception", p.trace_hex[t], shex, str(rec.index))
         key = (t, int(p.root[i]), 1, i, rec.index)
-        rows = np.array([i], dtype=np.int64)
         reason = p.error_reason(i, errors) or ("duplicate_exception" if dup is not None else "")
         if reason:
             notes = [dup] if dup is not None else []
-            self.record(key, "error", eid, i, shex, rows, reason=reason, notes=notes)
+            self.record(key, "error", eid, i, i, -1, reason=reason, notes=notes)
             return
         item = self.spans.item(i)
         if self.style == "exporter":
@@ -588,24 +659,22 @@ class Builder:
             notes.append("outside Relay's window (90 days back, 60 s ahead): Relay replaces its timestamp")
         payload = dumps(ev_dict)
         if len(payload) > self.max_item_bytes:
-            self.record(
-                key, "error", eid, i, shex, rows, reason="too_large", notes=[f"{len(payload):,} bytes"]
-            )
+            self.record(key, "error", eid, i, i, -1, reason="too_large", notes=[f"{len(payload):,} bytes"])
             return
-        self.record(key, "error", eid, i, shex, rows, payload=payload, notes=notes)
+        self.record(key, "error", eid, i, i, -1, payload=payload, notes=notes)
 
-    def events(self) -> list[EmittedEvent]:
+    def events(self) -> Records:
         """Every record, in output order."""
         keys = np.frombuffer(self.keys, dtype=np.int64).reshape(-1, 5)
-        order = np.lexsort(keys.T[::-1]) if len(keys) else np.zeros(0, dtype=np.int64)
-        return [self.out[k] for k in order.tolist()]
+        self.out.order = np.lexsort(keys.T[::-1]).tolist() if len(keys) else []
+        return self.out
 
 
 @dataclass
 class Built:
     """The records in output order, the run's notes (counts) and the number of exception span events."""
 
-    records: list[EmittedEvent]
+    records: Sequence[EmittedEvent]
     notes: dict[str, int]
     exception_events: int
 

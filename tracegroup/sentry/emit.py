@@ -53,7 +53,7 @@ __all__ = [
 class EmitResult:
     """Every event, written or not, in output order, with the options and counts of the run."""
 
-    records: list[EmittedEvent]
+    records: Sequence[EmittedEvent]
     options: dict[str, Any]
     spans_in: int
     services: list[str]
@@ -72,30 +72,40 @@ class EmitResult:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready totals: spans in/written/not written by reason, events by kind, per service, routes."""
-        spans_written = sum(r.spans for r in self.records if r.kind == "transaction" and r.written)
+        spans_written = tx_written = tx_events = tx_split = tx_cont = err_written = 0
         spans_nw: dict[str, int] = {}
         tx_nw: dict[str, int] = {}
         err_nw: dict[str, int] = {}
         per: dict[str, dict[str, Any]] = {}
-        for r in self.records:
-            p = per.setdefault(
-                r.service,
-                {"service": r.service, "route": r.route, "transactions": 0, "spans": 0, "errors": 0},
-            )
-            p.setdefault("not_written_spans", 0)
+        for r in self.records:  # one pass: records may be built on access (build.Records)
+            p = per.get(r.service)
+            if p is None:
+                p = per[r.service] = {
+                    "service": r.service,
+                    "route": r.route,
+                    "transactions": 0,
+                    "spans": 0,
+                    "errors": 0,
+                    "not_written_spans": 0,
+                }
             if r.kind == "transaction":
                 if r.written:
                     p["transactions"] += 1 if r.part == 1 else 0
                     p["spans"] += r.spans
+                    spans_written += r.spans
+                    tx_events += 1
+                    tx_written += r.part == 1
+                    tx_split += r.parts > 1 and r.part == 1
+                    tx_cont += r.part > 1
                 else:
                     tx_nw[r.reason] = tx_nw.get(r.reason, 0) + 1
                     spans_nw[r.reason] = spans_nw.get(r.reason, 0) + r.spans
                     p["not_written_spans"] += r.spans
             elif r.written:
                 p["errors"] += 1
+                err_written += 1
             else:
                 err_nw[r.reason] = err_nw.get(r.reason, 0) + 1
-        tx = [r for r in self.records if r.kind == "transaction" and r.written]
         routes: list[dict[str, Any]] = []
         unrouted: list[str] = []
         if self.routes is not None:
@@ -118,15 +128,15 @@ class EmitResult:
                 "not_written": dict(sorted(spans_nw.items())),
             },
             "transactions": {
-                "written": sum(1 for r in tx if r.part == 1),
-                "events": len(tx),
-                "split": sum(1 for r in tx if r.parts > 1 and r.part == 1),
-                "continuations": sum(1 for r in tx if r.part > 1),
+                "written": tx_written,
+                "events": tx_events,
+                "split": tx_split,
+                "continuations": tx_cont,
                 "not_written": dict(sorted(tx_nw.items())),
             },
             "errors": {
                 "exception_events": self.exception_events,
-                "written": sum(1 for r in self.records if r.kind == "error" and r.written),
+                "written": err_written,
                 "not_written": dict(sorted(err_nw.items())),
             },
             "per_service": sorted(
