@@ -5,6 +5,7 @@ damaged pack is one line and exit 2."""
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
 import random
@@ -376,3 +377,34 @@ def test_resume_refuses_a_changed_pack(packed: Path) -> None:
     assert (
         code == 2 and f"{line['file'].removesuffix('.envelopes')}/{line['event_id']}.envelope changed" in text
     )
+
+
+def test_send_order_and_keys_are_the_files_layout_ones(tmp_path: Path) -> None:
+    """Services whose names sort differently as strings and as paths ("a", "a-b", "a.b"): both layouts give
+    the same requests in the same order, the files layout's path order, keyed by its file names."""
+    from types import SimpleNamespace
+
+    from tracegroup.send import envelope_requests
+    from tracegroup.sentry.build import EmittedEvent
+
+    events = [
+        EmittedEvent("transaction", f"{k:032x}", service, "ab" * 16, f"{k:016x}", 1, payload=b'{"k":%d}' % k)
+        for k, service in enumerate(["a-b", "a", "a.b", "a", "a-b", "b", "a.b"])
+    ]
+    for ev in events:
+        ev.headers = {"event_id": ev.event_id, "dsn": "http://key@127.0.0.1:9/1"}
+    writers = {layout: DirWriter(tmp_path / layout, layout) for layout in ("files", "packed")}
+    for w in writers.values():
+        for ev in events:
+            w.write(ev)
+        w.close()
+        files.write_manifest(SimpleNamespace(records=events), w.base / "manifest.jsonl", w.files, w.slices)
+    at = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    got = {layout: envelope_requests(tmp_path / layout, at)[0] for layout in writers}
+    assert [(r.key, r.service, r.body, r.sha256) for r in got["files"]] == [
+        (r.key, r.service, r.body, r.sha256) for r in got["packed"]
+    ]
+    assert [r.key for r in got["files"]] == [
+        p.relative_to(tmp_path / "files").as_posix() for p in sorted((tmp_path / "files").rglob("*.envelope"))
+    ]
+    assert [r.key.split("/")[0] for r in got["packed"]][:4] == ["a", "a", "a-b", "a-b"]

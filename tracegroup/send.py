@@ -88,7 +88,10 @@ def envelope_requests(
     """Requests for every envelope under ``directory`` (either layout of ``tracegroup emit``, in key
     order), and outcomes for those that cannot be sent (``required``: no envelope at all is a
     ``LoadError``)."""
-    items = sorted([*_envelope_files(directory), *_packed_envelopes(directory)])
+    # in path order (part by part, as the files layout always was), whichever the layout
+    items = sorted(
+        [*_envelope_files(directory), *_packed_envelopes(directory)], key=lambda x: x[0].split("/")
+    )
     if not items and required:
         raise LoadError(
             f"{directory}: no envelopes (no .envelope files nor packs; write some with "
