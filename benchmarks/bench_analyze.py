@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         Step(
             "emit-packed",
-            "(e2) tracegroup emit --rebase-time --out DIR --layout packed",
+            "(e2) tracegroup emit ... --layout packed",
             [py, "-c", CLI, "emit", path, "--out", os.path.join(work, "emit"), "--rebase-time", "-q"]
             + ["--now", "2026-01-01T00:00:00Z", "--format", "json", "--layout", "packed"],
         ),
