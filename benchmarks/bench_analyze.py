@@ -21,6 +21,7 @@ set size (``ru_maxrss``) is that child's alone and peaks never mix:
 (d) ``spans-parquet``, ``spans-csv``, ``spans-jsonl``: ``tracegroup spans FILE --format F -o OUT`` (with
     details), into a temporary directory under ``benchmarks/out/`` removed at the end.
 (e) ``emit``: ``tracegroup emit FILE --out DIR --rebase-time --now 2026-01-01T00:00:00Z --format json``.
+(e2) ``emit-packed``: (e) with ``--layout packed`` (one file per service instead of one per envelope).
 (f) ``analyze-spill``: ``analyze`` as (b) with ``--memory 64MB``, so that it streams through the spill.
 
 The CLI is run from this source tree (``tracegroup.cli:main`` with the repository root on ``PYTHONPATH``),
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="runs per step: best wall, highest peak (default 1)")
     p.add_argument(
         "--only",
-        default="floor,analyze,info,spans-parquet,spans-csv,spans-jsonl,emit,analyze-spill",
+        default="floor,analyze,info,spans-parquet,spans-csv,spans-jsonl,emit,emit-packed,analyze-spill",
         help="comma-separated steps to run",
     )
     p.add_argument("--json", default=os.path.join(OUT_DIR, "results.json"), help="where to write results")
@@ -326,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
             "(e) tracegroup emit --rebase-time --out DIR",
             [py, "-c", CLI, "emit", path, "--out", os.path.join(work, "emit"), "--rebase-time", "-q"]
             + ["--now", "2026-01-01T00:00:00Z", "--format", "json"],
+        ),
+        Step(
+            "emit-packed",
+            "(e2) tracegroup emit ... --layout packed",
+            [py, "-c", CLI, "emit", path, "--out", os.path.join(work, "emit"), "--rebase-time", "-q"]
+            + ["--now", "2026-01-01T00:00:00Z", "--format", "json", "--layout", "packed"],
         ),
     ]
     wanted = {s.strip() for s in args.only.split(",") if s.strip()}

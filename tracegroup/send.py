@@ -1,10 +1,13 @@
 """Send what ``tracegroup emit`` wrote (envelopes) or corrected OTLP, and account for every item durably.
 
 Contract (the guarantees are spelled out in docs/send.md):
-- :func:`envelope_requests` turns every ``*.envelope`` file under a directory (name order) into a request
+- :func:`envelope_requests` turns every envelope ``tracegroup emit`` wrote under a directory into a request
   to its DSN's envelope endpoint (the DSN comes from the envelope header; ``sent_at`` is set at sending,
-  nothing else in the file changes). Envelopes without a DSN cannot be sent and are reported as such.
-  Every item carries the sha256 of its file.
+  nothing else in the envelope changes): each ``*.envelope`` file, and in the packed layout each manifest
+  line's ``offset``/``length`` slice of its ``<service>.envelopes`` pack (read with ``os.pread``), keyed
+  ``<service>/<event_id>.envelope`` as the files layout would hold it, all in key order. Envelopes
+  without a DSN cannot be sent and are reported as such. Every item carries the sha256 of its envelope's
+  bytes. A pack cut short, or a slice that is not the envelope the manifest names, is a ``LoadError``.
 - :func:`otlp_requests` turns corrected OTLP batches into one gzip-compressed OTLP/HTTP protobuf request
   per (batch, route) to the route's Sentry OTLP traces endpoint, with ``x-sentry-auth: sentry
   sentry_key=…``; spans of unrouted services are reported, never posted nowhere. Given a directory, each
@@ -40,6 +43,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from tracegroup.load.base import LoadError
 from tracegroup.otlp_out import per_route
 from tracegroup.routes import Dsn, Routes, redact_dsn
+from tracegroup.sentry.envelope import MANIFEST, PACK, service_dir
 from tracegroup.transport import Outcome, Request, report, send_all
 
 CLIENT = "tracegroup/0.1.0"
@@ -81,40 +85,116 @@ def _category(item_type: str) -> str:
 def envelope_requests(
     directory: Path, now: dt.datetime | None = None, *, required: bool = True
 ) -> tuple[list[Request], list[Outcome]]:
-    """Requests for every envelope under ``directory``, and outcomes for those that cannot be sent
-    (``required``: no envelope at all is a ``LoadError``)."""
-    files = sorted(directory.rglob("*.envelope"))
-    if not files and required:
-        raise LoadError(f"{directory}: no .envelope files (write some with `tracegroup emit --out DIR`)")
+    """Requests for every envelope under ``directory`` (either layout of ``tracegroup emit``, in key
+    order), and outcomes for those that cannot be sent (``required``: no envelope at all is a
+    ``LoadError``)."""
+    # in path order (part by part, as the files layout always was), whichever the layout
+    items = sorted(
+        [*_envelope_files(directory), *_packed_envelopes(directory)], key=lambda x: x[0].split("/")
+    )
+    if not items and required:
+        raise LoadError(
+            f"{directory}: no envelopes (no .envelope files nor packs; write some with "
+            "`tracegroup emit --out DIR`)"
+        )
     sent_at = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     requests, unsendable = [], []
-    for path in files:
-        key = path.relative_to(directory).as_posix()
-        service = path.parent.name if path.parent != directory else ""
-        data = path.read_bytes()
-        head, _, rest = data.partition(b"\n")
-        try:
-            header = json.loads(head)
-            item_type = json.loads(rest.partition(b"\n")[0] or b"{}").get("type", "")
-        except (ValueError, AttributeError):
-            raise LoadError(f"{path}: not an envelope (its header line is not JSON)") from None
-        if not isinstance(header, dict) or not header.get("dsn"):
-            why = "no DSN in the envelope header (unrouted)"
-            unsendable.append(Outcome(key, service, "rejected", None, why, 0, sha256(data)))
-            continue
-        try:
-            dsn = Dsn.parse(header["dsn"])
-        except ValueError as err:
-            raise LoadError(f"{path}: {err}") from None
-        header["sent_at"] = sent_at
-        body = json.dumps(header, separators=(",", ":")).encode() + b"\n" + rest
-        headers = {
-            "Content-Type": "application/x-sentry-envelope",
-            "X-Sentry-Auth": dsn.auth_header(CLIENT),
-        }
-        category = _category(item_type)
-        requests.append(Request(key, dsn.envelope_url(), headers, body, service, category, sha256(data)))
+    packs: dict[Path, tuple[int, int]] = {}  # open pack -> (fd, size)
+    try:
+        for key, service, path, event_id, offset, length in items:
+            if length < 0:
+                data, where = path.read_bytes(), str(path)
+            else:
+                data = _cut(packs, path, event_id, offset, length)
+                where = f"{path}: envelope {event_id} at offset {offset}"
+            head, _, rest = data.partition(b"\n")
+            try:
+                header = json.loads(head)
+                item_type = json.loads(rest.partition(b"\n")[0] or b"{}").get("type", "")
+            except (ValueError, AttributeError):
+                raise LoadError(f"{where}: not an envelope (its header line is not JSON)") from None
+            if event_id and (not isinstance(header, dict) or header.get("event_id") != event_id):
+                raise LoadError(f"{where}: holds another envelope than {MANIFEST} says")
+            if not isinstance(header, dict) or not header.get("dsn"):
+                why = "no DSN in the envelope header (unrouted)"
+                unsendable.append(Outcome(key, service, "rejected", None, why, 0, sha256(data)))
+                continue
+            try:
+                dsn = Dsn.parse(header["dsn"])
+            except ValueError as err:
+                raise LoadError(f"{where}: {err}") from None
+            header["sent_at"] = sent_at
+            body = json.dumps(header, separators=(",", ":")).encode() + b"\n" + rest
+            headers = {
+                "Content-Type": "application/x-sentry-envelope",
+                "X-Sentry-Auth": dsn.auth_header(CLIENT),
+            }
+            category = _category(item_type)
+            requests.append(Request(key, dsn.envelope_url(), headers, body, service, category, sha256(data)))
+    finally:
+        for fd, _ in packs.values():
+            os.close(fd)
     return requests, unsendable
+
+
+#: One envelope to read: (key, service directory, file, event id, offset, length); a whole ``.envelope``
+#: file has event id "" and length -1.
+_Item = tuple[str, str, Path, str, int, int]
+
+
+def _envelope_files(directory: Path) -> list[_Item]:
+    """The files layout: every ``*.envelope`` file, keyed by its path relative to ``directory``."""
+    out = []
+    for path in directory.rglob("*.envelope"):
+        service = path.parent.name if path.parent != directory else ""
+        out.append((path.relative_to(directory).as_posix(), service, path, "", 0, -1))
+    return out
+
+
+def _packed_envelopes(directory: Path) -> list[_Item]:
+    """The packed layout: every manifest line with ``offset`` and ``length``, keyed as the files layout
+    would hold it (``<service>/<event_id>.envelope``), when ``directory`` holds packs."""
+    if not any(p.is_file() for p in directory.glob("*" + PACK)):
+        return []
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        raise LoadError(f"{manifest}: missing (it says where each envelope of the packs is)")
+    out = []
+    with open(manifest, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = json.loads(raw)
+                if "offset" not in line:
+                    continue
+                file, event_id = line["file"], line["event_id"]
+                offset, length = line["offset"], line["length"]
+                ok = isinstance(offset, int) and isinstance(length, int) and offset >= 0 and length > 0
+                if not ok or not isinstance(event_id, str) or not _is_pack_name(file):
+                    raise ValueError
+            except (ValueError, KeyError, TypeError):
+                raise LoadError(f"{manifest}: line {n} is not a manifest line of a packed envelope") from None
+            service = file[: -len(PACK)]
+            key = f"{service}/{event_id}.envelope"
+            out.append((key, service, directory / file, event_id, offset, length))
+    return out
+
+
+def _is_pack_name(name: object) -> bool:
+    return isinstance(name, str) and name.endswith(PACK) and "/" not in name and not name.startswith(".")
+
+
+def _cut(packs: dict[Path, tuple[int, int]], path: Path, event_id: str, offset: int, length: int) -> bytes:
+    """The bytes of one envelope of a pack (``os.pread``; the pack stays open for the next one)."""
+    if path not in packs:
+        fd = os.open(path, os.O_RDONLY)
+        packs[path] = (fd, os.fstat(fd).st_size)
+    fd, size = packs[path]
+    if offset + length > size:
+        raise LoadError(
+            f"{path}: truncated: envelope {event_id} is bytes {offset:,}-{offset + length:,} "
+            f"({MANIFEST}), the file has {size:,}"
+        )
+    return os.pread(fd, length, offset)
 
 
 def _otlp_request(key: str, data: bytes) -> Request:
@@ -138,8 +218,6 @@ def otlp_requests(
 ) -> tuple[list[Request], list[Outcome]]:
     """One request per (batch, route), written under ``directory`` when given; outcomes for the parts of
     batches no route takes."""
-    from tracegroup.sentry.envelope import service_dir
-
     requests, unsendable = [], []
     for b, td in enumerate(messages):
         for route, part in per_route(td, routes, attribute).items():

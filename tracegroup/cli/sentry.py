@@ -1,8 +1,9 @@
 """``tracegroup emit`` and ``send``: dump files -> Sentry envelopes (or bare events) on disk, and a summary.
 
 Contract: the command loads the dumps, reads the routes and renames files, makes one
-:func:`tracegroup.sentry.emit.emit` call, writes what was asked (``--out DIR``: envelopes, manifest and
-summary, the envelopes streamed as events are built unless ``--jsonl`` is also given; ``--jsonl FILE``: bare
+:func:`tracegroup.sentry.emit.emit` call, writes what was asked (``--out DIR``: envelopes in the
+``--layout`` asked, manifest and summary, the envelopes streamed as events are built unless ``--jsonl`` is
+also given; ``--jsonl FILE``: bare
 events; ``--manifest FILE``: the manifest anywhere) and prints the summary
 (:func:`tracegroup.render.text.emit_text` or JSON) on stdout. With neither ``--out`` nor ``--jsonl`` it writes
 nothing: a dry run. Writing ``--out DIR`` forgets DIR's earlier deliveries (journal, not-sent list, kept OTLP
@@ -62,6 +63,14 @@ def parse_now(value: str) -> int:
     "--out",
     type=click.Path(file_okay=False),
     help="Write DIR/<service>/<event_id>.envelope per event, DIR/manifest.jsonl and DIR/summary.json.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["files", "packed"]),
+    default="files",
+    show_default=True,
+    help="How --out DIR holds the envelopes: files, one file per event; packed, every envelope of a "
+    "service appended to DIR/<service>.envelopes (manifest lines give offset and length): for big dumps.",
 )
 @click.option("--jsonl", type=click.Path(dir_okay=False), help="Write the bare events, one JSON per line.")
 @click.option(
@@ -136,7 +145,7 @@ def emit(**options: Any) -> None:
     \b
     Example:
       tracegroup emit fixtures/polyglot.pb --out out/ --routes fixtures/routes-example.toml --rebase-time
-      tracegroup emit day-of-capture/ --out out/ --rebase-time --memory 2GB
+      tracegroup emit day-of-capture/ --out out/ --rebase-time --memory 2GB --layout packed
     """
 
     errors(_run)(**options)
@@ -145,6 +154,7 @@ def emit(**options: Any) -> None:
 def _run(
     dumps: tuple[str, ...],
     out: str | None,
+    layout: str,
     jsonl: str | None,
     manifest: str | None,
     style: str,
@@ -174,6 +184,8 @@ def _run(
     from tracegroup.sentry import envelope as files
     from tracegroup.sentry.emit import emit as emit_events
 
+    if layout != "files" and not out:
+        raise ValueError(f"--layout {layout} needs --out DIR (the directory it lays out)")
     if send and not out:
         raise ValueError("--send needs --out DIR (the envelopes it sends)")
     if send_otlp and not routes_file:
@@ -195,25 +207,24 @@ def _run(
     }
     spilled = spill_files(dumps, memory, {}, "--otlp" if otlp else "--send-otlp" if send_otlp else "")
     table = None
+    writer = files.DirWriter(out, layout) if out else None  # a foreign DIR is refused before any work
     if spilled is not None:  # past the budget: whole-trace partitions, each emitted alone (docs/scale.md)
         policy = policy_from(not keep_secrets, redact_pii, redact_keys, service_attribute)
-        writer = files.DirWriter(out) if out else None
         result = spilled_emit(spilled, service_attribute, quiet, memory, writer, jsonl, policy, options)
     else:
         table = load_table(dumps, service_attribute, keep_going, quiet, warm=True)
         policy = policy_from(not keep_secrets, redact_pii, redact_keys, table.service_attribute)
         # --out alone streams: each envelope is written as soon as its event is built (memory stays flat);
         # --jsonl needs every payload in output order, so then events are held until written
-        writer = files.DirWriter(out) if out and not jsonl else None
+        stream = writer if not jsonl else None
         with Status(quiet) as status:
             status(f"emitting {len(table):,} spans")
-            on_written = _counted(writer.write, status) if writer else None
+            on_written = _counted(stream.write, status) if stream else None
             result = emit_events(table, on_written=on_written, redaction=policy, **options)
-    written: dict[str, str] = {}
+        if writer and not stream:
+            writer.write_all(result)
     if writer:
-        written = writer.finish(result)
-    elif out:
-        written = files.write_dir(result, out)
+        writer.finish(result)
     if out:
         from pathlib import Path
 
@@ -223,9 +234,10 @@ def _run(
     if jsonl and table is not None:
         files.write_jsonl(result, jsonl)
     if manifest:
-        files.write_manifest(result, manifest, written)
+        placed = (writer.files, writer.slices) if writer else ({}, {})
+        files.write_manifest(result, manifest, *placed)
     summary = result.summary()
-    summary["output"] = {"out": out or "", "jsonl": jsonl or "", "manifest": manifest or ""}
+    summary["output"] = {"out": out or "", "layout": layout, "jsonl": jsonl or "", "manifest": manifest or ""}
     if otlp and table is not None:
         from tracegroup.otlp_out import corrected_messages, service_flags, write_otlp
 
@@ -278,8 +290,8 @@ def _send(
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @errors
 def send(directory: str, resume: bool, dry_run: bool, fmt: str, **opts: Any) -> None:
-    """Send the envelopes `tracegroup emit --out DIRECTORY` wrote, each to its DSN; report every outcome
-    and journal it in DIRECTORY/send-journal.jsonl (see docs/send.md).
+    """Send the envelopes `tracegroup emit --out DIRECTORY` wrote (either --layout), each to its DSN;
+    report every outcome and journal it in DIRECTORY/send-journal.jsonl (see docs/send.md).
 
     \b
     Examples:

@@ -329,7 +329,8 @@ def emit_text(s: dict[str, Any]) -> str:
         lines.append(f"note: {note}" + (f" ({n:,})" if n > 1 else ""))
     out = s.get("output", {})
     if out.get("out"):
-        lines.append(f"wrote {out['out']}/ (<service>/<event_id>.envelope, manifest.jsonl, summary.json)")
+        held = "<service>.envelopes" if out.get("layout") == "packed" else "<service>/<event_id>.envelope"
+        lines.append(f"wrote {out['out']}/ ({held}, manifest.jsonl, summary.json)")
     if out.get("jsonl"):
         lines.append(f"wrote {out['jsonl']} (one event per line)")
     if not out.get("out") and not out.get("jsonl"):

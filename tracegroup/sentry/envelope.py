@@ -5,15 +5,22 @@ Contract:
   ``dsn`` when routed, ``sdk``, ``trace``; never ``sent_at``: that belongs to sending) and whose single
   item is the payload bytes, typed ``transaction`` or ``event``; :func:`envelope_bytes` is its
   ``Envelope.serialize()``, written without building the objects (the same bytes, tested).
-- :func:`write_dir` writes ``DIR/<service>/<event_id>.envelope`` for every written event, then
+- :func:`write_dir` writes every written event's envelope under ``DIR`` in one of two layouts
+  (``layout``): ``files`` (default), one file ``DIR/<service>/<event_id>.envelope`` per event;
+  ``packed``, every envelope of a service appended to one file ``DIR/<service>.envelopes`` (the same
+  bytes back to back: a service's transactions, then its error events, each in output order). Then
   ``DIR/manifest.jsonl`` (one JSON line per event, written or not, in output order: see
-  :meth:`~tracegroup.sentry.build.EmittedEvent.manifest`) and ``DIR/summary.json``. ``DIR`` must be new,
-  empty, or an earlier output of this command (recognized by its ``summary.json``), whose envelopes,
+  :meth:`~tracegroup.sentry.build.EmittedEvent.manifest`; ``file`` is the envelope's file relative to
+  ``DIR``, and in the packed layout ``offset`` and ``length`` give its bytes in that pack) and
+  ``DIR/summary.json`` (its ``out`` names the ``layout``). ``DIR`` must be new, empty, or an earlier
+  output of this command in either layout (recognized by its ``summary.json``), whose envelopes, packs,
   manifest and summary are replaced; anything else is refused, so user files are never overwritten.
 - :class:`DirWriter` is the same, streamed: built before :func:`~tracegroup.sentry.emit.emit` runs (a
   foreign ``DIR`` is refused then, before anything is touched), passed as its ``on_written`` so each
-  envelope is written as soon as its event is built, then :meth:`DirWriter.finish` writes the manifest
-  and summary. The files are byte-identical to :func:`write_dir`'s.
+  envelope is written as soon as its event is built (packed: appended to its service's pack, one open
+  file per service), then :meth:`DirWriter.finish` puts any pack whose envelopes came in another order
+  (partitions of a spilled emit) in the order above, and writes the manifest and summary. The files are
+  byte-identical to :func:`write_dir`'s, whatever order the events came in.
 - :func:`write_jsonl` writes the bare payloads, one per line. Output is byte-identical for identical
   results. ``sentry_sdk`` is imported only inside these functions.
 """
@@ -24,8 +31,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from tracegroup.sentry.build import EmittedEvent
 from tracegroup.sentry.emit import EmitResult
@@ -37,6 +47,10 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.jsonl"
 SUMMARY = "summary.json"
 TOOL = "tracegroup emit"
+LAYOUTS = ("files", "packed")
+PACK = ".envelopes"  # DIR/<service>.envelopes: the packed layout's file of a service
+MAX_OPEN = 256  # packs kept open at once (a dump with more services reopens them)
+BUFFER = 1 << 16
 
 
 def envelope(ev: EmittedEvent) -> Envelope:
@@ -106,6 +120,8 @@ def _prepare(out: Path) -> None:
                     f.unlink()
                 if not any(sub.iterdir()):
                     sub.rmdir()
+            elif sub.name.endswith(PACK):
+                sub.unlink()
         (out / MANIFEST).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     # the marker first: an interrupted run can be replaced by the next one
@@ -126,18 +142,33 @@ def _write_file(path: str, data: bytes) -> None:
         os.close(fd)
 
 
+class _Pack:
+    """One service's pack: its path, its size so far, and its open file (None while closed)."""
+
+    def __init__(self, rel: str, path: str) -> None:
+        self.rel, self.path, self.size = rel, path, 0
+        self.file: BinaryIO | None = None
+
+
 class DirWriter:
     """Streamed :func:`write_dir`: ``write`` each written event (``emit(..., on_written=w.write)``), then
     ``finish`` with the result. The directory is checked at construction and prepared at the first
-    write (or at ``finish``)."""
+    write (or at ``finish``). ``files`` maps each event id to its file (relative to the directory);
+    in the packed layout ``slices`` maps it to (offset, length) in that file."""
 
-    def __init__(self, out: str | Path) -> None:
+    def __init__(self, out: str | Path, layout: str = "files") -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout {layout!r}: not one of {', '.join(LAYOUTS)}")
         self.base = Path(out)
         self.root = os.fspath(self.base)
+        self.layout = layout
         _check(self.base)
         self.prepared = False
         self.files: dict[str, str] = {}
+        self.slices: dict[str, tuple[int, int]] = {}
         self.dirs: dict[str, str] = {}
+        self.packs: dict[str, _Pack] = {}
+        self.open: dict[str, _Pack] = {}  # the packs with an open file, oldest first
 
     def _prepare(self) -> None:
         if not self.prepared:
@@ -147,6 +178,9 @@ class DirWriter:
     def write(self, ev: EmittedEvent) -> None:
         """Write the envelope of one written event."""
         self._prepare()
+        if self.layout == "packed":
+            self._append(ev)
+            return
         d = self.dirs.get(ev.service)
         if d is None:
             d = self.dirs[ev.service] = service_dir(ev.service)
@@ -155,30 +189,134 @@ class DirWriter:
         _write_file(os.path.join(self.root, rel), envelope_bytes(ev))
         self.files[ev.event_id] = rel
 
+    def _append(self, ev: EmittedEvent) -> None:
+        pack = self.open.get(ev.service) or self._reopen(ev.service)
+        assert pack.file is not None
+        data = envelope_bytes(ev)
+        pack.file.write(data)
+        self.files[ev.event_id] = pack.rel
+        self.slices[ev.event_id] = (pack.size, len(data))
+        pack.size += len(data)
+
+    def _reopen(self, service: str) -> _Pack:
+        """The pack of ``service``, open (created at its first envelope); past ``MAX_OPEN`` open packs
+        the oldest is closed first."""
+        pack = self.packs.get(service)
+        if pack is None:
+            rel = service_dir(service) + PACK
+            pack = self.packs[service] = _Pack(rel, os.path.join(self.root, rel))
+        if len(self.open) >= MAX_OPEN:
+            self._close(next(iter(self.open)))
+        pack.file = open(pack.path, "r+b" if pack.size else "w+b", buffering=BUFFER)  # noqa: SIM115
+        pack.file.seek(pack.size)
+        self.open[service] = pack
+        return pack
+
+    def _close(self, service: str) -> None:
+        pack = self.open.pop(service)
+        assert pack.file is not None
+        pack.file.close()
+        pack.file = None
+
+    def close(self) -> None:
+        """Close every open pack (``finish`` does)."""
+        for service in list(self.open):
+            self._close(service)
+
+    def write_all(self, result: EmitResult) -> None:
+        """Write every written event of ``result`` (the unstreamed path)."""
+        for ev in _pack_order(result) if self.layout == "packed" else result.records:
+            if ev.written:
+                self.write(ev)
+
     def finish(self, result: EmitResult) -> dict[str, str]:
-        """Manifest and summary; returns event id -> file (relative path)."""
+        """Packs in order, manifest and summary; returns event id -> file (relative path)."""
         self._prepare()
-        write_manifest(result, self.base / MANIFEST, self.files)
-        summary = {**result.summary(), "out": {"envelopes": len(self.files), "manifest": MANIFEST}}
+        self._order(result)
+        self.close()
+        write_manifest(result, self.base / MANIFEST, self.files, self.slices)
+        out = {"layout": self.layout, "envelopes": len(self.files), "manifest": MANIFEST}
+        summary = {**result.summary(), "out": out}
         (self.base / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return self.files
 
+    def _order(self, result: EmitResult) -> None:
+        """Put each pack in its order (a service's transactions, then its error events, each in output
+        order): the envelopes past the longest part already in place are copied to an unnamed temporary
+        file and written back in order (in memory and unstreamed, only the error events of a service, if
+        any, can be out of place)."""
+        if not self.packs:
+            return
+        wanted: dict[str, list[str]] = {}
+        for ev in _pack_order(result):
+            if ev.written and ev.event_id in self.slices:
+                wanted.setdefault(self.files[ev.event_id], []).append(ev.event_id)
+        for service, pack in self.packs.items():
+            ids = wanted.get(pack.rel, [])
+            start, k = 0, 0
+            while k < len(ids) and self.slices[ids[k]][0] == start:
+                start += self.slices[ids[k]][1]
+                k += 1
+            if k == len(ids) and start == pack.size:
+                continue
+            f = self.open.get(service) or self._reopen(service)
+            assert f.file is not None
+            f.file.flush()
+            with tempfile.TemporaryFile(dir=self.root) as tail:
+                f.file.seek(start)
+                shutil.copyfileobj(f.file, tail, BUFFER)
+                tail.flush()
+                f.file.seek(start)
+                at = start
+                for eid in ids[k:]:
+                    offset, length = self.slices[eid]
+                    f.file.write(os.pread(tail.fileno(), length, offset - start))
+                    self.slices[eid] = (at, length)
+                    at += length
+                f.file.truncate(at)
+            pack.size = at
 
-def write_dir(result: EmitResult, out: str | Path) -> dict[str, str]:
-    """Write envelopes, manifest and summary under ``out``; returns event id -> file (relative path)."""
-    w = DirWriter(out)
-    for ev in result.records:
-        if ev.written:
-            w.write(ev)
+
+def _pack_order(result: EmitResult) -> Iterator[EmittedEvent]:
+    """The records in pack order: transactions, then error events, each in output order."""
+    yield from (ev for ev in result.records if ev.kind == "transaction")
+    yield from (ev for ev in result.records if ev.kind != "transaction")
+
+
+def write_dir(result: EmitResult, out: str | Path, layout: str = "files") -> dict[str, str]:
+    """Write envelopes (in ``layout``), manifest and summary under ``out``; returns event id -> file
+    (relative path)."""
+    w = DirWriter(out, layout)
+    w.write_all(result)
     return w.finish(result)
 
 
-def write_manifest(result: EmitResult, path: str | Path, files: dict[str, str] | None = None) -> None:
-    """One JSON line per event, written or not (``file``: its envelope relative to the output dir)."""
+def write_manifest(
+    result: EmitResult,
+    path: str | Path,
+    files: dict[str, str] | None = None,
+    slices: dict[str, tuple[int, int]] | None = None,
+) -> None:
+    """One JSON line per event, written or not (``file``: its envelope relative to the output dir; with
+    ``slices``, packed: ``offset`` and ``length`` of its bytes in that file, right after ``file``)."""
     files = files or {}
+    slices = slices or {}
     with open(path, "wb") as f:
         for ev in result.records:
-            f.write(_json_line(ev.manifest(files.get(ev.event_id))))
+            line = ev.manifest(files.get(ev.event_id))
+            cut = slices.get(ev.event_id)
+            if cut is not None:
+                line = _with_slice(line, *cut)
+            f.write(_json_line(line))
+
+
+def _with_slice(line: dict[str, Any], offset: int, length: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in line.items():
+        out[key] = value
+        if key == "file":
+            out["offset"], out["length"] = offset, length
+    return out
 
 
 def write_jsonl(result: EmitResult, path: str | Path) -> int:
