@@ -398,7 +398,7 @@ def test_send_order_and_keys_are_the_files_layout_ones(tmp_path: Path) -> None:
         for ev in events:
             w.write(ev)
         w.close()
-        files.write_manifest(SimpleNamespace(records=events), w.base / "manifest.jsonl", w.files, w.slices)
+        files.write_manifest(SimpleNamespace(records=events), w.base / "manifest.jsonl", w)
     at = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     got = {layout: envelope_requests(tmp_path / layout, at)[0] for layout in writers}
     assert [(r.key, r.service, r.body, r.sha256) for r in got["files"]] == [

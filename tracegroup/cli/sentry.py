@@ -234,8 +234,7 @@ def _run(
     if jsonl and table is not None:
         files.write_jsonl(result, jsonl)
     if manifest:
-        placed = (writer.files, writer.slices) if writer else ({}, {})
-        files.write_manifest(result, manifest, *placed)
+        files.write_manifest(result, manifest, writer)
     summary = result.summary()
     summary["output"] = {"out": out or "", "layout": layout, "jsonl": jsonl or "", "manifest": manifest or ""}
     if otlp and table is not None:

@@ -361,9 +361,9 @@ class Converter:
 @dataclass
 class Converted:
     """What the conversion pass leaves: the stored item bytes of every converted span (each span a written
-    transaction needs, and the spans with exceptions), the resources (and so the parsed items, read back
-    from the store: :meth:`item`) of transaction roots and spans with exceptions, every exception, the
-    resource notes, and (``sentry`` style) the route name of an inner SERVER span per transaction root."""
+    transaction needs, and the spans with exceptions; parsed back from the store by :meth:`item`), every
+    exception, the resource notes, and in ``sentry`` style the resources of transaction roots and spans
+    with exceptions and the route name of an inner SERVER span per transaction root."""
 
     store: SpanStore
     res_of: dict[int, ResourceInfo] = field(default_factory=dict)
@@ -396,6 +396,7 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
     enc, parse = convert.enc, detail_messages()
     encode, renamer, svc = enc.encode, convert.renamer or None, plan.svc
     out = Converted(SpanStore(n, plan.tx.of_row))
+    names = convert.style == "sentry"
     row = 0
     for batch in table.batches:
         lo, hi = row, row + batch.spans
@@ -435,7 +436,7 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
                     items.append(data)
                     if nested is not None and need_l[j] and not is_root[j]:
                         out.nested_route.setdefault(int(plan.root[i]), nested)
-                    if is_root[j] or exc:
+                    if names and (is_root[j] or exc):  # only sentry style names from them
                         out.res_of[i] = ctx.info
                         convert.names[i] = name
         out.store.put_batch(rows, items)
@@ -477,7 +478,8 @@ class Builder:
     def tx_name(self, r: int) -> TxName:
         """Name and resource fields of the transaction rooted at row ``r`` (converting it if needed)."""
         res_of = self.spans.res_of
-        if r not in res_of:
+        stored = self.style == "exporter" and (self.spans.store.len[r] > 0 or r in self.spans.extra)
+        if r not in res_of and not stored:  # exporter style keeps no resources: its item is enough
             rs, ss, sp = self.access.get(r)
             enc = self.convert.enc
             res = enc.resource(rs)
@@ -485,9 +487,10 @@ class Builder:
             data, self.convert.names[r], _ = self.convert(r, sp, ctx)
             self.spans.extra[r] = json.loads(data)
             res_of[r] = res[1]
-        item, rinfo = self.spans.item(r), res_of[r]
+        item = self.spans.item(r)
         if self.style == "exporter":
             return TxName(item.get("description", ""))
+        rinfo = res_of[r]
         nm, source = sentry_transaction_name(
             self.convert.names[r], int(self.table.kind[r]), item.get("data", {})
         )

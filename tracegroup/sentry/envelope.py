@@ -153,8 +153,9 @@ class _Pack:
 class DirWriter:
     """Streamed :func:`write_dir`: ``write`` each written event (``emit(..., on_written=w.write)``), then
     ``finish`` with the result. The directory is checked at construction and prepared at the first
-    write (or at ``finish``). ``files`` maps each event id to its file (relative to the directory);
-    in the packed layout ``slices`` maps it to (offset, length) in that file."""
+    write (or at ``finish``). Per written event it keeps nothing in the files layout (a file's name is
+    its service's directory and its event id) and one integer in the packed layout (its offset and length
+    in its pack), so memory does not grow with the output; :meth:`place` tells where an event went."""
 
     def __init__(self, out: str | Path, layout: str = "files") -> None:
         if layout not in LAYOUTS:
@@ -164,8 +165,8 @@ class DirWriter:
         self.layout = layout
         _check(self.base)
         self.prepared = False
-        self.files: dict[str, str] = {}
-        self.slices: dict[str, tuple[int, int]] = {}
+        self.written = 0
+        self.slices: dict[str, int] = {}  # packed: event id -> offset << 32 | length
         self.dirs: dict[str, str] = {}
         self.packs: dict[str, _Pack] = {}
         self.open: dict[str, _Pack] = {}  # the packs with an open file, oldest first
@@ -185,17 +186,27 @@ class DirWriter:
         if d is None:
             d = self.dirs[ev.service] = service_dir(ev.service)
             (self.base / d).mkdir(exist_ok=True)
-        rel = f"{d}/{ev.event_id}.envelope"
-        _write_file(os.path.join(self.root, rel), envelope_bytes(ev))
-        self.files[ev.event_id] = rel
+        _write_file(os.path.join(self.root, d, f"{ev.event_id}.envelope"), envelope_bytes(ev))
+        self.written += 1
+
+    def place(self, ev: EmittedEvent) -> tuple[str | None, int, int]:
+        """(the file of a written event relative to the directory, its offset and length in that file:
+        0, 0 in the files layout); (None, 0, 0) when it was not written here."""
+        if self.layout == "packed":
+            cut = self.slices.get(ev.event_id)
+            if cut is None:
+                return None, 0, 0
+            return self.packs[ev.service].rel, cut >> 32, cut & 0xFFFFFFFF
+        d = self.dirs.get(ev.service)
+        return (f"{d}/{ev.event_id}.envelope", 0, 0) if d is not None and ev.written else (None, 0, 0)
 
     def _append(self, ev: EmittedEvent) -> None:
         pack = self.open.get(ev.service) or self._reopen(ev.service)
         assert pack.file is not None
         data = envelope_bytes(ev)
         pack.file.write(data)
-        self.files[ev.event_id] = pack.rel
-        self.slices[ev.event_id] = (pack.size, len(data))
+        self.slices[ev.event_id] = pack.size << 32 | len(data)
+        self.written += 1
         pack.size += len(data)
 
     def _reopen(self, service: str) -> _Pack:
@@ -229,16 +240,15 @@ class DirWriter:
             if ev.written:
                 self.write(ev)
 
-    def finish(self, result: EmitResult) -> dict[str, str]:
-        """Packs in order, manifest and summary; returns event id -> file (relative path)."""
+    def finish(self, result: EmitResult) -> None:
+        """Packs in order, manifest and summary."""
         self._prepare()
         self._order(result)
         self.close()
-        write_manifest(result, self.base / MANIFEST, self.files, self.slices)
-        out = {"layout": self.layout, "envelopes": len(self.files), "manifest": MANIFEST}
+        write_manifest(result, self.base / MANIFEST, self)
+        out = {"layout": self.layout, "envelopes": self.written, "manifest": MANIFEST}
         summary = {**result.summary(), "out": out}
         (self.base / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        return self.files
 
     def _order(self, result: EmitResult) -> None:
         """Put each pack in its order (a service's transactions, then its error events, each in output
@@ -247,17 +257,29 @@ class DirWriter:
         any, can be out of place)."""
         if not self.packs:
             return
-        wanted: dict[str, list[str]] = {}
+        placed: dict[str, list[int]] = {}  # service -> [envelopes in place, their end]; then the rest
         for ev in _pack_order(result):
-            if ev.written and ev.event_id in self.slices:
-                wanted.setdefault(self.files[ev.event_id], []).append(ev.event_id)
+            cut = self.slices.get(ev.event_id) if ev.written else None
+            if cut is None:
+                continue
+            mark = placed.setdefault(ev.service, [0, 0])
+            if mark[0] >= 0 and cut >> 32 == mark[1]:
+                mark[0] += 1
+                mark[1] += cut & 0xFFFFFFFF
+            elif mark[0] >= 0:
+                mark[0] = -mark[0] - 1  # out of place from here on: -1 - the count in place
+        rest: dict[str, list[str]] = {name: [] for name, mark in placed.items() if mark[0] < 0}
+        if rest:
+            seen = dict.fromkeys(rest, 0)
+            for ev in _pack_order(result):
+                if ev.service in rest and ev.written and ev.event_id in self.slices:
+                    seen[ev.service] += 1
+                    if seen[ev.service] > -1 - placed[ev.service][0]:
+                        rest[ev.service].append(ev.event_id)
         for service, pack in self.packs.items():
-            ids = wanted.get(pack.rel, [])
-            start, k = 0, 0
-            while k < len(ids) and self.slices[ids[k]][0] == start:
-                start += self.slices[ids[k]][1]
-                k += 1
-            if k == len(ids) and start == pack.size:
+            ids = rest.get(service, [])
+            start = placed.get(service, [0, 0])[1]
+            if not ids and start == pack.size:
                 continue
             f = self.open.get(service) or self._reopen(service)
             assert f.file is not None
@@ -268,10 +290,10 @@ class DirWriter:
                 tail.flush()
                 f.file.seek(start)
                 at = start
-                for eid in ids[k:]:
-                    offset, length = self.slices[eid]
+                for eid in ids:
+                    offset, length = self.slices[eid] >> 32, self.slices[eid] & 0xFFFFFFFF
                     f.file.write(os.pread(tail.fileno(), length, offset - start))
-                    self.slices[eid] = (at, length)
+                    self.slices[eid] = at << 32 | length
                     at += length
                 f.file.truncate(at)
             pack.size = at
@@ -283,30 +305,25 @@ def _pack_order(result: EmitResult) -> Iterator[EmittedEvent]:
     yield from (ev for ev in result.records if ev.kind != "transaction")
 
 
-def write_dir(result: EmitResult, out: str | Path, layout: str = "files") -> dict[str, str]:
-    """Write envelopes (in ``layout``), manifest and summary under ``out``; returns event id -> file
-    (relative path)."""
+def write_dir(result: EmitResult, out: str | Path, layout: str = "files") -> DirWriter:
+    """Write envelopes (in ``layout``), manifest and summary under ``out``; returns the writer (its
+    :meth:`DirWriter.place` tells where each event went)."""
     w = DirWriter(out, layout)
     w.write_all(result)
-    return w.finish(result)
+    w.finish(result)
+    return w
 
 
-def write_manifest(
-    result: EmitResult,
-    path: str | Path,
-    files: dict[str, str] | None = None,
-    slices: dict[str, tuple[int, int]] | None = None,
-) -> None:
-    """One JSON line per event, written or not (``file``: its envelope relative to the output dir; with
-    ``slices``, packed: ``offset`` and ``length`` of its bytes in that file, right after ``file``)."""
-    files = files or {}
-    slices = slices or {}
+def write_manifest(result: EmitResult, path: str | Path, writer: DirWriter | None = None) -> None:
+    """One JSON line per event, written or not (``file``: its envelope relative to the output dir, as
+    ``writer`` placed it; packed: ``offset`` and ``length`` of its bytes in that file, right after
+    ``file``)."""
     with open(path, "wb") as f:
         for ev in result.records:
-            line = ev.manifest(files.get(ev.event_id))
-            cut = slices.get(ev.event_id)
-            if cut is not None:
-                line = _with_slice(line, *cut)
+            file, offset, length = writer.place(ev) if writer is not None else (None, 0, 0)
+            line = ev.manifest(file)
+            if length:
+                line = _with_slice(line, offset, length)
             f.write(_json_line(line))
 
 
