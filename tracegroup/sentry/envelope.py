@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import tempfile
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -166,7 +167,9 @@ class DirWriter:
         _check(self.base)
         self.prepared = False
         self.written = 0
-        self.slices: dict[str, int] = {}  # packed: event id -> offset << 32 | length
+        self.ids = bytearray()  # packed: the event ids written (16 bytes each) and, the same order,
+        self.cuts = array("q")  # their offset << 32 | length; indexed by :meth:`_slices` at the end
+        self.slices: dict[str, int] = {}
         self.dirs: dict[str, str] = {}
         self.packs: dict[str, _Pack] = {}
         self.open: dict[str, _Pack] = {}  # the packs with an open file, oldest first
@@ -193,7 +196,7 @@ class DirWriter:
         """(the file of a written event relative to the directory, its offset and length in that file:
         0, 0 in the files layout); (None, 0, 0) when it was not written here."""
         if self.layout == "packed":
-            cut = self.slices.get(ev.event_id)
+            cut = self._slices().get(ev.event_id)
             if cut is None:
                 return None, 0, 0
             return self.packs[ev.service].rel, cut >> 32, cut & 0xFFFFFFFF
@@ -205,7 +208,8 @@ class DirWriter:
         assert pack.file is not None
         data = envelope_bytes(ev)
         pack.file.write(data)
-        self.slices[ev.event_id] = pack.size << 32 | len(data)
+        self.ids += bytes.fromhex(ev.event_id)
+        self.cuts.append(pack.size << 32 | len(data))
         self.written += 1
         pack.size += len(data)
 
@@ -250,6 +254,14 @@ class DirWriter:
         summary = {**result.summary(), "out": out}
         (self.base / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
+    def _slices(self) -> dict[str, int]:
+        """Event id -> offset << 32 | length of every packed envelope, built once writing is done (while
+        writing, two compact arrays hold them)."""
+        if len(self.slices) < len(self.cuts):
+            ids = self.ids
+            self.slices = {ids[16 * k : 16 * k + 16].hex(): cut for k, cut in enumerate(self.cuts)}
+        return self.slices
+
     def _order(self, result: EmitResult) -> None:
         """Put each pack in its order (a service's transactions, then its error events, each in output
         order): the envelopes past the longest part already in place are copied to an unnamed temporary
@@ -257,6 +269,7 @@ class DirWriter:
         any, can be out of place)."""
         if not self.packs:
             return
+        self._slices()
         placed: dict[str, list[int]] = {}  # service -> [envelopes in place, their end]; then the rest
         for ev in _pack_order(result):
             cut = self.slices.get(ev.event_id) if ev.written else None
