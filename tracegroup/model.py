@@ -218,9 +218,10 @@ class SpanTable:
     @functools.cached_property
     def id_ranks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Span ids as dense ranks, shared by every parent lookup: (sorted distinct span ids, rank of each
-        span's id, rank of each parent id, whether the parent id is some span's id at all, and — when
-        every span id in the table is distinct — the row holding each rank, else None)."""
-        uniq, rank, order, new = factorize(self.span_id)
+        span's id — empty when every span id is distinct —, rank of each parent id, whether the parent id
+        is some span's id at all, and — when every span id in the table is distinct — the row holding
+        each rank, else None)."""
+        uniq, rank, order, new = factorize(self.span_id, distinct_ranks=False)
         p_rank = np.minimum(search_sorted(uniq, self.parent_id), max(len(uniq) - 1, 0))
         known = (self.parent_id != 0) & (uniq[p_rank] == self.parent_id) if len(uniq) else new
         return uniq, rank, p_rank.astype(np.int64), known, order if len(uniq) == len(self) else None
@@ -293,13 +294,19 @@ def argsort_stable(values: np.ndarray) -> np.ndarray:
     return order
 
 
-def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Dense ranks by one stable argsort: (sorted distinct values, rank of each value, the argsort, and a
-    mask over it marking the first — lowest-row — occurrence of each distinct value)."""
+def factorize(
+    values: np.ndarray, distinct_ranks: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Dense ranks by one stable sort: (sorted distinct values, rank of each value, the argsort, and a
+    mask over it marking the first — lowest-row — occurrence of each distinct value). When every value
+    is distinct and not ``distinct_ranks``, the ranks are left empty (the argsort already is their
+    inverse) and the sorted values are not copied."""
     order = argsort_stable(values)
     ordered = values[order]
     new = np.ones(len(ordered), dtype=bool)
     new[1:] = ordered[1:] != ordered[:-1]
+    if not distinct_ranks and new.all():
+        return ordered, np.zeros(0, dtype=np.int64), order, new
     rank = np.empty(len(ordered), dtype=np.int64)
     rank[order] = np.cumsum(new) - 1
     return ordered[new], rank, order, new
