@@ -22,6 +22,7 @@ plan into events; this module checks the options, runs both and totals the resul
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,7 @@ class EmitResult:
     routes: Routes | None = None
     notes: dict[str, int] = field(default_factory=dict)
     exception_events: int = 0
+    _summary: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def events(self) -> list[EmittedEvent]:
@@ -71,7 +73,13 @@ class EmitResult:
         return [r for r in self.records if not r.written]
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready totals: spans in/written/not written by reason, events by kind, per service, routes."""
+        """JSON-ready totals: spans in/written/not written by reason, events by kind, per service, routes
+        (computed once: a copy each call)."""
+        if self._summary is None:
+            self._summary = self._totals()
+        return copy.deepcopy(self._summary)
+
+    def _totals(self) -> dict[str, Any]:
         spans_written = tx_written = tx_events = tx_split = tx_cont = err_written = 0
         spans_nw: dict[str, int] = {}
         tx_nw: dict[str, int] = {}

@@ -269,29 +269,32 @@ class DirWriter:
         any, can be out of place)."""
         if not self.packs:
             return
-        self._slices()
-        placed: dict[str, list[int]] = {}  # service -> [envelopes in place, their end]; then the rest
-        for ev in _pack_order(result):
-            cut = self.slices.get(ev.event_id) if ev.written else None
-            if cut is None:
-                continue
-            mark = placed.setdefault(ev.service, [0, 0])
-            if mark[0] >= 0 and cut >> 32 == mark[1]:
-                mark[0] += 1
-                mark[1] += cut & 0xFFFFFFFF
-            elif mark[0] >= 0:
-                mark[0] = -mark[0] - 1  # out of place from here on: -1 - the count in place
-        rest: dict[str, list[str]] = {name: [] for name, mark in placed.items() if mark[0] < 0}
-        if rest:
-            seen = dict.fromkeys(rest, 0)
-            for ev in _pack_order(result):
-                if ev.service in rest and ev.written and ev.event_id in self.slices:
-                    seen[ev.service] += 1
-                    if seen[ev.service] > -1 - placed[ev.service][0]:
-                        rest[ev.service].append(ev.event_id)
+        slices = self._slices()
+        placed: dict[str, int] = {}  # service -> the end of its envelopes in place
+        rest: dict[str, list[str]] = {}  # service -> the envelopes after those, in pack order
+        errors: list[tuple[str, str]] = []  # (service, event id): they follow the service's transactions
+
+        def take(service: str, eid: str) -> None:
+            tail = rest.get(service)
+            cut = slices[eid]
+            if tail is None and cut >> 32 == placed.get(service, 0):
+                placed[service] = placed.get(service, 0) + (cut & 0xFFFFFFFF)
+            elif tail is None:
+                rest[service] = [eid]
+            else:
+                tail.append(eid)
+
+        for ev in result.records:  # one pass; a service's error events after its transactions
+            if ev.written and ev.event_id in slices:
+                if ev.kind == "transaction":
+                    take(ev.service, ev.event_id)
+                else:
+                    errors.append((ev.service, ev.event_id))
+        for service, eid in errors:
+            take(service, eid)
         for service, pack in self.packs.items():
             ids = rest.get(service, [])
-            start = placed.get(service, [0, 0])[1]
+            start = placed.get(service, 0)
             if not ids and start == pack.size:
                 continue
             f = self.open.get(service) or self._reopen(service)
