@@ -281,7 +281,7 @@ def argsort_stable(values: np.ndarray) -> np.ndarray:
     plain argsort when two values sharing their top bits come out of order."""
     n = len(values)
     bits = max(1, (n - 1).bit_length())
-    if n < 4096 or bits > 32:
+    if n < 4096 or bits > 32 or values.dtype != np.uint64:
         return np.argsort(values, kind="stable")
     shift = np.uint64(max(0, int(values.max()).bit_length() - (64 - bits)))
     packed = ((values >> shift) << np.uint64(bits)) | np.arange(n, dtype=np.uint64)

@@ -20,7 +20,9 @@ Contract:
   envelope is written as soon as its event is built (packed: appended to its service's pack, one open
   file per service), then :meth:`DirWriter.finish` puts any pack whose envelopes came in another order
   (partitions of a spilled emit) in the order above, and writes the manifest and summary. The files are
-  byte-identical to :func:`write_dir`'s, whatever order the events came in.
+  byte-identical to :func:`write_dir`'s, whatever order the events came in. Memory stays flat: per
+  written event the writer keeps nothing in the files layout and one integer in the packed layout;
+  :meth:`DirWriter.place` tells where an event went (``write_dir`` returns the writer).
 - :func:`write_jsonl` writes the bare payloads, one per line. Output is byte-identical for identical
   results. ``sentry_sdk`` is imported only inside these functions.
 """
