@@ -6,7 +6,6 @@ damaged pack is one line and exit 2."""
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import json
 import random
 import time
@@ -184,17 +183,6 @@ def test_streamed_unstreamed_shuffled_and_spilled_packs_are_the_same_bytes(
     by_id = {x["event_id"]: x for x in manifest(tmp_path / "whole")}
     for ev in written:
         assert envelope_bytes(ev) == cut(tmp_path / "whole", by_id[ev.event_id])
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    spec = importlib.util.spec_from_file_location("gen_dump", "benchmarks/gen_dump.py")
-    assert spec is not None and spec.loader is not None
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    path = tmp_path_factory.mktemp("packed") / "dump.pb"
-    gen.generate(str(path), 60_000)
-    return path
 
 
 def test_cli_spilled_packed_equals_in_memory_packed(generated: Path, tmp_path: Path) -> None:
