@@ -519,6 +519,48 @@ def test_exporter_style_relay_deviations() -> None:
     assert relay_problems(normalizer(), d) == []
 
 
+_TAG_KEYS = st.sampled_from(["environment", "release", "ok", "bad key!", "k ey", "tg", "user", "x" * 201])
+_TAG_VALUES = st.sampled_from(["", " x ", "qa", "bad env/", "prod\n", "v" * 201, "\x00tg6\x00", "ok", "é"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tags=st.dictionaries(_TAG_KEYS | st.text(max_size=4), _TAG_VALUES | st.text(max_size=6), max_size=6),
+    desc=st.sampled_from(["", "GET /x", "\x00tg1\x00", "naïve"]),
+    op=st.sampled_from(["", "http.server"]),
+    parent=st.booleans(),
+    environment=st.sampled_from(["", "prod"]),
+)
+def test_header_templates_match_transaction_header(
+    tags: dict[str, str], desc: str, op: str, parent: bool, environment: str
+) -> None:
+    """The exporter-style header filled from a template is byte for byte ``transaction_header``'s, with
+    the same notes, whatever Relay does to the tags; an item that could hold a stand-in's text is left to
+    the caller."""
+    from tracegroup.sentry.build import HeaderTemplates
+    from tracegroup.sentry.events import TxName, dumps, transaction_header
+
+    item: dict[str, Any] = {"trace_id": "ab" * 16, "span_id": "cd" * 8}
+    if parent:
+        item["parent_span_id"] = "ef" * 8
+    if op:
+        item["op"] = op
+    if desc:
+        item["description"] = desc
+    item["status"] = "ok"
+    item["tags"] = dict(sorted(tags.items()))
+    item["start_timestamp"], item["timestamp"] = "2026-01-01T00:00:00.5Z", "2026-01-01T00:00:01Z"
+    templates = HeaderTemplates(environment)
+    want, notes = transaction_header(item, "exporter", "12" * 16, TxName(desc), environment)
+    for _ in range(2):  # a template made, then reused
+        got = templates.header(dumps(item), "12" * 16)
+        if "\x00tg1\x00" in desc or "\x00tg" in (environment or tags.get("environment", "")):
+            assert got is None
+        else:
+            assert got == (dumps(want), notes)
+    assert templates.header(dumps({**item, "links": [{"trace_id": "ab" * 16}]}), "12" * 16) is None
+
+
 @pytest.mark.parametrize("style", ["exporter", "sentry"])
 def test_links_are_kept(style: str) -> None:
     sp = pb_span(
@@ -734,8 +776,9 @@ def test_span_store_reads_runs() -> None:
     group = np.array([0, 1, 0, 2, 1, 0, 1, 2], dtype=np.int64)
     store = SpanStore(len(group), group)
     item = [b'{"r":%d}' % i for i in range(len(group))]
-    store.put_batch([0, 1, 2, 3], item[:4])
-    store.put_batch([5, 4, 7, 6], [item[5], item[4], item[7], item[6]])
+    text = [x.decode() for x in item]
+    store.put_batch([0, 1, 2, 3], text[:4])
+    store.put_batch([5, 4, 7, 6], [text[5], text[4], text[7], text[6]])
     store.flush()
     try:
         for tx in range(3):

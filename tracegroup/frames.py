@@ -418,18 +418,21 @@ def detail_messages() -> Callable[[bytes | memoryview], Any]:
     return cls.FromString  # type: ignore[no-any-return]
 
 
+_DETAIL_BYTES = ("status", "attributes", "events", "links")
+
+
 @functools.cache
-def _detail_classes() -> tuple[
-    Callable[[bytes | memoryview], Any], Callable[[bytes], Any], Callable[[bytes], Any]
-]:
+def _detail_classes(
+    fields: tuple[str, ...] = ("name", *_DETAIL_BYTES),
+) -> tuple[Callable[[bytes | memoryview], Any], Callable[[bytes], Any], Callable[[bytes], Any]]:
     """``FromString`` of the copies :class:`_Details` parses with: ``TracesData`` whose ``Span`` declares only
-    name, status, attributes, events and links (the last four ``bytes``, as in :func:`detail_messages`);
+    ``fields`` (status, attributes, events and links as ``bytes``, as in :func:`detail_messages`);
     ``TracesData`` whose ``ScopeSpans.spans`` are ``bytes``; and that ``Span`` itself."""
     bytes_type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
 
     def details_only(msg: Any) -> None:
         if msg.name == "Span":
-            kept = [f for f in msg.field if f.name in ("name", *_DETAIL_BYTES)]
+            kept = [f for f in msg.field if f.name in fields]
             for f in kept:
                 if f.name in _DETAIL_BYTES:
                     f.type = bytes_type
@@ -453,7 +456,20 @@ def _detail_classes() -> tuple[
     )
 
 
-_DETAIL_BYTES = ("status", "attributes", "events", "links")
+def span_keys(fields: tuple[str, ...]) -> Callable[[bytes | memoryview], tuple[Any, Callable[[bytes], Any]]]:
+    """A reader of one serialized ``TracesData`` giving (the message with every span cut to its ``fields``
+    as one ``bytes`` string, its key: ``resource_spans[..].scope_spans[..].spans`` are those strings, the
+    resources and scopes whole; ``FromString`` of the cut ``Span``, whose ``status``, ``attributes``,
+    ``events`` and ``links`` are ``bytes`` as in :func:`detail_messages`). Spans with equal keys have
+    equal ``fields``; protobuf does the cutting, with no Python object per span but its key."""
+    reduce, split, span = _detail_classes(tuple(fields))
+
+    def read(raw: bytes | memoryview) -> tuple[Any, Callable[[bytes], Any]]:
+        td = reduce(raw)
+        td.DiscardUnknownFields()
+        return split(td.SerializeToString()), span
+
+    return read
 
 
 def _pool_copy(edit: Callable[[Any], None]) -> Any:

@@ -2,9 +2,10 @@
 transaction and error payloads, envelope headers, one :class:`EmittedEvent` per event, written or not.
 
 Contract: :func:`build` converts every span the plan needs in one pass over the table's batches
-(:func:`convert_spans`: each span once, in the chosen style, renamed by the :class:`Renamer`; its item
-bytes go to a temporary file, :class:`SpanStore`, not memory; exception span events are collected on the
-way), then builds the transactions in the plan's output order — a transaction above ``max_item_bytes`` is
+(:func:`convert_spans`: each span once, in the chosen style, renamed by the :class:`Renamer`; a batch is
+read as its spans' keys, :func:`tracegroup.frames.span_keys`, and a span whose key was seen before in its
+resource and scope is not parsed again; its item bytes go to a temporary file, :class:`SpanStore`, not
+memory; exception span events are collected on the way), then builds the transactions in the plan's output order — a transaction above ``max_item_bytes`` is
 cut into continuation transactions (:func:`tracegroup.sentry.events.plan_pieces`), each piece under the
 plan's time rule on its own, a span too big alone is ``too_large`` — then one error event per exception
 (``--errors dedup`` drops the enclosing duplicates; an error event above ``max_item_bytes`` is
@@ -13,22 +14,26 @@ output order (by trace, transaction root, transactions before errors); a replay 
 replay id, :func:`tracegroup.sentry.events.replay_salt`) enters every id; with ``on_written`` each written
 event is handed over as soon as it is built and keeps no payload nor headers afterwards. Headers: the
 event id, the route's DSN when routed, the SDK, the trace's dynamic sampling context when it has one.
+Exporter-style transaction headers are filled from templates (:class:`HeaderTemplates`) without parsing
+the root's item back: the same bytes as :func:`tracegroup.sentry.events.transaction_header`'s (tested).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, overload
 
 import numpy as np
 
-from tracegroup.frames import detail_messages
-from tracegroup.model import SpanTable, span_hex
+from tracegroup.frames import detail_messages, span_keys
+from tracegroup.model import SpanTable, hex_ids, span_hex
 from tracegroup.redact import Policy
 from tracegroup.routes import Route
 from tracegroup.sentry.convert import (
@@ -36,9 +41,11 @@ from tracegroup.sentry.convert import (
     ResourceInfo,
     go_times,
     iso_times,
+    relay_event_tags,
     sentry_transaction_name,
+    valid_environment,
 )
-from tracegroup.sentry.encode import Context, SpanEncoder
+from tracegroup.sentry.encode import ITEM, KEY_FIELDS, MEMO, Context, Fields, SpanEncoder
 from tracegroup.sentry.events import (
     EventIds,
     ExceptionRecord,
@@ -212,19 +219,19 @@ class SpanStore:
         self.len = np.zeros(n, dtype=np.int64)  # with the comma
         self.pos = 0
 
-    def put_batch(self, rows: list[int], items: list[bytes]) -> None:
-        """Store the items of ``rows`` (one batch's converted spans)."""
+    def put_batch(self, rows: list[int], items: list[str]) -> None:
+        """Store the items (ASCII JSON) of ``rows`` (one batch's converted spans)."""
         if not rows:
             return
         r = np.array(rows, dtype=np.int64)
         order = np.lexsort((r, self.group[r]))
         r = r[order]
         items = [items[j] for j in order.tolist()]
-        lens = np.array([len(x) for x in items], dtype=np.int64) + 1
+        lens = np.fromiter(map(len, items), dtype=np.int64, count=len(items)) + 1
         ends = np.cumsum(lens) + self.pos
         self.off[r], self.len[r] = ends - lens, lens
         self.pos = int(ends[-1])
-        self.file.write(b",".join(items) + b",")
+        self.file.write((",".join(items) + ",").encode("ascii"))
 
     def flush(self) -> None:
         self.file.flush()
@@ -301,6 +308,85 @@ class _Pieces:
             self.item(x), self.style, self.eid, self.name, self.environment, continues=self.root_hex
         )
         return len(dumps(h))
+
+
+#: An exporter-style span item in its plain layout (no links): ids, the members between them and the
+#: times (greedy: the last ``start_timestamp`` member is the item's own), times.
+_PLAIN = re.compile(
+    rb'\{"trace_id":"([0-9a-f]{32})","span_id":"([0-9a-f]{16})"(?:,"parent_span_id":"([0-9a-f]{16})")?,'
+    rb'(.*),"start_timestamp":"([^"\\]*)","timestamp":"([^"\\]*)"\}',
+    re.S,
+)
+#: Stand-ins of a template's per-transaction values (trace, span, parent, event id, start, end, tags) and
+#: how they read once JSON-encoded.
+_HOLES = tuple(f"\0tg{k}\0" for k in range(7))
+_HOLE = re.compile(rb"\\u0000tg([0-6])\\u0000")
+_TAGS_HOLE = b'{"tg":"\\u0000tg6\\u0000"}'
+
+
+class HeaderTemplates:
+    """Exporter-style transaction headers without parsing the root's item back: besides its ids, times,
+    event id and tags, the header of a root depends only on the members before its tags (op,
+    description, status) and the environment, so each distinct combination is made into a template once
+    (:func:`transaction_header` on an item with stand-ins, its JSON cut at them) and filled per
+    transaction; the tags are Relay's (:func:`relay_event_tags`), their JSON the item's own when Relay
+    keeps them as they are. The same bytes as ``dumps(transaction_header(...))``. An item with links, or
+    whose members could hold a stand-in's text, gets None (the caller parses it)."""
+
+    def __init__(self, environment: str) -> None:
+        self.environment = environment
+        self.memo: dict[tuple[bytes, bool, str, bool], tuple[list[bytes], list[int]] | None] = {}
+
+    def header(self, item: bytes, eid: str) -> tuple[bytes, list[str]] | None:
+        """(the header's JSON, the notes) of the transaction ``eid`` rooted at the span ``item``."""
+        m = _PLAIN.fullmatch(item)
+        k = m[4].rfind(b'"tags":{') if m is not None else -1  # the last member of an exporter middle
+        if m is None or k < 0:
+            return None
+        tid, sid, par, mid, st, en = m.groups()
+        pre, tags_json = mid[:k], mid[k + 7 :]
+        tags = json.loads(tags_json)
+        kept, notes, env_tag = relay_event_tags(tags)
+        env = self.environment or (env_tag if valid_environment(env_tag) else "")
+        key = (pre, par is not None, env, bool(kept))
+        try:
+            t = self.memo[key]
+        except KeyError:
+            t = self.template(*key)
+            if len(self.memo) >= MEMO:
+                self.memo.clear()
+            self.memo[key] = t
+        if t is None:
+            return None
+        if kept and list(kept.items()) != list(tags.items()):
+            tags_json = dumps(kept)
+        parts, slots = t
+        vals = (tid, sid, par, eid.encode("ascii"), st, en, tags_json)
+        out = [parts[0]]
+        for j, slot in enumerate(slots, start=1):
+            out.append(vals[slot])
+            out.append(parts[j])
+        return b"".join(out), notes
+
+    def template(
+        self, pre: bytes, parent: bool, env: str, tags: bool
+    ) -> tuple[list[bytes], list[int]] | None:
+        if b"\\u0000tg" in pre or "\0tg" in env:
+            return None
+        item: dict[str, Any] = {"trace_id": _HOLES[0], "span_id": _HOLES[1]}
+        if parent:
+            item["parent_span_id"] = _HOLES[2]
+        item.update(json.loads(b"{" + pre + b'"tags":{}}'))
+        item["tags"] = {"tg": _HOLES[6]} if tags else {}
+        item["start_timestamp"], item["timestamp"] = _HOLES[4], _HOLES[5]
+        name = TxName(item.get("description", ""))
+        head = dumps(transaction_header(item, "exporter", _HOLES[3], name, env)[0])
+        if tags:
+            if head.count(_TAGS_HOLE) != 1:  # pragma: no cover - transaction_header keeps such a tag
+                return None
+            head = head.replace(_TAGS_HOLE, b"\\u0000tg6\\u0000")
+        cut = _HOLE.split(head)
+        return cut[0::2], [int(x) for x in cut[1::2]]
 
 
 class _RowAccess:
@@ -391,61 +477,107 @@ class Converted:
 
 def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors: bool) -> Converted:
     """One pass over the table's batches: convert each span needed by a written transaction or carrying
-    an exception event that may be written, store its bytes, collect the exceptions."""
-    n = plan.n
-    enc, parse = convert.enc, detail_messages()
-    encode, renamer, svc = enc.encode, convert.renamer or None, plan.svc
-    out = Converted(SpanStore(n, plan.tx.of_row))
+    an exception event that may be written, store its bytes, collect the exceptions. Each batch is read
+    as the keys of its spans (:func:`tracegroup.frames.span_keys`): a span whose key was seen in its
+    resource and scope takes the fields remembered for it, only the others are parsed; ids and times
+    come from the table's columns."""
+    enc, read = convert.enc, span_keys(KEY_FIELDS)
+    renamer, svc = convert.renamer or None, plan.svc
+    out = Converted(SpanStore(plan.n, plan.tx.of_row))
     names = convert.style == "sentry"
     row = 0
     for batch in table.batches:
         lo, hi = row, row + batch.spans
-        convert.window(lo, hi)  # per-row flags and times as lists for this batch only
+        convert.window(lo, hi)  # per-row flags, ids and times as lists for this batch only
         st_l, en_l = convert.st, convert.en
         need_l, elig_l = plan.need[lo:hi].tolist(), plan.eligible[lo:hi].tolist()
         is_root = (plan.root[lo:hi] == np.arange(lo, hi, dtype=np.int64)).tolist()
+        tids, sids, pars = _id_members(table, lo, hi)
         rows: list[int] = []
-        items: list[bytes] = []
-        for rs in parse(batch.raw).resource_spans:
+        items: list[str] = []
+        td, span = read(batch.raw)
+        for rs in td.resource_spans:
             res: tuple[int, ResourceInfo] | None = None
             for ss in rs.scope_spans:
-                spans = ss.spans
-                if not len(spans):
+                keys = ss.spans
+                k = len(keys)
+                if not k:
                     continue
+                j0 = row - lo
+                row += k
                 ctx: Context | None = None
-                for sp in spans:
-                    i = row
-                    j = i - lo
-                    row += 1
+                need_s = need_l[j0 : j0 + k]
+                if any(need_s):
+                    res = res or enc.resource(rs)
+                    ctx = enc.context(res, ss.scope.name, ss.scope.version)
+                    out.res_notes.update(res[1].notes)
+                hits: list[Fields | None] = enc.known(keys, ctx) if ctx is not None else [None] * k
+                parsed: dict[int, bool] = {}  # misses converted here -> whether they carry exceptions
+                for j in [j for j, h in enumerate(hits) if h is None]:
+                    sp = span(keys[j])
+                    jj = j0 + j
                     evs = sp.events
-                    exc = enc.exceptions(evs, i) if len(evs) else None
+                    exc = enc.exceptions(evs, lo + jj) if len(evs) else None
                     if exc:
                         out.records.extend(exc)
-                    if not (need_l[j] or (exc and want_errors and elig_l[j])):
+                    if not (need_s[j] or (exc and want_errors and elig_l[jj])):
                         continue
                     if ctx is None:
-                        if res is None:
-                            res = enc.resource(rs)
-                            out.res_notes.update(res[1].notes)
+                        res = res or enc.resource(rs)
                         ctx = enc.context(res, ss.scope.name, ss.scope.version)
-                    if renamer is None:
-                        data, name, nested = encode(sp, ctx, st_l[j], en_l[j])
-                    else:
-                        data, name, nested = encode(sp, ctx, st_l[j], en_l[j], renamer, int(svc[i]))
-                    rows.append(i)
-                    items.append(data)
-                    if nested is not None and need_l[j] and not is_root[j]:
-                        out.nested_route.setdefault(int(plan.root[i]), nested)
-                    if names and (is_root[j] or exc):  # only sentry style names from them
-                        out.res_of[i] = ctx.info
-                        convert.names[i] = name
+                        out.res_notes.update(res[1].notes)
+                    got = hits[j] = enc.fields(sp, ctx, renamer, int(svc[lo + jj]) if renamer else 0)
+                    parsed[j] = bool(exc)
+                    if not len(evs) and not got.links:
+                        enc.remember(ctx, keys[j], got)
+                sel = range(k) if all(need_s) else [j for j in range(k) if need_s[j] or j in parsed]
+                extra = renamer or names or any(f is not None and f.nested is not None for f in hits)
+                if not extra and len(sel) == k and None not in hits:  # every span, nothing more: at C speed
+                    j1 = j0 + k
+                    mids, links = map(_MID, hits), map(_LINKS, hits)
+                    items += map(
+                        ITEM, tids[j0:j1], sids[j0:j1], pars[j0:j1], mids, st_l[j0:j1], en_l[j0:j1], links
+                    )
+                    rows += range(lo + j0, lo + j1)
+                    continue
+                for j in sel:
+                    f = hits[j]
+                    if f is None:  # pragma: no cover - sel holds converted spans only
+                        continue
+                    jj = j0 + j
+                    items.append(ITEM(tids[jj], sids[jj], pars[jj], f.mid, st_l[jj], en_l[jj], f.links))
+                    rows.append(lo + jj)
+                    if not extra:
+                        continue
+                    if renamer and f.renamed and j not in parsed:  # the others counted themselves
+                        renamer.renamed += 1
+                    if f.nested is not None and need_s[j] and not is_root[jj]:
+                        out.nested_route.setdefault(int(plan.root[lo + jj]), f.nested)
+                    if names and ctx is not None and (is_root[jj] or parsed.get(j)):  # sentry style only
+                        out.res_of[lo + jj] = ctx.info
+                        convert.names[lo + jj] = f.name
         out.store.put_batch(rows, items)
         if row != hi:  # pragma: no cover - the table contract
             raise AssertionError(f"batch of {batch.spans} spans holds {row - lo}")
     out.store.flush()
-    if row != n:  # pragma: no cover - the table contract
-        raise AssertionError(f"table has {n} rows but its batches hold {row} spans")
+    enc.forget()
+    if row != plan.n:  # pragma: no cover - the table contract
+        raise AssertionError(f"table has {plan.n} rows but its batches hold {row} spans")
     return out
+
+
+_MID, _LINKS = attrgetter("mid"), attrgetter("links")
+
+
+def _id_members(table: SpanTable, lo: int, hi: int) -> tuple[list[str], list[str], list[str]]:
+    """The trace id, span id and parent member (``,"parent_span_id":"…"`` or "") of rows ``lo``..``hi`` as
+    their items write them, from the table's columns (a span whose ids the table zeroed is never
+    written: :func:`tracegroup.sentry.plan.bad_id_rows`)."""
+    pid = table.parent_id[lo:hi]
+    pars = [
+        f',"parent_span_id":"{h}"' if p else "" for h, p in zip(hex_ids(pid, 16), pid.tolist(), strict=True)
+    ]
+    return hex_ids(table.trace_id[lo:hi], 32), hex_ids(table.span_id[lo:hi], 16), pars
 
 
 class Builder:
@@ -470,6 +602,7 @@ class Builder:
         self.keys = array("q")  # the output-order key of each record, five integers each
         self.sdk = dict(EXPORTER_SDK) if self.style == "exporter" else sentry_sdk_info()
         self.dsc: dict[int, dict[str, str]] = {}
+        self.templates = HeaderTemplates(environment) if self.style == "exporter" else None
 
     # ----------------------------------------------------------------- shared pieces
     def span_hex(self, row: int) -> str:
@@ -573,6 +706,11 @@ class Builder:
             self.record((*key, 0, 0), "transaction", eid, r, r, k, reason=reason)
             return
         spans, root_item = store.read(rows_k, r)  # the root's item and its spans' at once
+        fast = self.templates.header(root_item, eid) if self.templates is not None else None
+        if fast is not None and len(fast[0]) + len(b',"spans":[]') + len(spans) <= self.max_item_bytes:
+            payload = splice(fast[0], [spans])
+            self.record((*key, 1, 0), "transaction", eid, r, r, k, payload=payload, notes=fast[1])
+            return
         self.spans.seed(r, json.loads(root_item))
         name = self.tx_name(r)
         item = self.spans.item(r)

@@ -9,15 +9,19 @@ encoded bytes) into its Sentry span item as compact JSON bytes, byte-identical t
 Each distinct encoded attribute is decoded and scrubbed once (key, tag string, descriptor value, JSON
 value), each distinct attribute list once (tags or data), and each distinct (resource, scope, kind,
 status, name, attribute list) is encoded once into the JSON fragment between a span's ids and its times,
-so per span what remains is a few dictionary lookups and one string join. Memos are bounded (cleared
-when full), so memory does not grow with the dump. Exception span events and links are decoded (and
-scrubbed) per span, as they are rare.
+so per span what remains is a few dictionary lookups and one string join. A whole pass goes further
+(:meth:`SpanEncoder.known`, :meth:`SpanEncoder.remember`): the :class:`Fields` of a span without events
+or links are remembered by its key (:data:`KEY_FIELDS` cut by :func:`tracegroup.frames.span_keys`) in its
+resource and scope, so a span seen before costs one lookup and the :data:`ITEM` format of its ids and
+times. Memos are bounded (cleared when full; keys: the first :data:`KEYED` kept), so memory does not grow
+with the dump, and :meth:`SpanEncoder.forget` drops them when the pass ends. Exception span events and
+links are decoded (and scrubbed) per span, as they are rare.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from types import SimpleNamespace
 from typing import Any, NamedTuple
@@ -45,6 +49,8 @@ from tracegroup.sentry.rename import Renamer
 _ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 #: Entries per memo before it is cleared.
 MEMO = 1 << 13
+#: Span keys remembered at most (per resource and scope: a service's hosts each have theirs).
+KEYED = 1 << 15
 
 
 class Attr(NamedTuple):
@@ -66,7 +72,24 @@ class Context(NamedTuple):
     scope_version: str
 
 
-_SPAN = attrgetter("attributes", "name", "status", "kind", "parent_span_id", "links", "trace_id", "span_id")
+#: The span fields its item's middle depends on, and its events and links: what a span's key holds.
+KEY_FIELDS = ("name", "kind", "status", "attributes", "events", "links")
+_FIELDS = attrgetter("attributes", "name", "status", "kind", "links")
+#: A span item from (trace id, span id, the parent member or "", the middle, start, end, the links member
+#: or ""), all ASCII.
+ITEM = '{{"trace_id":"{}","span_id":"{}"{},{},"start_timestamp":"{}","timestamp":"{}"{}}}'.format
+
+
+class Fields(NamedTuple):
+    """A span's item but its ids and times: the JSON between them (no braces), the route an inner SERVER
+    span names (sentry style), its name after scrubbing and renames, whether a rename changed it, and its
+    ``,"links":[…]`` member ("" when none)."""
+
+    mid: str
+    nested: str | None
+    name: str
+    renamed: bool
+    links: str
 
 
 class SpanEncoder:
@@ -81,6 +104,8 @@ class SpanEncoder:
         self.names: dict[str, str] = {}
         self.resources: dict[bytes, tuple[int, ResourceInfo]] = {}
         self.contexts: dict[tuple[int, str, str], Context] = {}
+        self.keyed: dict[int, dict[bytes, Fields]] = {}  # context number -> span key -> fields
+        self.nkeyed = 0
         self.seq = 0
 
     # ----------------------------------------------------------------- memoised pieces
@@ -185,21 +210,15 @@ class SpanEncoder:
         return _ENCODE(d)[1:-1], nested
 
     # ----------------------------------------------------------------- per span
-    def encode(
-        self,
-        sp: Any,
-        ctx: Context,
-        st: str,
-        en: str,
-        renamer: Renamer | None = None,
-        svc: int = 0,
-    ) -> tuple[bytes, str, str | None]:
-        """(the span item's JSON bytes, the span's name after scrubbing and renames, the nested route)."""
-        attrs, name, sraw, kind, pid, links, tid, sid = _SPAN(sp)
+    def fields(self, sp: Any, ctx: Context, renamer: Renamer | None = None, svc: int = 0) -> Fields:
+        """What a span's item holds besides its ids and times (``sp``: a span with at least the
+        :data:`KEY_FIELDS`, as :func:`tracegroup.frames.detail_messages` declares them)."""
+        attrs, name, sraw, kind, links = _FIELDS(sp)
         raws = tuple(attrs)
         lst = self.lists.get(raws) or self.attr_list(raws)
         if name and self.policy:
             name = self.names.get(name) or self.name(name)
+        given = name
         if renamer:
             name = renamer.apply(name, svc, (a.kv for a in lst[0]))
         key = (ctx.seq, kind, sraw, name, lst[-1])
@@ -210,13 +229,49 @@ class SpanEncoder:
             if len(self.mids) >= MEMO:
                 self.mids.clear()
             self.mids[key] = hit
+        return Fields(hit[0], hit[1], name, name != given, self.links(links) if len(links) else "")
+
+    def known(self, keys: Sequence[bytes], ctx: Context) -> list[Fields | None]:
+        """The :class:`Fields` of the spans of one scope whose keys (:func:`tracegroup.frames.span_keys`
+        of :data:`KEY_FIELDS`) were :meth:`remember`-ed in this context; None for the others."""
+        memo = self.keyed.get(ctx.seq)
+        if memo is None:
+            return [None] * len(keys)
+        return list(map(memo.get, keys))
+
+    def remember(self, ctx: Context, key: bytes, f: Fields) -> None:
+        """Remember the fields of a span without events or links by its key, while there is room (the
+        first :data:`KEYED` keys: the frequent ones come early)."""
+        if self.nkeyed >= KEYED:
+            return
+        memo = self.keyed.get(ctx.seq)
+        if memo is None:
+            memo = self.keyed[ctx.seq] = {}
+        memo[key] = f
+        self.nkeyed += 1
+
+    def forget(self) -> None:
+        """Forget the remembered keys, attributes, lists and middles (the pass over the spans is done:
+        their memory goes to what follows)."""
+        for memo in (self.keyed, self.attrs, self.lists, self.mids, self.names):
+            memo.clear()
+        self.nkeyed = 0
+
+    def encode(
+        self,
+        sp: Any,
+        ctx: Context,
+        st: str,
+        en: str,
+        renamer: Renamer | None = None,
+        svc: int = 0,
+    ) -> tuple[bytes, str, str | None]:
+        """(the span item's JSON bytes, the span's name after scrubbing and renames, the nested route) of
+        a whole span."""
+        f = self.fields(sp, ctx, renamer, svc)
+        pid, tid, sid = sp.parent_span_id, sp.trace_id, sp.span_id
         par = f',"parent_span_id":"{pid.hex()}"' if pid.strip(b"\0") else ""
-        lk = self.links(links) if len(links) else ""
-        text = (
-            f'{{"trace_id":"{tid.hex()}","span_id":"{sid.hex()}"{par},{hit[0]},'
-            f'"start_timestamp":"{st}","timestamp":"{en}"{lk}}}'
-        )
-        return text.encode("ascii"), name, hit[1]
+        return ITEM(tid.hex(), sid.hex(), par, f.mid, st, en, f.links).encode("ascii"), f.name, f.nested
 
     def links(self, raws: Iterable[bytes]) -> str:
         """The ``,"links":[…]`` member of a span with links ("" when none is valid)."""
