@@ -2,20 +2,21 @@
 transaction and error payloads, envelope headers, one :class:`EmittedEvent` per event, written or not.
 
 Contract: :func:`build` converts every span the plan needs in one pass over the table's batches
-(:func:`convert_spans`: each span once, in the chosen style, renamed by the :class:`Renamer`; a batch is
-read as its spans' keys, :func:`tracegroup.frames.span_keys`, and a span whose key was seen before in its
-resource and scope is not parsed again; its item bytes go to a temporary file, :class:`SpanStore`, not
-memory; exception span events are collected on the way), then builds the transactions in the plan's output order — a transaction above ``max_item_bytes`` is
-cut into continuation transactions (:func:`tracegroup.sentry.events.plan_pieces`), each piece under the
-plan's time rule on its own, a span too big alone is ``too_large`` — then one error event per exception
-(``--errors dedup`` drops the enclosing duplicates; an error event above ``max_item_bytes`` is
-``too_large``). Event ids are handed out in that order, so they are deterministic. Records come back in
-output order (by trace, transaction root, transactions before errors); a replay (a rebase shift or a
-replay id, :func:`tracegroup.sentry.events.replay_salt`) enters every id; with ``on_written`` each written
-event is handed over as soon as it is built and keeps no payload nor headers afterwards. Headers: the
-event id, the route's DSN when routed, the SDK, the trace's dynamic sampling context when it has one.
-Exporter-style transaction headers are filled from templates (:class:`HeaderTemplates`) without parsing
-the root's item back: the same bytes as :func:`tracegroup.sentry.events.transaction_header`'s (tested).
+(:func:`convert_spans`: each span once, in the chosen style, renamed by the :class:`Renamer`; a batch is read
+as its spans' keys, :func:`tracegroup.frames.span_keys`, and a span whose key was seen before in its resource
+and scope is not parsed again; its item bytes go to a temporary file, :class:`SpanStore`, not memory;
+exception span events are collected on the way), then builds the transactions in the plan's output order — a
+transaction above ``max_item_bytes`` is cut into continuation transactions
+(:func:`tracegroup.sentry.events.plan_pieces`), each piece under the plan's time rule on its own, a span too
+big alone is ``too_large`` — then one error event per exception (``--errors dedup`` drops the enclosing
+duplicates; an error event above ``max_item_bytes`` is ``too_large``). Event ids are handed out in that order,
+so they are deterministic. Records come back in output order (by trace, transaction root, transactions before
+errors); a replay (a rebase shift or a replay id, :func:`tracegroup.sentry.events.replay_salt`) enters every
+id; with ``on_written`` each written event is handed over as soon as it is built and keeps no payload nor
+headers afterwards. Headers: the event id, the route's DSN when routed, the SDK, the trace's dynamic sampling
+context when it has one. Exporter-style transaction headers are filled from templates
+(:class:`HeaderTemplates`) without parsing the root's item back: the same bytes as
+:func:`tracegroup.sentry.events.transaction_header`'s (tested).
 """
 
 from __future__ import annotations

@@ -581,35 +581,51 @@ def relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str]
     return dict(hit[0]), list(hit[1]), hit[2]
 
 
+#: (key, value) -> (key, value as Relay keeps them, why Relay leaves the tag out or "environment", trimmed);
+#: the first pairs seen are kept (tags repeat across roots: service, host, method, status…).
+_TAG_VERDICTS: dict[tuple[str, str], tuple[str, str, str, bool]] = {}
+
+
+def _tag_verdict(key: str, value: str) -> tuple[str, str, str, bool]:
+    why = _KEY_VERDICTS.get(key)
+    if why is None:
+        why = _key_verdict(key)
+        if len(_KEY_VERDICTS) < 100_000:  # bounded cache: keys repeat across spans
+            _KEY_VERDICTS[key] = why
+    v = value.strip()
+    k = key.replace(" ", "-") if " " in key else key
+    if why:
+        return k, v, why, False
+    if not v:
+        return k, v, "empty value", False
+    if "\n" in v:
+        return k, v, "value with a newline", False
+    if len(v) > MAX_TAG_CHARS or len(k) > MAX_TAG_CHARS:
+        return relay_trim(k), relay_trim(v), "", True
+    return k, v, "", False
+
+
 def _relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str], str]:
     out: dict[str, str] = {}
     dropped: dict[str, list[str]] = {}
     trimmed: list[str] = []
     environment = ""
-    for key, value in tags.items():
-        why = _KEY_VERDICTS.get(key)
-        if why is None:
-            why = _key_verdict(key)
-            if len(_KEY_VERDICTS) < 100_000:  # bounded cache: keys repeat across spans
-                _KEY_VERDICTS[key] = why
-        v = value.strip()
-        k = key.replace(" ", "-") if " " in key else key
+    for pair in tags.items():
+        hit = _TAG_VERDICTS.get(pair)
+        if hit is None:
+            hit = _tag_verdict(*pair)
+            if len(_TAG_VERDICTS) < 1 << 13:
+                _TAG_VERDICTS[pair] = hit
+        k, v, why, trim = hit
+        if trim:
+            trimmed.append(pair[0])
         if why == "environment":
             environment = v
             why = "moved to the event's environment"
-        elif why:
-            pass
-        elif not v:
-            why = "empty value"
-        elif "\n" in v:
-            why = "value with a newline"
-        elif len(v) > MAX_TAG_CHARS or len(k) > MAX_TAG_CHARS:
-            trimmed.append(key)
-            k, v = relay_trim(k), relay_trim(v)
-        if not why and k in out:
+        elif not why and k in out:
             why = "duplicate key after Relay's normalization"
         if why:
-            dropped.setdefault(why, []).append(key)
+            dropped.setdefault(why, []).append(pair[0])
         else:
             out[k] = v
     notes = [f"tags left out ({why}): {', '.join(sorted(keys))}" for why, keys in sorted(dropped.items())]
