@@ -634,6 +634,81 @@ def test_renames_chain_services_and_missing_attributes(tmp_path: Path) -> None:
     assert result.summary()["notes"]["spans renamed"] == 1  # "call api" -> "GET -> http://api/y?q=1"
 
 
+@pytest.mark.parametrize("style", ["exporter", "sentry"])
+def test_spans_seen_before_convert_as_new_ones(style: str, tmp_path: Path, monkeypatch: Any) -> None:
+    """Spans whose key was seen before (same name, kind, status and attributes in the same resource and
+    scope, over two batches) take the remembered fields: the same bytes, renames and rename count as when
+    nothing is remembered; spans with events are converted on their own."""
+    import tracegroup.sentry.encode as encode
+    from tracegroup.routes import load_renames
+
+    path = tmp_path / "renames.yaml"
+    path.write_text("rename:\n  - match: '^GET'\n    from_attributes: [http.route]\n")
+    rules = load_renames(path)
+
+    def batch(k: int) -> list[Any]:
+        attrs = {"http.route": "/a", "http.method": "GET"}
+        root = pb_span(
+            f"70000000000000{k}0",
+            trace=TRACE_B,
+            name="GET",
+            kind="SERVER",
+            start=NOW - 9 * NS,
+            end=NOW - NS,
+            attrs=attrs,
+        )
+        kids = [
+            pb_span(
+                f"70000000000000{k}{j}",
+                f"70000000000000{k}0",
+                trace=TRACE_B,
+                name=name,
+                start=NOW - 8 * NS + j,
+                end=NOW - 2 * NS,
+                attrs=kid_attrs,
+                events=events,
+            )
+            for j, (name, kid_attrs, events) in enumerate(
+                [
+                    ("GET", {"http.route": "/b"}, ()),
+                    ("GET", {"http.route": "/b"}, ()),
+                    ("db", {"db.statement": "SELECT 1"}, ()),
+                    (
+                        "GET",
+                        {"http.route": "/b"},
+                        [("exception", {"exception.message": "boom"}, NOW - 3 * NS)],
+                    ),
+                    ("db", {"db.statement": "SELECT 1"}, ()),
+                ],
+                start=1,
+            )
+        ]
+        return [({"service.name": "web"}, ("s", "1"), [root, *kids])]
+
+    table = pb_table(batch(1), batch(2))
+    parsed = Counter[str]()
+    fields = encode.SpanEncoder.fields
+
+    def counted(self: Any, *args: Any) -> Any:
+        parsed["spans"] += 1
+        return fields(self, *args)
+
+    monkeypatch.setattr(encode.SpanEncoder, "fields", counted)
+
+    def run() -> tuple[list[bytes], dict[str, int]]:
+        parsed.clear()
+        result = emit(table, renames=rules, now=NOW, style=style)
+        return [e.payload for e in result.events], result.summary()["notes"]
+
+    remembered = run()
+    assert parsed["spans"] == 5  # root, GET, db and the two with an event: the rest were seen
+    monkeypatch.setattr(encode, "KEYED", 0)
+    assert remembered == run()
+    assert parsed["spans"] == 12
+    assert remembered[1]["spans renamed"] == 8  # two roots and three GET children per batch
+    assert b'"boom"' in b"".join(remembered[0])
+
+
 def test_invalid_ids_are_reported() -> None:
     good = pb_span("6000000000000001", trace=TRACE_B, start=NOW - 2 * NS, end=NOW - NS)
     bad = pb_span("0000000000000000", trace=TRACE_B, start=NOW - 2 * NS, end=NOW - NS)

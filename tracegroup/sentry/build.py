@@ -515,6 +515,9 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
                 hits: list[Fields | None] = enc.known(keys, ctx) if ctx is not None else [None] * k
                 parsed: dict[int, bool] = {}  # misses converted here -> whether they carry exceptions
                 for j in [j for j, h in enumerate(hits) if h is None]:
+                    if ctx is not None and (seen := enc.recall(ctx, keys[j])) is not None:
+                        hits[j] = seen  # remembered from earlier in this scope
+                        continue
                     sp = span(keys[j])
                     jj = j0 + j
                     evs = sp.events
@@ -706,9 +709,15 @@ class Builder:
             reason = TX_REASONS[int(p.tx.reason[k])]
             self.record((*key, 0, 0), "transaction", eid, r, r, k, reason=reason)
             return
-        spans, root_item = store.read(rows_k, r)  # the root's item and its spans' at once
+        # the spans (root but) as stored, comma-separated: read only when they may fit in one item
+        room = (
+            self.max_item_bytes
+            - len(b',"spans":[]')
+            - max(int(store.len[rows_k].sum() - store.len[r]) - 1, 0)
+        )
+        spans, root_item = store.read(rows_k, r) if room >= 0 else (b"", store.get(r))
         fast = self.templates.header(root_item, eid) if self.templates is not None else None
-        if fast is not None and len(fast[0]) + len(b',"spans":[]') + len(spans) <= self.max_item_bytes:
+        if fast is not None and len(fast[0]) <= room:
             payload = splice(fast[0], [spans])
             self.record((*key, 1, 0), "transaction", eid, r, r, k, payload=payload, notes=fast[1])
             return
@@ -717,10 +726,11 @@ class Builder:
         item = self.spans.item(r)
         header, hnotes = transaction_header(item, self.style, eid, name, self.environment)
         hb = dumps(header)
-        if len(hb) + len(b',"spans":[]') + len(spans) <= self.max_item_bytes:
+        if len(hb) <= room:
             payload = splice(hb, [spans])
             self.record((*key, 1, 0), "transaction", eid, r, r, k, payload=payload, notes=hnotes)
             return
+        del spans  # the pieces read their spans one by one
         self.split(
             key,
             r,

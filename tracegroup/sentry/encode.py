@@ -239,6 +239,11 @@ class SpanEncoder:
             return [None] * len(keys)
         return list(map(memo.get, keys))
 
+    def recall(self, ctx: Context, key: bytes) -> Fields | None:
+        """The :class:`Fields` remembered for one key in this context (None when not)."""
+        memo = self.keyed.get(ctx.seq)
+        return memo.get(key) if memo is not None else None
+
     def remember(self, ctx: Context, key: bytes, f: Fields) -> None:
         """Remember the fields of a span without events or links by its key, while there is room (the
         first :data:`KEYED` keys: the frequent ones come early)."""
