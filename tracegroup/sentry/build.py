@@ -46,7 +46,7 @@ from tracegroup.sentry.convert import (
     sentry_transaction_name,
     valid_environment,
 )
-from tracegroup.sentry.encode import ITEM, KEY_FIELDS, MEMO, Context, Fields, SpanEncoder
+from tracegroup.sentry.encode import KEY_FIELDS, MEMO, Context, Fields, SpanEncoder, span_item
 from tracegroup.sentry.events import (
     EventIds,
     ExceptionRecord,
@@ -540,7 +540,14 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
                     j1 = j0 + k
                     mids, links = map(_MID, hits), map(_LINKS, hits)
                     items += map(
-                        ITEM, tids[j0:j1], sids[j0:j1], pars[j0:j1], mids, st_l[j0:j1], en_l[j0:j1], links
+                        span_item,
+                        tids[j0:j1],
+                        sids[j0:j1],
+                        pars[j0:j1],
+                        mids,
+                        st_l[j0:j1],
+                        en_l[j0:j1],
+                        links,
                     )
                     rows += range(lo + j0, lo + j1)
                     continue
@@ -549,7 +556,7 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
                     if f is None:  # pragma: no cover - sel holds converted spans only
                         continue
                     jj = j0 + j
-                    items.append(ITEM(tids[jj], sids[jj], pars[jj], f.mid, st_l[jj], en_l[jj], f.links))
+                    items.append(span_item(tids[jj], sids[jj], pars[jj], f.mid, st_l[jj], en_l[jj], f.links))
                     rows.append(lo + jj)
                     if not extra:
                         continue
@@ -607,6 +614,10 @@ class Builder:
         self.sdk = dict(EXPORTER_SDK) if self.style == "exporter" else sentry_sdk_info()
         self.dsc: dict[int, dict[str, str]] = {}
         self.templates = HeaderTemplates(environment) if self.style == "exporter" else None
+        tx, lens = plan.tx, spans.store.len
+        self.stored = (
+            np.add.reduceat(lens[tx.by_tx], tx.off[:-1]) if len(tx.roots) else lens[:0]
+        )  # bytes a tx
 
     # ----------------------------------------------------------------- shared pieces
     def span_hex(self, row: int) -> str:
@@ -710,11 +721,7 @@ class Builder:
             self.record((*key, 0, 0), "transaction", eid, r, r, k, reason=reason)
             return
         # the spans (root but) as stored, comma-separated: read only when they may fit in one item
-        room = (
-            self.max_item_bytes
-            - len(b',"spans":[]')
-            - max(int(store.len[rows_k].sum() - store.len[r]) - 1, 0)
-        )
+        room = self.max_item_bytes - len(b',"spans":[]') - max(int(self.stored[k] - store.len[r]) - 1, 0)
         spans, root_item = store.read(rows_k, r) if room >= 0 else (b"", store.get(r))
         fast = self.templates.header(root_item, eid) if self.templates is not None else None
         if fast is not None and len(fast[0]) <= room:

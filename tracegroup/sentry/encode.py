@@ -12,7 +12,7 @@ status, name, attribute list) is encoded once into the JSON fragment between a s
 so per span what remains is a few dictionary lookups and one string join. A whole pass goes further
 (:meth:`SpanEncoder.known`, :meth:`SpanEncoder.remember`): the :class:`Fields` of a span without events
 or links are remembered by its key (:data:`KEY_FIELDS` cut by :func:`tracegroup.frames.span_keys`) in its
-resource and scope, so a span seen before costs one lookup and the :data:`ITEM` format of its ids and
+resource and scope, so a span seen before costs one lookup and the :func:`span_item` join of its ids and
 times. Memos are bounded (cleared when full; keys: the first :data:`KEYED` kept), so memory does not grow
 with the dump, and :meth:`SpanEncoder.forget` drops them when the pass ends. Exception span events and
 links are decoded (and scrubbed) per span, as they are rare.
@@ -75,9 +75,30 @@ class Context(NamedTuple):
 #: The span fields its item's middle depends on, and its events and links: what a span's key holds.
 KEY_FIELDS = ("name", "kind", "status", "attributes", "events", "links")
 _FIELDS = attrgetter("attributes", "name", "status", "kind", "links")
-#: A span item from (trace id, span id, the parent member or "", the middle, start, end, the links member
-#: or ""), all ASCII.
-ITEM = '{{"trace_id":"{}","span_id":"{}"{},{},"start_timestamp":"{}","timestamp":"{}"{}}}'.format
+
+
+def span_item(tid: str, sid: str, parent: str, mid: str, start: str, end: str, links: str) -> str:
+    """A span item from its trace id, span id, parent member (or ""), middle, times and links member (or
+    ""), all ASCII (one ``join``: faster than ``str.format`` or ``%`` per span)."""
+    return "".join(
+        (
+            '{"trace_id":"',
+            tid,
+            '","span_id":"',
+            sid,
+            '"',
+            parent,
+            ",",
+            mid,
+            ',"start_timestamp":"',
+            start,
+            '","timestamp":"',
+            end,
+            '"',
+            links,
+            "}",
+        )
+    )
 
 
 class Fields(NamedTuple):
@@ -276,7 +297,7 @@ class SpanEncoder:
         f = self.fields(sp, ctx, renamer, svc)
         pid, tid, sid = sp.parent_span_id, sp.trace_id, sp.span_id
         par = f',"parent_span_id":"{pid.hex()}"' if pid.strip(b"\0") else ""
-        return ITEM(tid.hex(), sid.hex(), par, f.mid, st, en, f.links).encode("ascii"), f.name, f.nested
+        return span_item(tid.hex(), sid.hex(), par, f.mid, st, en, f.links).encode("ascii"), f.name, f.nested
 
     def links(self, raws: Iterable[bytes]) -> str:
         """The ``,"links":[…]`` member of a span with links ("" when none is valid)."""
