@@ -190,6 +190,40 @@ def test_deterministic_bytes(polyglot: SpanTable, tmp_path: Path) -> None:
     assert set(first) >= {"event_id", "service", "trace_id", "root_span_id", "spans", "route", "notes"}
 
 
+def test_envelope_files_written_aside_and_errors_surface(
+    polyglot: SpanTable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files layout creates its files on a thread of its own: streamed, the directory is the same
+    as written afterwards; a file that cannot be written stops the run with that error, and the thread
+    is gone."""
+    import threading
+
+    import tracegroup.sentry.envelope as envelope
+
+    streamed = envelope.DirWriter(tmp_path / "streamed")
+    result = emit(polyglot, rebase_time=True, now=NOW, on_written=streamed.write)
+    streamed.finish(result)
+    write_dir(emit(polyglot, rebase_time=True, now=NOW), tmp_path / "after")
+    for f in sorted((tmp_path / "after").rglob("*.envelope")):
+        assert (tmp_path / "streamed" / f.relative_to(tmp_path / "after")).read_bytes() == f.read_bytes()
+    assert len(list((tmp_path / "streamed").rglob("*.envelope"))) == streamed.written > 3
+
+    real, calls = envelope._write_file, []
+
+    def full(path: str, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) >= 3:
+            raise OSError(28, "No space left on device", path)
+        real(path, data)
+
+    monkeypatch.setattr(envelope, "_write_file", full)
+    failing = envelope.DirWriter(tmp_path / "full")
+    with pytest.raises(OSError, match="No space left"):
+        failing.finish(emit(polyglot, rebase_time=True, now=NOW, on_written=failing.write))
+    assert not any(t.name == "tracegroup-envelopes" for t in threading.enumerate())
+    assert json.loads((tmp_path / "full" / "summary.json").read_text())["complete"] is False
+
+
 def test_old_dump_is_reported_not_written(polyglot: SpanTable) -> None:
     result = emit(polyglot, style="exporter", now=NOW)  # the fixture is from 2024
     s = result.summary()
