@@ -489,7 +489,7 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
     row = 0
     for batch in table.batches:
         lo, hi = row, row + batch.spans
-        convert.window(lo, hi)  # per-row flags, ids and times as lists for this batch only
+        convert.window(lo, hi)  # the times of this batch, formatted at once
         st_l, en_l = convert.st, convert.en
         need_l, elig_l = plan.need[lo:hi].tolist(), plan.eligible[lo:hi].tolist()
         is_root = (plan.root[lo:hi] == np.arange(lo, hi, dtype=np.int64)).tolist()
