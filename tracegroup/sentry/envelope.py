@@ -137,8 +137,11 @@ def _prepare(out: Path) -> None:
     (out / SUMMARY).write_text(json.dumps({"tool": TOOL, "complete": False}) + "\n", encoding="utf-8")
 
 
+_LINE = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(separators=...), one encoder reused
+
+
 def _json_line(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode("utf-8") + b"\n"
+    return _LINE(data).encode("utf-8") + b"\n"
 
 
 def _write_file(path: str, data: bytes) -> None:
