@@ -736,6 +736,9 @@ def test_spans_seen_before_convert_as_new_ones(style: str, tmp_path: Path, monke
 
     remembered = run()
     assert parsed["spans"] == 5  # root, GET, db and the two with an event: the rest were seen
+    monkeypatch.setattr(encode, "KEYED_BYTES", 1)  # full after the first key: only the roots are known
+    assert remembered == run()
+    assert parsed["spans"] == 11
     monkeypatch.setattr(encode, "KEYED", 0)
     assert remembered == run()
     assert parsed["spans"] == 12

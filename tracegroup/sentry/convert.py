@@ -582,7 +582,8 @@ def relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str]
 
 
 #: (key, value) -> (key, value as Relay keeps them, why Relay leaves the tag out or "environment", trimmed);
-#: the first pairs seen are kept (tags repeat across roots: service, host, method, status…).
+#: the first pairs seen with values up to 200 characters are kept (tags repeat across roots: service, host,
+#: method, status…).
 _TAG_VERDICTS: dict[tuple[str, str], tuple[str, str, str, bool]] = {}
 
 
@@ -614,7 +615,7 @@ def _relay_event_tags(tags: Mapping[str, str]) -> tuple[dict[str, str], list[str
         hit = _TAG_VERDICTS.get(pair)
         if hit is None:
             hit = _tag_verdict(*pair)
-            if len(_TAG_VERDICTS) < 1 << 13:
+            if len(_TAG_VERDICTS) < 1 << 13 and len(pair[1]) <= MAX_TAG_CHARS:
                 _TAG_VERDICTS[pair] = hit
         k, v, why, trim = hit
         if trim:

@@ -13,9 +13,9 @@ so per span what remains is a few dictionary lookups and one string join. A whol
 (:meth:`SpanEncoder.known`, :meth:`SpanEncoder.remember`): the :class:`Fields` of a span without events
 or links are remembered by its key (:data:`KEY_FIELDS` cut by :func:`tracegroup.frames.span_keys`) in its
 resource and scope, so a span seen before costs one lookup and the :func:`span_item` join of its ids and
-times. Memos are bounded (cleared when full; keys: the first :data:`KEYED` kept), so memory does not grow
-with the dump, and :meth:`SpanEncoder.forget` drops them when the pass ends. Exception span events and
-links are decoded (and scrubbed) per span, as they are rare.
+times. Memos are bounded (cleared when full; keys: the first :data:`KEYED` within :data:`KEYED_BYTES`
+kept), so memory does not grow with the dump, and :meth:`SpanEncoder.forget` drops them when the pass
+ends. Exception span events and links are decoded (and scrubbed) per span, as they are rare.
 """
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ from tracegroup.sentry.rename import Renamer
 _ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 #: Entries per memo before it is cleared.
 MEMO = 1 << 13
-#: Span keys remembered at most (per resource and scope: a service's hosts each have theirs).
+#: Span keys remembered at most (per resource and scope: a service's hosts each have theirs), and the bytes
+#: of their keys and fields at most (spans with big attributes fill it sooner).
 KEYED = 1 << 15
+KEYED_BYTES = 32 << 20
 
 
 class Attr(NamedTuple):
@@ -126,7 +128,7 @@ class SpanEncoder:
         self.resources: dict[bytes, tuple[int, ResourceInfo]] = {}
         self.contexts: dict[tuple[int, str, str], Context] = {}
         self.keyed: dict[int, dict[bytes, Fields]] = {}  # context number -> span key -> fields
-        self.nkeyed = 0
+        self.nkeyed = self.keyed_bytes = 0
         self.seq = 0
 
     # ----------------------------------------------------------------- memoised pieces
@@ -267,21 +269,22 @@ class SpanEncoder:
 
     def remember(self, ctx: Context, key: bytes, f: Fields) -> None:
         """Remember the fields of a span without events or links by its key, while there is room (the
-        first :data:`KEYED` keys: the frequent ones come early)."""
-        if self.nkeyed >= KEYED:
+        first :data:`KEYED` keys within :data:`KEYED_BYTES`: the frequent ones come early)."""
+        if self.nkeyed >= KEYED or self.keyed_bytes >= KEYED_BYTES:
             return
         memo = self.keyed.get(ctx.seq)
         if memo is None:
             memo = self.keyed[ctx.seq] = {}
         memo[key] = f
         self.nkeyed += 1
+        self.keyed_bytes += len(key) + len(f.mid)
 
     def forget(self) -> None:
         """Forget the remembered keys, attributes, lists and middles (the pass over the spans is done:
         their memory goes to what follows)."""
         for memo in (self.keyed, self.attrs, self.lists, self.mids, self.names):
             memo.clear()
-        self.nkeyed = 0
+        self.nkeyed = self.keyed_bytes = 0
 
     def encode(
         self,

@@ -162,7 +162,7 @@ class _Files:
 
     def __init__(self) -> None:
         self.queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=PENDING)
-        self.error: OSError | None = None
+        self.error: Exception | None = None
         self.thread = threading.Thread(target=self._run, name="tracegroup-envelopes", daemon=True)
         self.thread.start()
 
@@ -171,7 +171,7 @@ class _Files:
             if self.error is None:
                 try:
                     _write_file(*job)
-                except OSError as err:
+                except Exception as err:  # noqa: BLE001 - raised in the building thread
                     self.error = err
 
     def put(self, path: str, data: bytes) -> None:
