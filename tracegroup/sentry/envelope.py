@@ -171,7 +171,7 @@ class _Files:
             if self.error is None:
                 try:
                     _write_file(*job)
-                except Exception as err:  # noqa: BLE001 - raised in the building thread
+                except Exception as err:  # raised in the building thread
                     self.error = err
 
     def put(self, path: str, data: bytes) -> None:
