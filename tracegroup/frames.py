@@ -24,7 +24,9 @@ spans`` columns"):
 :func:`span_columns` gives the same rows and values per chunk as :class:`SpanColumns` (numpy and Arrow
 columns, repeated values as :class:`Coded` indices into their distinct values) for the file writers, with
 no pandas frame and no Python object per span; :func:`file_chunks` is what ``tracegroup spans`` writes
-(:func:`span_columns` when pyarrow is installed, else :func:`spans_frames`).
+(:func:`span_columns` when pyarrow is installed, else :func:`spans_frames`). :func:`detail_messages` and
+:func:`span_keys` are the message readers the detail decoding (and ``tracegroup emit``) share: spans with
+their details kept as encoded bytes, or cut to one bytes key per span by protobuf itself.
 
 Dtypes (:data:`SPAN_COLUMNS`, :data:`DIFF_COLUMNS`): ids, names and ``position`` pandas strings (``str``),
 ``service``/``kind``/``verdict``/``reason`` categoricals (every service of the table, the six OTLP kind
