@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fake_sentry import FakeSentry, fake_sentry
+from fake_sentry import fake_sentry
 from sentry_sdk.envelope import Envelope
+from test_send import routes_file
 
 import tracegroup as tg
 from tracegroup.cli import main
@@ -224,16 +225,6 @@ def test_re_emit_replaces_the_other_layout(tmp_path: Path) -> None:
     code, text = run("emit", "fixtures/polyglot.pb", "-q", "--out", str(foreign), "--layout", "packed")
     assert code == 2 and "is not an earlier 'tracegroup emit' output" in text
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
-
-
-def routes_file(tmp_path: Path, fake: FakeSentry) -> Path:
-    """Storefront and frontend to project 11; every other service to the default, project 22."""
-    path = tmp_path / "routes.toml"
-    path.write_text(
-        f'[default]\ndsn = "{fake.dsn("22")}"\n\n'
-        f'[[route]]\nname = "shop"\nservices = ["storefront", "frontend"]\ndsn = "{fake.dsn("11")}"\n'
-    )
-    return path
 
 
 def journal(out: Path) -> list[tuple[str, str, str, str]]:
