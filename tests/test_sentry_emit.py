@@ -595,6 +595,25 @@ def test_header_templates_match_transaction_header(
     assert templates.header(dumps({**item, "links": [{"trace_id": "ab" * 16}]}), "12" * 16) is None
 
 
+def test_header_templates_remember_middles_within_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Roots with the same members between ids and times share one parse of their tags; the memo keeps the
+    first middles within its byte bound, and a middle past it gives the same header, parsed again."""
+    import tracegroup.sentry.build as build_mod
+    from tracegroup.sentry.build import HeaderTemplates
+    from tracegroup.sentry.events import TxName, dumps, transaction_header
+
+    monkeypatch.setattr(build_mod, "MIDS_BYTES", 250)
+    templates = HeaderTemplates("")
+    for k in range(6):
+        item = {"trace_id": "ab" * 16, "span_id": f"{k:016x}", "op": "http.server", "description": "GET /x"}
+        item |= {"status": "ok", "tags": {"host": f"h{k % 3}", "user": "u"}}
+        item |= {"start_timestamp": f"2026-01-01T00:00:0{k}Z", "timestamp": "2026-01-01T00:00:09Z"}
+        want, notes = transaction_header(item, "exporter", f"{k:032x}", TxName("GET /x"), "")
+        assert templates.header(dumps(item), f"{k:032x}") == (dumps(want), notes)
+    assert len(templates.mids) == 2  # ~100 bytes each: h0 and h1 fit, h2 is past the bound
+    assert templates.mid_bytes <= 250
+
+
 @pytest.mark.parametrize("style", ["exporter", "sentry"])
 def test_links_are_kept(style: str) -> None:
     sp = pb_span(
