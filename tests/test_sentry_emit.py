@@ -167,6 +167,44 @@ def test_split_over_the_item_limit(polyglot: SpanTable, style: str) -> None:
     assert line["part"] == f"1/{first.parts}" and line["written"] is True
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    service=st.text(max_size=8),
+    route=st.sampled_from(["", "team-a", 'q"uote', "naïve"]),
+    reason=st.sampled_from(["", "too_large", "sampled_out"]),
+    notes=st.lists(st.text(max_size=10), max_size=3),
+    file=st.sampled_from([None, "svc/ab.envelope", "svc.envelopes", 'we"ird\\é']),
+    slice_=st.tuples(st.integers(0, 2**40), st.integers(0, 2**31)),
+    part=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+)
+def test_manifest_line_is_the_manifest_json(
+    service: str,
+    route: str,
+    reason: str,
+    notes: list[str],
+    file: str | None,
+    slice_: tuple[int, int],
+    part: tuple[int, int],
+) -> None:
+    """A manifest line formatted directly is ``json.dumps`` of :meth:`EmittedEvent.manifest` (``offset``
+    and ``length`` right after ``file`` when there is a length), whatever the names hold."""
+    from tracegroup.sentry.build import EmittedEvent
+    from tracegroup.sentry.envelope import manifest_line
+
+    ev = EmittedEvent("transaction", "ab" * 16, service, "cd" * 16, "ef" * 8, 7, route, part=part[0])
+    ev.parts, ev.reason, ev.notes = part[1], reason, notes
+    offset, length = slice_
+    want = ev.manifest(file)
+    if length:
+        at = list(want).index("file") + 1
+        items = list(want.items())
+        want = dict([*items[:at], ("offset", offset), ("length", length), *items[at:]])
+    quoted: dict[str | None, str] = {}
+    for _ in range(2):  # quoted names remembered, then reused
+        line = manifest_line(ev, file, offset, length, quoted)
+        assert line == (json.dumps(want, separators=(",", ":")) + "\n").encode("ascii")
+
+
 def test_deterministic_bytes(polyglot: SpanTable, tmp_path: Path) -> None:
     routes = load_routes(ROUTES)
     a = emit(polyglot, routes=routes, style="sentry", rebase_time=True, now=NOW)
@@ -919,5 +957,7 @@ def test_span_store_reads_runs() -> None:
                 assert got == item[root] == store.get(root)
                 assert spans == b",".join(item[r] for r in rows.tolist() if r != root)
                 assert store.size(root) == len(item[root])
+        for rows_l in ([7, 0, 5, 2], [3], list(range(8))[::-1], []):  # any order: runs read at once
+            assert store.items(rows_l) == [item[r] for r in rows_l]
     finally:
         store.close()

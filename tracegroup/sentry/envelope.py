@@ -43,7 +43,7 @@ import threading
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from tracegroup.sentry.build import EmittedEvent
 from tracegroup.sentry.emit import EmitResult
@@ -138,10 +138,6 @@ def _prepare(out: Path) -> None:
 
 
 _LINE = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(separators=...), one encoder reused
-
-
-def _json_line(data: dict[str, Any]) -> bytes:
-    return _LINE(data).encode("utf-8") + b"\n"
 
 
 def _write_file(path: str, data: bytes) -> None:
@@ -385,22 +381,44 @@ def write_manifest(result: EmitResult, path: str | Path, writer: DirWriter | Non
     """One JSON line per event, written or not (``file``: its envelope relative to the output dir, as
     ``writer`` placed it; packed: ``offset`` and ``length`` of its bytes in that file, right after
     ``file``)."""
+    quoted: dict[str | None, str] = {}  # services, routes and packs repeat: each quoted once
     with open(path, "wb") as f:
         for ev in result.records:
             file, offset, length = writer.place(ev) if writer is not None else (None, 0, 0)
-            line = ev.manifest(file)
-            if length:
-                line = _with_slice(line, offset, length)
-            f.write(_json_line(line))
+            f.write(manifest_line(ev, file, offset, length, quoted))
 
 
-def _with_slice(line: dict[str, Any], offset: int, length: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in line.items():
-        out[key] = value
-        if key == "file":
-            out["offset"], out["length"] = offset, length
-    return out
+def manifest_line(
+    ev: EmittedEvent,
+    file: str | None,
+    offset: int = 0,
+    length: int = 0,
+    quoted: dict[str | None, str] | None = None,
+) -> bytes:
+    """``ev.manifest(file)`` as one JSON line, ``offset`` and ``length`` right after ``file`` when
+    ``length``: the bytes ``json.dumps(..., separators=(",", ":"))`` gives, formatted directly (ids are
+    hex; every other string is quoted by the JSON encoder, ``quoted`` remembering the repeated ones)."""
+    q = quoted if quoted is not None else {}
+    if len(q) > 4096:
+        q.clear()
+    where = _quote(file, q) if length or file is None else _LINE(file)
+    if length:
+        where += f',"offset":{offset},"length":{length}'
+    reason = f',"reason":{_LINE(ev.reason)}' if ev.reason else ""
+    return (
+        f'{{"event_id":"{ev.event_id}","type":"{ev.kind}","service":{_quote(ev.service, q)},'
+        f'"trace_id":"{ev.trace_id}","root_span_id":"{ev.root_span_id}","spans":{ev.spans},'
+        f'"route":{_quote(ev.route, q)},"part":"{ev.part}/{ev.parts}",'
+        f'"written":{"false" if ev.reason else "true"},'
+        f'"file":{where}{reason},"notes":{_LINE(ev.notes) if ev.notes else "[]"}}}\n'
+    ).encode("ascii")
+
+
+def _quote(value: str | None, quoted: dict[str | None, str]) -> str:
+    q = quoted.get(value)
+    if q is None:
+        q = quoted[value] = _LINE(value)
+    return q
 
 
 def write_jsonl(result: EmitResult, path: str | Path) -> int:
