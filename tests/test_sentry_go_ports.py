@@ -19,11 +19,15 @@ The module also holds the small OTLP builders the other ``test_sentry_*`` files 
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, TracesData
 
@@ -35,6 +39,8 @@ from tracegroup.sentry.convert import (
     exporter_status,
     exporter_tags_from_attributes,
     go_float,
+    go_times,
+    iso_times,
 )
 from tracegroup.sentry.emit import emit
 from tracegroup.sentry.events import dumps, trace_context
@@ -358,3 +364,54 @@ def test_go_float_format(value: float, text: str) -> None:
     """``strconv.FormatFloat(v, 'g', -1, 64)``, the exporter's double tags (values checked against Go's
     documented rules: shortest digits, %e below 1e-4 and from 1e6 on with at least two exponent digits)."""
     assert go_float(value) == text
+
+
+@pytest.mark.parametrize(
+    ("ns", "go", "sdk"),
+    [
+        (0, "1970-01-01T00:00:00Z", "1970-01-01T00:00:00.000000Z"),
+        (123, "1970-01-01T00:00:00.000000123Z", "1970-01-01T00:00:00.000000Z"),
+        (1_234_567_890, "1970-01-01T00:00:01.23456789Z", "1970-01-01T00:00:01.234567Z"),
+        (1_500_000_000, "1970-01-01T00:00:01.5Z", "1970-01-01T00:00:01.500000Z"),
+        (-1, "1969-12-31T23:59:59.999999999Z", "1969-12-31T23:59:59.999999Z"),
+        (1_764_450_000 * 10**9 + 10**8, "2025-11-29T21:00:00.1Z", "2025-11-29T21:00:00.100000Z"),
+        (2**63 - 1, "2262-04-11T23:47:16.854775807Z", "2262-04-11T23:47:16.854775Z"),
+        (-(2**63) + 1, "1677-09-21T00:12:43.145224193Z", "1677-09-21T00:12:43.145224Z"),
+    ],
+)  # fmt: skip
+def test_times_as_go_and_the_sdks_write_them(ns: int, go: str, sdk: str) -> None:
+    """``time.Time`` as Go's JSON writes it (``RFC3339Nano``: trailing zeros of the fraction trimmed) and as
+    the SDKs write it (microseconds, truncated), alone and among other values (each a column)."""
+    assert go_times(np.array([ns])) == [go]
+    assert iso_times(np.array([ns])) == [sdk]
+    column = np.array([ns, 1_764_450_000 * 10**9, ns], dtype=np.int64)
+    assert go_times(column)[::2] == [go, go]
+    assert iso_times(column)[::2] == [sdk, sdk]
+
+
+def _reference_time(ns: int, digits: int, trim: bool) -> str:
+    """An independent formatting: Python's calendar for the seconds, integer arithmetic for the fraction."""
+    sec, frac = divmod(ns, 10**9)
+    day = datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=sec)
+    text = f"{frac // 10 ** (9 - digits):0{digits}d}"
+    if trim:
+        text = text.rstrip("0")
+    return day.strftime("%Y-%m-%dT%H:%M:%S") + (f".{text}" if text else "") + "Z"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(-(2**63) + 1, 2**63 - 1), min_size=1, max_size=40),
+    st.integers(0, 2),
+)  # fmt: skip
+def test_time_columns_match_a_reference(values: list[int], spread: int) -> None:
+    """Whole columns (a batch's times: close together, or years apart) give each value's own text."""
+    ns = np.array(values, dtype=np.int64)
+    if spread == 0:  # a batch's times: within a few minutes of the first
+        ns = ns[0] // 2 + ns % (300 * 10**9)
+    elif spread == 1:  # whole seconds and milliseconds (many trailing zeros)
+        ns = ns - ns % 10**6
+    got_go, got_sdk = go_times(ns), iso_times(ns)
+    for k, v in enumerate(ns.tolist()):
+        assert got_go[k] == _reference_time(v, 9, True)
+        assert got_sdk[k] == _reference_time(v, 6, False)
