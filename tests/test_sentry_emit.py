@@ -953,10 +953,21 @@ def test_span_store_reads_runs() -> None:
         for tx in range(3):
             rows = np.flatnonzero(group == tx)
             for root in rows.tolist():
-                spans, got = store.read(rows, root)
-                assert got == item[root] == store.get(root)
-                assert spans == b",".join(item[r] for r in rows.tolist() if r != root)
+                assert store.get(root) == item[root]
                 assert store.size(root) == len(item[root])
+        fewer = False
+        for roots in ([0, 1, 3], [5, 6, 7], [2, 4, 3]):  # three transactions at once, each but its root
+            rows = np.concatenate(
+                [np.flatnonzero((group == tx) & (np.arange(8) != r)) for tx, r in enumerate(roots)]
+            )
+            owner = group[rows]
+            runs, at = store.runs(rows, owner, 3)
+            fewer |= len(runs) < len(rows)
+            for tx, r in enumerate(roots):
+                got = b"".join(store.read(runs[at[tx] : at[tx + 1]]))
+                assert got == b",".join(item[x] for x in np.flatnonzero(group == tx).tolist() if x != r)
+        assert fewer  # neighbours are read at once
+        assert store.runs(rows[:0], rows[:0], 2) == ([], [0, 0, 0])  # transactions of their root alone
         for rows_l in ([7, 0, 5, 2], [3], list(range(8))[::-1], []):  # any order: runs read at once
             assert store.items(rows_l) == [item[r] for r in rows_l]
     finally:

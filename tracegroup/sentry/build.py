@@ -262,28 +262,27 @@ class SpanStore:
             j = e
         return out
 
-    def read(self, rows: np.ndarray, root: int) -> tuple[bytes, bytes]:
-        """(the items of ``rows`` but ``root``'s, comma-separated; ``root``'s item): ``rows`` all stored,
-        in input order, ``root`` among them."""
-        offs, lens = self.off[rows].tolist(), self.len[rows].tolist()
-        runs: list[tuple[int, int]] = []
-        a = e = offs[0]
-        for o, k in zip(offs, lens, strict=True):
-            if o != e:
-                runs.append((a, e))
-                a = o
-            e = o + k
-        runs.append((a, e))
-        ro, rl = int(self.off[root]), int(self.len[root])
-        parts = []
-        item = b""
-        for a, e in runs:
-            buf = os.pread(self.fd, e - a, a)
-            if a <= ro < e:
-                x = ro - a
-                item, buf = buf[x : x + rl - 1], buf[:x] + buf[x + rl :]
-            parts.append(buf)
-        return b"".join(parts)[:-1], item
+    def runs(self, rows: np.ndarray, owner: np.ndarray, n: int) -> tuple[list[tuple[int, int]], list[int]]:
+        """Where the items of ``rows`` lie, for ``n`` owners at once: ``rows`` all stored, grouped by
+        ``owner`` (0 to ``n - 1``, ascending), each owner's in input order. Gives the (start, end) of
+        every run of items stored one after the other, the comma after an owner's last item left out,
+        and where each owner's runs begin (owner ``j``: ``runs[at[j] : at[j + 1]]``)."""
+        if not len(rows):
+            return [], [0] * (n + 1)
+        off, ln = self.off[rows], self.len[rows]
+        new = np.ones(len(rows), dtype=bool)
+        new[1:] = (owner[1:] != owner[:-1]) | (off[1:] != off[:-1] + ln[:-1])
+        first = np.flatnonzero(new)
+        last = np.append(first[1:], len(rows)) - 1
+        ends = off[last] + ln[last]
+        ends[np.append(owner[first][1:] != owner[first][:-1], True)] -= 1
+        at = np.searchsorted(owner[first], np.arange(n + 1)).tolist()
+        return list(zip(off[first].tolist(), ends.tolist(), strict=True)), at
+
+    def read(self, runs: list[tuple[int, int]]) -> list[bytes]:
+        """The bytes of ``runs`` (:meth:`runs`), one read each."""
+        fd = self.fd
+        return [os.pread(fd, e - a, a) for a, e in runs]
 
     def close(self) -> None:
         self.file.close()
@@ -344,6 +343,9 @@ _TAGS_HOLE = b'{"tg":"\\u0000tg6\\u0000"}'
 #: A root's middle members as its header takes them: (template parts, slots, tags' JSON, notes).
 _Filled = tuple[list[bytes], list[int], memoryview, tuple[str, ...]]
 MIDS, MIDS_BYTES = 1 << 15, 16 << 20  # the middles remembered: the first MIDS within MIDS_BYTES
+_SPLICE = len(b',"spans":[]')
+#: Transactions planned at once (:meth:`Builder.transactions`).
+TX_CHUNK = 1 << 12
 
 
 class HeaderTemplates:
@@ -751,41 +753,60 @@ class Builder:
             self.on_written(ev)
 
     # ----------------------------------------------------------------- transactions
-    def transaction(self, k: int) -> None:
-        """Transaction ``k`` of the plan: one record, or its pieces when over the item limit."""
+    def transactions(self, ks: np.ndarray) -> None:
+        """Transactions ``ks`` of the plan, in that order (a stretch of the output order): what each needs
+        — root, trace, root span id, the room its spans leave under the item limit, the runs of stored
+        bytes its spans are read as — worked out for all at once, then each built (:meth:`transaction`)."""
         p, store = self.plan, self.spans.store
-        r = int(p.tx.roots[k])
-        t = int(p.tr[r])
-        rows_k = p.tx.rows(k)
-        root_hex = self.span_hex(r)
+        tx = p.tx
+        roots = tx.roots[ks]
+        room = self.max_item_bytes - _SPLICE - np.maximum(self.stored[ks] - store.len[roots] - 1, 0)
+        room[tx.reason[ks] != 0] = -1  # not written: nothing read
+        # the rows of each transaction but its root, in input order, as the runs they are stored in
+        n = tx.off[ks + 1] - tx.off[ks]
+        pos = np.repeat(tx.off[ks] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+        mem, owner = tx.by_tx[pos], np.repeat(np.arange(len(ks)), n)
+        keep = (mem != roots[owner]) & (room[owner] >= 0)
+        pairs, at = store.runs(mem[keep], owner[keep], len(ks))
+        root_hex = hex_ids(self.table.span_id[roots], 16)
+        rows = zip(ks.tolist(), roots.tolist(), p.tr[roots].tolist(), root_hex, room.tolist(), strict=True)
+        for j, (k, r, t, rhex, rm) in enumerate(rows):
+            self.transaction(k, r, t, rhex, rm, pairs[at[j] : at[j + 1]])
+
+    def transaction(
+        self, k: int, r: int, t: int, root_hex: str, room: int, runs: list[tuple[int, int]]
+    ) -> None:
+        """Transaction ``k`` of the plan, rooted at row ``r`` of trace ``t``: one record, or its pieces when
+        over the item limit (``room``: what its spans leave under it, negative when they do not fit or it
+        is not written; ``runs``: the (start, end) of the stored bytes of its spans but the root's)."""
+        p, store = self.plan, self.spans.store
         eid = self.ids.new("transaction", p.trace_hex[t], root_hex)
         key = (t, r, 0)
         if p.tx.reason[k]:
             reason = TX_REASONS[int(p.tx.reason[k])]
             self.record((*key, 0, 0), "transaction", eid, r, r, k, reason=reason)
             return
-        # the spans (root but) as stored, comma-separated: read only when they may fit in one item
-        room = self.max_item_bytes - len(b',"spans":[]') - max(int(self.stored[k] - store.len[r]) - 1, 0)
-        spans, root_item = store.read(rows_k, r) if room >= 0 else (b"", store.get(r))
-        fast = self.templates.header(root_item, eid) if self.templates is not None else None
-        if fast is not None and len(fast[0]) <= room:
-            payload = splice(fast[0], [spans])
-            self.record((*key, 1, 0), "transaction", eid, r, r, k, payload=payload, notes=fast[1])
-            return
+        root_item = store.get(r)
+        spans = store.read(runs) if room >= 0 else []
+        if room >= 0:
+            fast = self.templates.header(root_item, eid) if self.templates is not None else None
+            if fast is not None and len(fast[0]) <= room:
+                payload = splice(fast[0], spans, b"")
+                self.record((*key, 1, 0), "transaction", eid, r, r, k, payload=payload, notes=fast[1])
+                return
         self.spans.seed(r, json.loads(root_item))
         name = self.tx_name(r)
         item = self.spans.item(r)
         header, hnotes = transaction_header(item, self.style, eid, name, self.environment)
         hb = dumps(header)
         if len(hb) <= room:
-            payload = splice(hb, [spans])
+            payload = splice(hb, spans, b"")
             self.record((*key, 1, 0), "transaction", eid, r, r, k, payload=payload, notes=hnotes)
             return
-        del spans  # the pieces read their spans one by one
         self.split(
             key,
             r,
-            rows_k[rows_k != r].tolist(),
+            p.tx.rows(k)[p.tx.rows(k) != r].tolist(),
             _Pieces(store, r, item, hb, self.style, name, self.environment, eid, root_hex),
         )
 
@@ -907,8 +928,8 @@ def build(
     b = Builder(table, plan, convert, spans, environment, max_item_bytes, on_written)
     b.ids = EventIds(replay_salt(plan.times.shift, replay_id))
     try:
-        for k in plan.tx.order.tolist():
-            b.transaction(int(k))
+        for at in range(0, len(plan.tx.order), TX_CHUNK):
+            b.transactions(plan.tx.order[at : at + TX_CHUNK])
         dups: dict[int, str] = {}
         if errors == "dedup" and spans.records:
             dups = dedup_exceptions(spans.records, plan.root, plan.parent, b.span_hex)

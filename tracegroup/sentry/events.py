@@ -123,9 +123,12 @@ class EventIds:
         return eid
 
 
-def splice(header: bytes, spans: Sequence[bytes]) -> bytes:
-    """``header`` (a JSON object) with ``"spans": [spans…]`` added as its last key."""
-    return header[:-1] + b',"spans":[' + b",".join(spans) + b"]}"
+def splice(header: bytes, spans: Sequence[bytes], sep: bytes = b",") -> bytes:
+    """``header`` (a JSON object) with ``"spans": [spans…]`` added as its last key (``sep``: b"" when the
+    parts already hold their commas)."""
+    if sep:
+        return b"".join((header[:-1], b',"spans":[', sep.join(spans), b"]}"))
+    return b"".join((header[:-1], b',"spans":[', *spans, b"]}"))
 
 
 def spliced_size(header_len: int, span_lens: Iterable[int], n: int) -> int:
