@@ -31,6 +31,7 @@ from tracegroup.batching import deliver
 from tracegroup.grouping import Context, group
 from tracegroup.model import SpanTable, span_hex
 from tracegroup.routes import Route, Routes, load_routes
+from tracegroup.sentry.build import EmittedEvent
 from tracegroup.sentry.emit import EmitResult, emit, sample_rand
 from tracegroup.sentry.envelope import envelope_bytes, write_dir, write_jsonl
 
@@ -905,6 +906,7 @@ def test_emit_output_golden(case: str, style: str, tmp_path: Path) -> None:
     equals ``sentry_sdk``'s own ``Envelope.serialize``."""
     from tracegroup.redact import Policy
     from tracegroup.sentry.envelope import DirWriter, envelope
+    from tracegroup.sentry.events import dumps
 
     table = tg.load([POLYGLOT])
     opts: dict[str, Any] = {"style": style, "rebase_time": True, "now": 1_767_225_600 * NS}
@@ -915,15 +917,23 @@ def test_emit_output_golden(case: str, style: str, tmp_path: Path) -> None:
     else:
         opts.update(errors="dedup", redaction=Policy(pii=True, keys=("*.id",)), replay_id="r1")
     w = DirWriter(tmp_path / "streamed")
-    w.finish(emit(table, on_written=w.write, **opts))
+    streamed: list[bytes] = []
+
+    def write(ev: EmittedEvent) -> None:
+        assert ev.head == dumps(ev.headers)  # made once per trace and route, the same bytes
+        streamed.append(envelope(ev).serialize())
+        w.write(ev)
+
+    w.finish(emit(table, on_written=write, **opts))
     digest, files = EMIT_GOLDEN[(case, style)]
     assert sum(1 for _ in (tmp_path / "streamed").rglob("*.envelope")) == files
     assert _digest(tmp_path / "streamed") == digest
     result = emit(table, **opts)
     write_dir(result, tmp_path / "whole")
     assert _digest(tmp_path / "whole") == digest
-    for ev in result.events:
-        assert envelope_bytes(ev) == envelope(ev).serialize()
+    whole = [envelope_bytes(ev) for ev in result.events]
+    assert whole == [envelope(ev).serialize() for ev in result.events]
+    assert sorted(whole) == sorted(streamed)
 
 
 @given(st.lists(st.text(max_size=40), min_size=1, max_size=5))

@@ -83,6 +83,7 @@ class EmittedEvent:
     reason: str = ""
     payload: bytes = field(default=b"", repr=False)
     headers: dict[str, Any] = field(default_factory=dict, repr=False)
+    head: bytes = field(default=b"", repr=False)  # streamed: ``headers`` as JSON, made when built
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
 
     @property
@@ -659,6 +660,7 @@ class Builder:
         self.keys = array("q")  # the output-order key of each record, five integers each
         self.sdk = dict(EXPORTER_SDK) if self.style == "exporter" else sentry_sdk_info()
         self.dsc: dict[int, dict[str, str]] = {}
+        self.heads: dict[tuple[int, str | None], bytes] = {}  # (trace, route) -> headers but the event id
         self.templates = HeaderTemplates(environment) if self.style == "exporter" else None
         tx, lens = plan.tx, spans.store.len
         self.stored = (
@@ -750,7 +752,20 @@ class Builder:
         if not reason and self.on_written is not None:
             ev = self.out.event(len(self.out.cols) // 7 - 1)
             ev.payload, ev.headers = payload, headers
+            ev.head = self.head(headers, int(self.plan.tr[owner]), rt)
             self.on_written(ev)
+
+    def head(self, headers: dict[str, Any], t: int, rt: Route | None) -> bytes:
+        """``dumps(headers)`` of an event of trace ``t`` routed by ``rt``: all but the event id is the same
+        for the events of one trace and route, so serialized once for them."""
+        key = (t, rt.name if rt is not None else None)
+        rest = self.heads.get(key)
+        if rest is None:
+            if len(self.heads) >= 64:  # events come trace by trace
+                self.heads.clear()
+            rest = self.heads[key] = dumps({k: v for k, v in headers.items() if k != "event_id"})
+        eid = headers["event_id"].encode("ascii")
+        return b'{"event_id":"%s"%s%s' % (eid, b"," if len(rest) > 2 else b"", rest[1:])
 
     # ----------------------------------------------------------------- transactions
     def transactions(self, ks: np.ndarray) -> None:

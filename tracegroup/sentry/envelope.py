@@ -82,7 +82,7 @@ def envelope_bytes(ev: EmittedEvent) -> bytes:
         raise ValueError(f"event {ev.event_id} was not written ({ev.reason}): it has no envelope")
     kind = b"transaction" if ev.kind == "transaction" else b"event"
     item = b'{"type":"%s","content_type":"application/json","length":%d}' % (kind, len(ev.payload))
-    return b"".join((dumps(ev.headers), b"\n", item, b"\n", ev.payload, b"\n"))
+    return b"".join((ev.head or dumps(ev.headers), b"\n", item, b"\n", ev.payload, b"\n"))
 
 
 def read_envelope(data: bytes) -> Envelope:

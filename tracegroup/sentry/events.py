@@ -79,15 +79,16 @@ def dumps(obj: Any) -> bytes:
 
 
 _NS_BYTES = _NAMESPACE.bytes
-_UUID5_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
-_UUID5_SET = (0x8000 << 48) | (5 << 76)
 
 
 def event_id(*parts: str) -> str:
     """A deterministic event id: ``uuid.uuid5`` of the parts joined by ``/``, 32 lowercase hex characters
-    (computed as ``uuid5`` does, sha1 then the variant and version bits, without a ``UUID`` object)."""
+    (computed as ``uuid5`` does, sha1 then the version and variant bits, without a ``UUID`` object)."""
     digest = hashlib.sha1(_NS_BYTES + "/".join(parts).encode("utf-8"), usedforsecurity=False).digest()
-    return f"{int.from_bytes(digest[:16], 'big') & _UUID5_CLEAR | _UUID5_SET:032x}"
+    out = bytearray(digest[:16])
+    out[6] = out[6] & 0x0F | 0x50  # version 5
+    out[8] = out[8] & 0x3F | 0x80  # RFC 4122 variant
+    return out.hex()
 
 
 def replay_salt(shift_ns: int, replay_id: str = "") -> tuple[str, ...]:
