@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from builders import S
 from builders import table as builders_table
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_sentry_go_ports import pb_span, pb_table
 
@@ -592,8 +592,26 @@ def test_exporter_style_relay_deviations() -> None:
     assert relay_problems(normalizer(), d) == []
 
 
-_TAG_KEYS = st.sampled_from(["environment", "release", "ok", "bad key!", "k ey", "tg", "user", "x" * 201])
-_TAG_VALUES = st.sampled_from(["", " x ", "qa", "bad env/", "prod\n", "v" * 201, "\x00tg6\x00", "ok", "é"])
+_TAG_KEYS = st.sampled_from(
+    ["environment", "release", "ok", "bad key!", "k ey", "tg", "user", "x" * 201, "y" * 200, "dist", "distx"]
+)
+_TAG_VALUES = st.sampled_from(
+    [
+        "",
+        " x ",
+        "qa",
+        "bad env/",
+        "prod\n",
+        "v" * 201,
+        "w" * 200,
+        "\x00tg6\x00",
+        "ok",
+        "é",
+        "a b",
+        'q"',
+        "t\t",
+    ]
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -603,13 +621,14 @@ _TAG_VALUES = st.sampled_from(["", " x ", "qa", "bad env/", "prod\n", "v" * 201,
     op=st.sampled_from(["", "http.server"]),
     parent=st.booleans(),
     environment=st.sampled_from(["", "prod"]),
+    ordered=st.booleans(),
 )
 def test_header_templates_match_transaction_header(
-    tags: dict[str, str], desc: str, op: str, parent: bool, environment: str
+    tags: dict[str, str], desc: str, op: str, parent: bool, environment: str, ordered: bool
 ) -> None:
     """The exporter-style header filled from a template is byte for byte ``transaction_header``'s, with
-    the same notes, whatever Relay does to the tags; an item that could hold a stand-in's text is left to
-    the caller."""
+    the same notes, whatever Relay does to the tags (tags it keeps as they are are not parsed: in any
+    order); an item that could hold a stand-in's text is left to the caller."""
     from tracegroup.sentry.build import HeaderTemplates
     from tracegroup.sentry.events import TxName, dumps, transaction_header
 
@@ -621,7 +640,7 @@ def test_header_templates_match_transaction_header(
     if desc:
         item["description"] = desc
     item["status"] = "ok"
-    item["tags"] = dict(sorted(tags.items()))
+    item["tags"] = dict(sorted(tags.items()) if ordered else tags.items())
     item["start_timestamp"], item["timestamp"] = "2026-01-01T00:00:00.5Z", "2026-01-01T00:00:01Z"
     templates = HeaderTemplates(environment)
     want, notes = transaction_header(item, "exporter", "12" * 16, TxName(desc), environment)
@@ -632,6 +651,35 @@ def test_header_templates_match_transaction_header(
         else:
             assert got == (dumps(want), notes)
     assert templates.header(dumps({**item, "links": [{"trace_id": "ab" * 16}]}), "12" * 16) is None
+
+
+_CLEANISH_KEYS = st.text(alphabet="ab:_-. !\né", max_size=3) | st.sampled_from(
+    ["release", "dist", "user", "filename", "function", "environment", "users", "x" * 200, "x" * 201]
+)
+_CLEANISH_VALUES = st.text(alphabet='ab .\t\n"\\é~!', max_size=4) | st.sampled_from(
+    ["v" * 199, "v" * 200, "v" * 201, " v", "v ", "v" * 199 + " ", "a  b"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(tags=st.dictionaries(_CLEANISH_KEYS, _CLEANISH_VALUES, max_size=5), ordered=st.booleans())
+@example(tags={"b": "x", "a": "y"}, ordered=False)
+def test_clean_tags_are_what_relay_keeps_as_they_are(tags: dict[str, str], ordered: bool) -> None:
+    """Tags taken as they are without parsing (:func:`clean_tags`) are exactly the ones Relay keeps
+    unchanged, in order, with no note and no environment; and plain ones (ASCII, nothing escaped) are
+    all recognised."""
+    from tracegroup.sentry.build import clean_tags
+    from tracegroup.sentry.convert import relay_event_tags
+    from tracegroup.sentry.events import dumps
+
+    items = sorted(tags.items()) if ordered else list(tags.items())
+    raw = dumps(dict(items))
+    kept, notes, env = relay_event_tags(dict(items))
+    unchanged = list(kept.items()) == items and not notes and not env
+    if clean_tags(raw):
+        assert unchanged
+    elif unchanged and raw.isascii() and b"\\" not in raw:
+        raise AssertionError(f"{raw!r}: Relay keeps them as they are")
 
 
 def test_header_templates_remember_middles_within_bounds(monkeypatch: pytest.MonkeyPatch) -> None:

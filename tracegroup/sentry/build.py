@@ -39,6 +39,7 @@ from tracegroup.redact import Policy
 from tracegroup.routes import Route
 from tracegroup.sentry.convert import (
     EXPORTER_SDK,
+    RESERVED_TAG_KEYS,
     ResourceInfo,
     go_times,
     iso_times,
@@ -349,6 +350,24 @@ _SPLICE = len(b',"spans":[]')
 TX_CHUNK = 1 << 12
 
 
+#: One tag Relay keeps as it is: a key of its characters but the space, neither reserved nor ``environment``,
+#: and a value of printable ASCII that needs no escape, without leading or trailing space (Relay strips
+#: them), both of 1 to 200 characters (:func:`tracegroup.sentry.convert.relay_event_tags`).
+_KEPT_TAG = rb'"(?!(?:%s)")[A-Za-z0-9_.:-]{1,200}":"[!#-\[\]-~](?:[ !#-\[\]-~]{0,198}[!#-\[\]-~])?"' % (
+    "|".join(sorted(RESERVED_TAG_KEYS | {"environment"})).encode("ascii")
+)
+_KEPT_TAGS = re.compile(rb"\{(?:%s(?:,%s)*)?\}" % (_KEPT_TAG, _KEPT_TAG))
+
+
+def clean_tags(raw: bytes) -> bool:
+    """Whether Relay keeps the tags of ``raw`` (a JSON object of strings, as ``dumps`` writes it) exactly as
+    they are, in that order (sorted keys): then they need no parsing."""
+    if not _KEPT_TAGS.fullmatch(raw):
+        return False
+    keys = [pair.split(b'":"', 1)[0] for pair in raw[2:-2].split(b'","')]  # values hold no quote
+    return all(a < b for a, b in zip(keys, keys[1:], strict=False))
+
+
 class HeaderTemplates:
     """Exporter-style transaction headers without parsing the root's item back: besides its ids, times,
     event id and tags, the header of a root depends only on the members before its tags (op,
@@ -394,15 +413,23 @@ class HeaderTemplates:
 
     def middle(self, mid: bytes, parent: bool) -> _Filled | None:
         """What an item's members between its ids and times give its header: the template, the tags'
-        JSON as Relay keeps them, the notes (None: no template)."""
+        JSON as Relay keeps them, the notes (None: no template). Tags Relay keeps as they are
+        (:func:`clean_tags`) are not parsed."""
         k = mid.rfind(b'"tags":{')  # the last member of an exporter middle
         if k < 0:
             return None
         pre, tags_json = mid[:k], memoryview(mid)[k + 7 :]  # the tags: the middle's own bytes
-        tags = json.loads(bytes(tags_json))
-        kept, notes, env_tag = relay_event_tags(tags)
-        env = self.environment or (env_tag if valid_environment(env_tag) else "")
-        key = (pre, parent, env, bool(kept))
+        raw = bytes(tags_json)
+        notes: list[str] = []
+        if clean_tags(raw):
+            kept, env = raw != b"{}", self.environment
+        else:
+            tags = json.loads(raw)
+            kept_tags, notes, env_tag = relay_event_tags(tags)
+            kept, env = bool(kept_tags), self.environment or (env_tag if valid_environment(env_tag) else "")
+            if kept_tags and list(kept_tags.items()) != list(tags.items()):
+                tags_json = memoryview(dumps(kept_tags))
+        key = (pre, parent, env, kept)
         try:
             t = self.memo[key]
         except KeyError:
@@ -412,8 +439,6 @@ class HeaderTemplates:
             self.memo[key] = t
         if t is None:
             return None
-        if kept and list(kept.items()) != list(tags.items()):
-            tags_json = memoryview(dumps(kept))
         return t[0], t[1], tags_json, tuple(notes)
 
     def template(
