@@ -120,19 +120,23 @@ _NO_HEADERS: dict[str, Any] = {}  # shared by the records that keep no headers: 
 #: Reason codes of :class:`Records` ("" = written).
 _REASONS = ["", *NOT_WRITTEN]
 _KINDS = ("transaction", "error")
+_WIDTH = 9  # integers per record in Records.cols
 
 
 class Records(Sequence[EmittedEvent]):
-    """The records of a run as compact columns — per record its kind, owner row (service, trace, route),
-    span row (its ``root_span_id``), rows (a transaction of the plan, that span alone, or a list), part,
-    parts, reason and event id — and an :class:`EmittedEvent` built on access, so memory per record is
-    ~70 bytes, not ~1 KB of objects. Payloads and headers are kept only for runs that do not stream them;
-    ``order`` maps output positions to records."""
+    """The records of a run as compact columns — per record its kind, owner row, span row, rows (a
+    transaction of the plan, that span alone, or a list), part, parts, reason, the owner's service and trace
+    codes, its span id (``root_span_id``) and event id — and an :class:`EmittedEvent` built on access, so
+    memory per record is ~100 bytes, not ~1 KB of objects. Payloads and headers are kept only for runs
+    that do not stream them; ``order`` maps output positions to records."""
 
     def __init__(self, plan: Plan, span_id: np.ndarray, keep_payloads: bool) -> None:
         self.plan, self.span_id, self.keep = plan, span_id, keep_payloads
-        self.cols = array("q")  # kind, owner, span row, rows ref, part, parts, reason code
+        self.cols = array(
+            "q"
+        )  # _WIDTH each: kind, owner, span row, rows ref, part, parts, reason, service, trace
         self.eids = bytearray()
+        self.sids = bytearray()  # the span ids, 8 bytes each
         self.lists: list[np.ndarray] = []  # rows ref -2 - j: rows of pieces
         self.notes: dict[int, list[str]] = {}
         self.payloads: dict[int, tuple[bytes, dict[str, Any]]] = {}
@@ -153,12 +157,15 @@ class Records(Sequence[EmittedEvent]):
         headers: dict[str, Any],
     ) -> None:
         """One record; ``rows``: transaction ``k`` of the plan, -1 for the span row alone, or the rows."""
-        k = len(self.cols) // 7
+        k = len(self.cols) // _WIDTH
         if not isinstance(rows, int):
             self.lists.append(rows)
             rows = -1 - len(self.lists)
-        self.cols.extend((_KINDS.index(kind), owner, span_row, rows, part, parts, _REASONS.index(reason)))
+        p, code = self.plan, _REASONS.index(reason)
+        svc, tr = int(p.svc[owner]), int(p.tr[owner])
+        self.cols.extend((_KINDS.index(kind), owner, span_row, rows, part, parts, code, svc, tr))
         self.eids += bytes.fromhex(eid)
+        self.sids += int(self.span_id[span_row]).to_bytes(8, "big")
         if notes:
             self.notes[k] = notes
         if self.keep and not reason:
@@ -182,17 +189,17 @@ class Records(Sequence[EmittedEvent]):
     def event(self, k: int) -> EmittedEvent:
         """Record ``k`` in insertion order."""
         p = self.plan
-        kind, owner, span_row, ref, part, parts, code = self.cols[7 * k : 7 * k + 7]
+        kind, owner, span_row, ref, part, parts, code, svc, tr = self.cols[_WIDTH * k : _WIDTH * k + _WIDTH]
         rows = p.tx.rows(ref) if ref >= 0 else self.lists[-2 - ref] if ref < -1 else np.array([span_row])
         reason = _REASONS[code]
-        rt = p.route(owner)
+        rt = p.routing.svc_route[svc]
         payload, headers = self.payloads.get(k, (b"", _NO_HEADERS))
         return EmittedEvent(
             _KINDS[kind],
             self.eids[16 * k : 16 * k + 16].hex(),
-            p.services[int(p.svc[owner])],
-            p.trace_hex[int(p.tr[owner])],
-            span_hex(self.span_id[span_row]),
+            p.services[svc],
+            p.trace_hex[tr],
+            self.sids[8 * k : 8 * k + 8].hex(),
             len(rows) if kind == 0 else 0,
             rt.name if rt else "",
             rt.dsn if rt and not reason else "",
@@ -775,7 +782,7 @@ class Builder:
         self.out.add(kind, eid, owner, span_row, rows, reason, notes or [], part, parts, payload, headers)
         self.keys.extend(key)
         if not reason and self.on_written is not None:
-            ev = self.out.event(len(self.out.cols) // 7 - 1)
+            ev = self.out.event(len(self.out.cols) // _WIDTH - 1)
             ev.payload, ev.headers = payload, headers
             ev.head = self.head(headers, int(self.plan.tr[owner]), rt)
             self.on_written(ev)
