@@ -614,7 +614,7 @@ def convert_spans(table: SpanTable, plan: Plan, convert: Converter, want_errors:
                     if not len(evs) and not got.links:
                         enc.remember(ctx, keys[j], got)
                 sel = range(k) if all(need_s) else [j for j in range(k) if need_s[j] or j in parsed]
-                extra = renamer or names or any(f is not None and f.nested is not None for f in hits)
+                extra = renamer or names  # (only sentry style names nested routes)
                 if not extra and len(sel) == k and None not in hits:  # every span, nothing more: at C speed
                     j1 = j0 + k
                     mids, links = map(_MID, hits), map(_LINKS, hits)
