@@ -241,7 +241,8 @@ class SpanStore:
         ends = np.cumsum(lens) + self.pos
         self.off[r], self.len[r] = ends - lens, lens
         self.pos = int(ends[-1])
-        self.file.write((",".join(items) + ",").encode("ascii"))
+        items.append("")  # the comma after the last item
+        self.file.write(",".join(items).encode("ascii"))
 
     def flush(self) -> None:
         self.file.flush()
