@@ -132,9 +132,8 @@ class Records(Sequence[EmittedEvent]):
 
     def __init__(self, plan: Plan, span_id: np.ndarray, keep_payloads: bool) -> None:
         self.plan, self.span_id, self.keep = plan, span_id, keep_payloads
-        self.cols = array(
-            "q"
-        )  # _WIDTH each: kind, owner, span row, rows ref, part, parts, reason, service, trace
+        # _WIDTH integers a record: kind, owner, span row, rows ref, part, parts, reason, service, trace
+        self.cols = array("q")
         self.eids = bytearray()
         self.sids = bytearray()  # the span ids, 8 bytes each
         self.lists: list[np.ndarray] = []  # rows ref -2 - j: rows of pieces
@@ -218,8 +217,9 @@ class SpanStore:
     an unnamed temporary file a batch at a time, each item followed by a comma, the items of one batch
     grouped by ``group`` (the transaction of each row; rows in input order within a group), read back
     with ``os.pread``; only two int64 columns (offset, length) per span stay in memory. A span never
-    stored reads as ``b""``. :meth:`read` gives a transaction's items comma-separated with one read per
-    run of items stored one after the other (about one per batch the transaction has spans in)."""
+    stored reads as ``b""``. :meth:`runs` finds, for many transactions at once, the runs of items stored
+    one after the other that hold each one's items (about one per batch it has spans in), and :meth:`read`
+    reads them, comma-separated, one read per run."""
 
     def __init__(self, n: int, group: np.ndarray) -> None:
         self.file = tempfile.TemporaryFile(prefix="tracegroup-emit-")  # noqa: SIM115 - closed by close()
@@ -835,8 +835,9 @@ class Builder:
             self.record((*key, 0, 0), "transaction", eid, r, r, k, reason=reason)
             return
         root_item = store.get(r)
-        spans = store.read(runs) if room >= 0 else []
-        if room >= 0:
+        spans: list[bytes] = []
+        if room >= 0:  # its spans may fit in one item
+            spans = store.read(runs)
             fast = self.templates.header(root_item, eid) if self.templates is not None else None
             if fast is not None and len(fast[0]) <= room:
                 payload = splice(fast[0], spans, b"")
@@ -851,10 +852,11 @@ class Builder:
             payload = splice(hb, spans, b"")
             self.record((*key, 1, 0), "transaction", eid, r, r, k, payload=payload, notes=hnotes)
             return
+        rows_k = p.tx.rows(k)
         self.split(
             key,
             r,
-            p.tx.rows(k)[p.tx.rows(k) != r].tolist(),
+            rows_k[rows_k != r].tolist(),
             _Pieces(store, r, item, hb, self.style, name, self.environment, eid, root_hex),
         )
 
