@@ -693,7 +693,7 @@ class Builder:
         self.keys = array("q")  # the output-order key of each record, five integers each
         self.sdk = dict(EXPORTER_SDK) if self.style == "exporter" else sentry_sdk_info()
         self.dsc: dict[int, dict[str, str]] = {}
-        self.heads: dict[tuple[int, str | None], bytes] = {}  # (trace, route) -> headers but the event id
+        self.heads: dict[tuple[int, str | None], bytes] = {}  # (trace, DSN) -> headers but the event id
         self.templates = HeaderTemplates(environment) if self.style == "exporter" else None
         tx, lens = plan.tx, spans.store.len
         self.stored = (
@@ -785,13 +785,13 @@ class Builder:
         if not reason and self.on_written is not None:
             ev = self.out.event(len(self.out.cols) // _WIDTH - 1)
             ev.payload, ev.headers = payload, headers
-            ev.head = self.head(headers, int(self.plan.tr[owner]), rt)
+            ev.head = self.head(headers, int(self.plan.tr[owner]))
             self.on_written(ev)
 
-    def head(self, headers: dict[str, Any], t: int, rt: Route | None) -> bytes:
-        """``dumps(headers)`` of an event of trace ``t`` routed by ``rt``: all but the event id is the same
-        for the events of one trace and route, so serialized once for them."""
-        key = (t, rt.name if rt is not None else None)
+    def head(self, headers: dict[str, Any], t: int) -> bytes:
+        """``dumps(headers)`` of an event of trace ``t``: all but the event id is the same for the events of
+        one trace and DSN, so serialized once for them."""
+        key = (t, headers.get("dsn"))
         rest = self.heads.get(key)
         if rest is None:
             if len(self.heads) >= 64:  # events come trace by trace
