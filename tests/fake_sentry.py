@@ -10,7 +10,9 @@ the protobuf and keeps every span's flags. ``script[project]`` lists answers to 
 HTTP), ``"bad-header"`` (a 200 whose header block is broken), ``"drop"`` (close without answering),
 ``"hang"`` (never answer, until the server stops), ``"trickle"`` (a 200 sent one byte every
 ``trickle_every`` seconds), ``"accept-then-drop"`` (keep the event, then close without answering).
-Every POST is counted in ``posts`` by item (an envelope's event id, else the sha256 of the body);
+Every POST is counted in ``posts`` by item (an envelope's event id, else the sha256 of the body), but
+one whose body is cut short by its client going away (killed between sending the headers and the body),
+which Relay never receives either;
 ``delay`` seconds pass before each answer. Start it with :func:`fake_sentry` (a threaded server on
 127.0.0.1 stopped on exit).
 """
@@ -123,7 +125,11 @@ def _handler(fake: FakeSentry) -> type[BaseHTTPRequestHandler]:
                     fake.active -= 1
 
         def post(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            length = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(length)
+            if len(body) < length:  # the client went away mid-body (killed): nothing arrived, as for Relay
+                self.close_connection = True
+                return
             m = re.fullmatch(r"/api/(\d+)/(envelope/|integration/otlp/v1/traces)", self.path)
             item = _item(body)
             if fake.delay:

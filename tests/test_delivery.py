@@ -213,6 +213,25 @@ def run_sender(root: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def test_fake_sentry_does_not_count_a_body_cut_short() -> None:
+    """A sender killed between a request's headers and its body (http.client sends them apart above
+    2,920 bytes) leaves a request that never arrived: the fake, like Relay, neither counts nor accepts it."""
+    import socket
+
+    with fake_sentry(KEYS) as fake:
+        head = (
+            "POST /api/11/envelope/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4000\r\n"
+            "X-Sentry-Auth: Sentry sentry_key=k11\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", fake.port), timeout=5) as conn:
+            conn.sendall(head.encode("ascii") + b'{"event_id":"')
+        deadline = time.monotonic() + 5
+        while fake.active and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert fake.posts == {} and fake.accepted == {} and fake.hits == 0
+
+
 @pytest.mark.parametrize(
     ("sig", "seed"), [(signal.SIGKILL, 1), (signal.SIGKILL, 2), (signal.SIGTERM, 3), (signal.SIGINT, 4)]
 )
